@@ -1,0 +1,193 @@
+//! The `ControlPlane` kind: one hosted control plane, cluster-scoped, named `<cp>`, whose
+//! objects live in namespace `<cp>-system`.
+
+use std::collections::BTreeMap;
+
+use kube_derive::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a hosted control plane. Every field KubeFlex defines keeps its name, type and
+/// default; `kubernetesVersion` is kflex's additive field.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "tenancy.kflex.kubestellar.org",
+    version = "v1alpha1",
+    kind = "ControlPlane",
+    plural = "controlplanes",
+    singular = "controlplane",
+    shortname = "cp",
+    shortname = "cps",
+    status = "ControlPlaneStatus",
+    printcolumn = r#"{"name":"SYNCED","type":"string","jsonPath":".status.conditions[?(@.type=='Synced')].status"}"#,
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type=='Ready')].status"}"#,
+    printcolumn = r#"{"name":"TYPE","type":"string","jsonPath":".spec.type"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq"
+)]
+#[x_kube(
+    crates(kube_core = "::kube_core"),
+    validation = Rule::new("self.type != 'external' || has(self.bootstrapSecretRef)")
+        .message("spec.bootstrapSecretRef is required for type external")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneSpec {
+    /// The kind of control plane. Immutable: changing it would orphan every object of the old type.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.type is immutable"))]
+    #[serde(rename = "type")]
+    pub type_: ControlPlaneType,
+
+    /// Accepted for KubeFlex compatibility; every k8s control plane uses the shared Postgres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendDbType>,
+
+    /// For type `external`: the Secret holding the kubeconfig of the cluster to adopt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_secret_ref: Option<BootstrapSecretReference>,
+
+    /// For type `external`: lifetime of the token minted on the adopted cluster.
+    #[serde(
+        default = "default_token_expiration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(default = "default_token_expiration", range(min = 600))]
+    pub token_expiration_seconds: Option<i64>,
+
+    /// Deprecated: a single hook. Prefer `postCreateHooks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_create_hook: Option<String>,
+
+    /// Deprecated: variables for `postCreateHook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_create_hook_vars: Option<BTreeMap<String, String>>,
+
+    /// Hooks to apply, in order; the first occurrence of a name wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_create_hooks: Option<Vec<PostCreateHookUse>>,
+
+    /// Variables shared by every hook of this control plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_vars: Option<BTreeMap<String, String>>,
+
+    /// When true, Ready also requires every hook's objects to be ready.
+    #[serde(default = "default_false", skip_serializing_if = "Option::is_none")]
+    #[schemars(default = "default_false")]
+    pub wait_for_post_create_hooks: Option<bool>,
+
+    /// kflex: Kubernetes version of this control plane (e.g. `v1.34.3`); defaults to the
+    /// `kubernetesVersion` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^v1\.[0-9]+\.[0-9]+$"))]
+    pub kubernetes_version: Option<String>,
+}
+
+fn default_token_expiration() -> Option<i64> {
+    Some(31_536_000)
+}
+
+fn default_false() -> Option<bool> {
+    Some(false)
+}
+
+/// The control-plane types. `ocm` stays in the enum so existing objects remain readable; the
+/// renderer refuses it with a migration hint.
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlPlaneType {
+    K8s,
+    Ocm,
+    Vcluster,
+    Host,
+    External,
+    K3s,
+}
+
+impl ControlPlaneType {
+    /// The value as written in `spec.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::K8s => "k8s",
+            Self::Ocm => "ocm",
+            Self::Vcluster => "vcluster",
+            Self::Host => "host",
+            Self::External => "external",
+            Self::K3s => "k3s",
+        }
+    }
+}
+
+impl std::fmt::Display for ControlPlaneType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// KubeFlex's backend enum; no behaviour depends on it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendDbType {
+    Shared,
+    Dedicated,
+}
+
+/// Where the kubeconfig of an adopted cluster is stored.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapSecretReference {
+    pub name: String,
+    pub namespace: String,
+    pub in_cluster_key: String,
+}
+
+/// One use of a PostCreateHook, with its own variables.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostCreateHookUse {
+    pub hook_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vars: Option<BTreeMap<String, String>>,
+}
+
+/// Observed state, as KubeFlex writes it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneStatus {
+    pub conditions: Vec<ControlPlaneCondition>,
+    pub observed_generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_create_hooks: Option<BTreeMap<String, bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_create_hook_completed: Option<bool>,
+}
+
+/// A `Ready` or `Synced` condition.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub last_update_time: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub last_transition_time: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The kubeconfig Secret of a control plane: `key` for use outside the hosting cluster,
+/// `inClusterKey` for use inside it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretReference {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub key: String,
+    pub in_cluster_key: String,
+}

@@ -1,0 +1,26 @@
+//! The kflex API: `ControlPlane` and `PostCreateHook` in group `tenancy.kflex.kubestellar.org`,
+//! wire-compatible with KubeFlex, plus the validation KubeFlex lacks.
+//!
+//! This module owns the Rust types, the CRDs generated from them and the checks a control plane
+//! must pass before anything is rendered. It does no I/O.
+
+mod controlplane;
+mod crd;
+mod postcreatehook;
+mod validate;
+
+pub use controlplane::{
+    BackendDbType, BootstrapSecretReference, ControlPlane, ControlPlaneCondition, ControlPlaneSpec,
+    ControlPlaneStatus, ControlPlaneType, PostCreateHookUse, SecretReference,
+};
+pub use crd::{CrdError, crds};
+pub use postcreatehook::{DefaultVar, PostCreateHook, PostCreateHookSpec, PostCreateHookStatus};
+
+/// The API group of every kflex kind (KubeFlex's group, unchanged).
+pub const GROUP: &str = "tenancy.kflex.kubestellar.org";
+/// The only served and stored version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of ControlPlane and PostCreateHook objects.
+pub const API_VERSION: &str = "tenancy.kflex.kubestellar.org/v1alpha1";
+pub(crate) use validate::is_kubernetes_version;
+pub use validate::{MAX_CONTROL_PLANE_NAME_LEN, ValidationError, validate_control_plane};

@@ -1,0 +1,208 @@
+//! Canonical output: YAML 1.1-safe block YAML (serde-saphyr quotes every string a YAML 1.1
+//! reader would misread), keys sorted except `apiVersion`, `kind`, `metadata` first; or a JSON
+//! `v1/List`; or one file per object with a stable name.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use super::Manifest;
+
+/// Output could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error("failed to write {object} (from {source_name}) as YAML")]
+    Yaml {
+        object: String,
+        source_name: String,
+        #[source]
+        source: serde_saphyr::ser::Error,
+    },
+    #[error("failed to write the object list as JSON")]
+    Json(#[source] serde_json::Error),
+}
+
+/// The top-level fields that lead every object, in this order; the rest follow sorted.
+const LEADING_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+/// One object, leading fields first. Nested mappings are serde_json's sorted maps.
+struct Canonical<'a>(&'a Map<String, Value>);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for field in LEADING_FIELDS {
+            if let Some(value) = self.0.get(field) {
+                map.serialize_entry(field, value)?;
+            }
+        }
+        for (key, value) in self.0 {
+            if !LEADING_FIELDS.contains(&key.as_str()) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+fn yaml_options() -> serde_saphyr::SerializerOptions {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    // Long one-line strings (flags, URLs) stay on one line: folding them hurts review.
+    options.folded_wrap_chars = usize::MAX;
+    options
+}
+
+/// A multi-document YAML stream; each document is preceded by `---` and a `# Source:` comment
+/// naming its template or hook.
+pub fn to_yaml_stream(manifests: &[Manifest]) -> Result<String, EmitError> {
+    let mut out = String::with_capacity(manifests.len() * 1024);
+    for manifest in manifests {
+        out.push_str("---\n# Source: ");
+        out.push_str(manifest.source());
+        out.push('\n');
+        serde_saphyr::to_fmt_writer_with_options(
+            &mut out,
+            &Canonical(manifest.object()),
+            yaml_options(),
+        )
+        .map_err(|source| EmitError::Yaml {
+            object: manifest.key().to_string(),
+            source_name: manifest.source().to_owned(),
+            source,
+        })?;
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// A `v1/List` holding the objects in order, pretty-printed, ending in a newline.
+pub fn to_json_list(manifests: &[Manifest]) -> Result<String, EmitError> {
+    struct Items<'a>(&'a [Manifest]);
+    impl Serialize for Items<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.iter().map(|m| Canonical(m.object())))
+        }
+    }
+    struct List<'a>(&'a [Manifest]);
+    impl Serialize for List<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(3))?;
+            map.serialize_entry("apiVersion", "v1")?;
+            map.serialize_entry("kind", "List")?;
+            map.serialize_entry("items", &Items(self.0))?;
+            map.end()
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&List(manifests)).map_err(EmitError::Json)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// A stable file name for one object: `<kind>[.<group>]_[<namespace>_]<name>.yaml`, lower case.
+/// Object names never contain `_`, so names cannot collide.
+pub fn file_name(manifest: &Manifest) -> String {
+    let mut name = manifest.kind().to_ascii_lowercase();
+    if !manifest.group().is_empty() {
+        name.push('.');
+        name.push_str(manifest.group());
+    }
+    if let Some(namespace) = manifest.namespace() {
+        name.push('_');
+        name.push_str(namespace);
+    }
+    name.push('_');
+    name.push_str(manifest.name());
+    name.push_str(".yaml");
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config_map(data: Value) -> Manifest {
+        Manifest::new(
+            "test.yaml",
+            json!({"data": data, "metadata": {"name": "x", "namespace": "ns"}, "kind": "ConfigMap", "apiVersion": "v1"}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn leading_fields_first_then_sorted() {
+        let yaml = to_yaml_stream(&[config_map(json!({"b": "1", "a": "2"}))]).unwrap();
+        assert_eq!(
+            yaml,
+            "---\n# Source: test.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: ns\ndata:\n  a: \"2\"\n  b: \"1\"\n"
+        );
+    }
+
+    #[test]
+    fn yaml_1_1_ambiguities_are_quoted_and_read_back_as_strings() {
+        let data = json!({
+            "no": "no", "on": "on", "y": "y", "date": "2024-01-01", "octal": "012",
+            "float": "1e3", "null": "null", "tilde": "~", "colon": "a: b", "hash": "a #b",
+            "braces": "{{.X}}", "dashes": "---", "multi": "line 1\nline 2\n", "empty": "",
+            "long": "x ".repeat(80),
+        });
+        let yaml = to_yaml_stream(&[config_map(data.clone())]).unwrap();
+        for line in [
+            "\"no\": \"no\"",
+            "\"on\": \"on\"",
+            "date: \"2024-01-01\"",
+            "octal: \"012\"",
+        ] {
+            assert!(yaml.contains(line), "{line} missing in\n{yaml}");
+        }
+        let back: Value = serde_saphyr::from_str(yaml.split_once("\n").unwrap().1).unwrap();
+        assert_eq!(back["data"], data);
+    }
+
+    #[test]
+    fn long_single_line_strings_are_not_folded() {
+        let long = "--flag=".to_owned() + "value ".repeat(30).trim_end();
+        let yaml = to_yaml_stream(&[config_map(json!({"arg": long.clone()}))]).unwrap();
+        assert!(
+            yaml.lines()
+                .any(|line| line.trim_start().starts_with("arg: --flag=value")),
+            "{yaml}"
+        );
+    }
+
+    #[test]
+    fn json_list_keeps_order_and_leading_fields() {
+        let text = to_json_list(&[config_map(json!({})), config_map(json!({"k": "v"}))]).unwrap();
+        let list: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"][1]["data"]["k"], "v");
+        assert!(text.starts_with("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\""));
+        let first_item = &text[text.find("\"items\"").unwrap()..];
+        assert!(first_item.find("apiVersion").unwrap() < first_item.find("data").unwrap());
+    }
+
+    #[test]
+    fn file_names_are_stable_and_distinct() {
+        let cm = config_map(json!({}));
+        assert_eq!(file_name(&cm), "configmap_ns_x.yaml");
+        let crb = Manifest::new(
+            "t",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "a-b"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            file_name(&crb),
+            "clusterrole.rbac.authorization.k8s.io_a-b.yaml"
+        );
+    }
+
+    #[test]
+    fn serde_json_maps_are_sorted_in_this_build() {
+        // Canonical output relies on it; `preserve_order` anywhere in the build would break it.
+        let map: Map<String, Value> = [("b".to_owned(), json!(1)), ("a".to_owned(), json!(2))]
+            .into_iter()
+            .collect();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+}

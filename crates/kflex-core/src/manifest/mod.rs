@@ -1,0 +1,287 @@
+//! Rendered objects and their canonical form.
+//!
+//! A [`Manifest`] is one Kubernetes object plus the template or hook it came from. This module
+//! owns what every rendered object must have (apiVersion, kind, metadata.name), how objects are
+//! identified, the install order, and the canonical YAML/JSON emitted for them.
+
+mod emit;
+mod order;
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+pub use emit::{EmitError, file_name, to_json_list, to_yaml_stream};
+pub use order::{install_rank, sort_for_install};
+
+/// One rendered Kubernetes object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Manifest {
+    source: String,
+    object: Map<String, Value>,
+}
+
+/// Identity of an object in a cluster: group, kind, namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// A document is not a Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ShapeError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Manifest {
+    /// Wraps `object`, checking that it has the fields every object needs.
+    pub fn new(source: impl Into<String>, object: Value) -> Result<Self, ShapeError> {
+        let Value::Object(object) = object else {
+            return Err(ShapeError {
+                field: "(document)",
+                reason: format!("must be a mapping, got {}", type_name(&object)),
+            });
+        };
+        for field in ["apiVersion", "kind"] {
+            match object.get(field) {
+                Some(Value::String(text)) if !text.is_empty() => {}
+                Some(other) => {
+                    return Err(ShapeError {
+                        field: if field == "kind" {
+                            "kind"
+                        } else {
+                            "apiVersion"
+                        },
+                        reason: format!("must be a non-empty string, got {}", type_name(other)),
+                    });
+                }
+                None => {
+                    return Err(ShapeError {
+                        field: if field == "kind" {
+                            "kind"
+                        } else {
+                            "apiVersion"
+                        },
+                        reason: "is required".to_owned(),
+                    });
+                }
+            }
+        }
+        let metadata = object.get("metadata").and_then(Value::as_object);
+        match metadata.and_then(|m| m.get("name")) {
+            Some(Value::String(name)) if !name.is_empty() => {}
+            _ if metadata.is_some_and(|m| m.contains_key("generateName")) => {
+                return Err(ShapeError {
+                    field: "metadata.generateName",
+                    reason: "is not supported: applied objects need a fixed metadata.name"
+                        .to_owned(),
+                });
+            }
+            _ => {
+                return Err(ShapeError {
+                    field: "metadata.name",
+                    reason: "is required and must be a non-empty string".to_owned(),
+                });
+            }
+        }
+        if let Some(namespace) = metadata.and_then(|m| m.get("namespace"))
+            && !namespace.is_string()
+        {
+            return Err(ShapeError {
+                field: "metadata.namespace",
+                reason: format!("must be a string, got {}", type_name(namespace)),
+            });
+        }
+        Ok(Self {
+            source: source.into(),
+            object,
+        })
+    }
+
+    /// The template or hook this object was rendered from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn object(&self) -> &Map<String, Value> {
+        &self.object
+    }
+
+    pub fn object_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.object
+    }
+
+    pub fn into_object(self) -> Map<String, Value> {
+        self.object
+    }
+
+    pub fn api_version(&self) -> &str {
+        self.str_field("apiVersion")
+    }
+
+    pub fn kind(&self) -> &str {
+        self.str_field("kind")
+    }
+
+    /// The API group: the part of apiVersion before `/`, empty for the core group.
+    pub fn group(&self) -> &str {
+        self.api_version()
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    pub fn name(&self) -> &str {
+        self.metadata()
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.metadata()
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+    }
+
+    pub fn set_namespace(&mut self, namespace: &str) {
+        self.metadata_mut()
+            .insert("namespace".to_owned(), Value::from(namespace));
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            group: self.group().to_owned(),
+            kind: self.kind().to_owned(),
+            namespace: self.namespace().map(str::to_owned),
+            name: self.name().to_owned(),
+        }
+    }
+
+    /// `metadata.labels`, created if absent.
+    pub fn labels_mut(&mut self) -> &mut Map<String, Value> {
+        submap(self.metadata_mut(), "labels")
+    }
+
+    /// `metadata.annotations`, created if absent.
+    pub fn annotations_mut(&mut self) -> &mut Map<String, Value> {
+        submap(self.metadata_mut(), "annotations")
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.metadata()
+            .and_then(|m| m.get("labels"))
+            .and_then(|labels| labels.get(key))
+            .and_then(Value::as_str)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata()
+            .and_then(|m| m.get("annotations"))
+            .and_then(|annotations| annotations.get(key))
+            .and_then(Value::as_str)
+    }
+
+    fn str_field(&self, field: &str) -> &str {
+        self.object
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    fn metadata(&self) -> Option<&Map<String, Value>> {
+        self.object.get("metadata").and_then(Value::as_object)
+    }
+
+    fn metadata_mut(&mut self) -> &mut Map<String, Value> {
+        submap(&mut self.object, "metadata")
+    }
+}
+
+/// `map[key]` as a mapping, replacing a missing or null value by an empty mapping.
+pub(crate) fn submap<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let slot = map
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(inner) => inner,
+        _ => unreachable!("the slot was just made a mapping"),
+    }
+}
+
+pub(crate) fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_need_api_version_kind_and_name() {
+        let ok = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}});
+        let manifest = Manifest::new("t", ok).unwrap();
+        assert_eq!(manifest.group(), "apps");
+        assert_eq!(manifest.key().to_string(), "Deployment x");
+        for (doc, field) in [
+            (
+                json!({"kind": "X", "metadata": {"name": "x"}}),
+                "apiVersion",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": 3, "metadata": {"name": "x"}}),
+                "kind",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "X", "metadata": {}}),
+                "metadata.name",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "X", "metadata": {"generateName": "x-"}}),
+                "metadata.generateName",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x", "namespace": 1}}),
+                "metadata.namespace",
+            ),
+            (json!(["a"]), "(document)"),
+        ] {
+            assert_eq!(Manifest::new("t", doc).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn labels_and_annotations_are_created_on_demand() {
+        let mut m = Manifest::new("t", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labels": null}})).unwrap();
+        m.labels_mut().insert("a".into(), json!("b"));
+        m.annotations_mut().insert("c".into(), json!("d"));
+        m.set_namespace("ns");
+        assert_eq!(m.label("a"), Some("b"));
+        assert_eq!(m.annotation("c"), Some("d"));
+        assert_eq!(m.key().to_string(), "ConfigMap ns/x");
+    }
+}

@@ -1,0 +1,576 @@
+//! Layered settings: flat dotted keys (`images.kine.tag`), each value tagged with where it came
+//! from, merged in order over the defaults. String values (from `--set`, the environment or a
+//! ConfigMap) are typed by the key they set.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::Settings;
+
+/// Where a setting's value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingSource {
+    Default,
+    /// A values file, by path.
+    File(String),
+    /// An environment variable, by name.
+    Env(String),
+    /// A `--set key=value` argument.
+    Set,
+    /// A dedicated command-line flag, by name.
+    Flag(String),
+    /// A ConfigMap, as `namespace/name`.
+    ConfigMap(String),
+}
+
+impl fmt::Display for SettingSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("the default"),
+            Self::File(path) => write!(f, "values file {path}"),
+            Self::Env(name) => write!(f, "environment variable {name}"),
+            Self::Set => f.write_str("--set"),
+            Self::Flag(name) => write!(f, "flag --{name}"),
+            Self::ConfigMap(name) => write!(f, "ConfigMap {name}"),
+        }
+    }
+}
+
+/// A setting could not be read or is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("unknown setting {key:?} (from {origin}); known settings: {known}")]
+    UnknownKey {
+        key: String,
+        origin: SettingSource,
+        known: String,
+    },
+    #[error("setting {key} (from {origin}): {reason}")]
+    InvalidValue {
+        key: String,
+        origin: SettingSource,
+        reason: String,
+    },
+    #[error("{origin}: {reason}")]
+    InvalidDocument {
+        origin: SettingSource,
+        reason: String,
+    },
+}
+
+/// The type of a setting, taken from its default value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyKind {
+    String,
+    Integer,
+    Bool,
+    List,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    key: String,
+    value: Value,
+    source: SettingSource,
+}
+
+/// One layer of settings, applied over the layers before it.
+#[derive(Clone, Debug, Default)]
+pub struct Layer {
+    entries: Vec<Entry>,
+}
+
+impl Layer {
+    /// A nested document such as a values file: `{domain: x, images: {kine: {tag: v1}}}`.
+    pub fn from_document(source: SettingSource, document: &Value) -> Result<Self, SettingsError> {
+        let Value::Object(map) = document else {
+            if document.is_null() {
+                return Ok(Self::default());
+            }
+            return Err(SettingsError::InvalidDocument {
+                origin: source,
+                reason: "must be a mapping of settings".to_owned(),
+            });
+        };
+        let registry = registry();
+        let mut entries = Vec::new();
+        flatten_document(map, "", &registry, &source, &mut entries)?;
+        Ok(Self { entries })
+    }
+
+    /// String values keyed by setting name, as `--set`, a ConfigMap or a flag give them.
+    pub fn from_strings<K, V>(
+        source: impl Fn(&str) -> SettingSource,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, SettingsError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let registry = registry();
+        let entries = pairs
+            .into_iter()
+            .map(|(key, value)| {
+                let key = key.as_ref();
+                string_entry(&registry, key, value.as_ref(), source(key))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { entries })
+    }
+
+    /// The `KFLEX_*` variables among `vars` that name a setting (`KFLEX_EXTERNAL_PORT`,
+    /// `KFLEX_IMAGES_KINE_TAG`). Other variables are ignored.
+    pub fn from_environment<K, V>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, SettingsError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let registry = registry();
+        let by_env_name: BTreeMap<String, &String> =
+            registry.keys().map(|key| (env_name(key), key)).collect();
+        let mut entries = Vec::new();
+        for (name, value) in vars {
+            let name = name.as_ref();
+            if let Some(key) = by_env_name.get(name) {
+                let source = SettingSource::Env(name.to_owned());
+                entries.push(string_entry(&registry, key, value.as_ref(), source)?);
+            }
+        }
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(Self { entries })
+    }
+
+    /// Whether this layer sets nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Every setting key with the environment variable that sets it, in key order.
+pub fn known_keys() -> Vec<(String, String)> {
+    registry()
+        .into_keys()
+        .map(|key| {
+            let env = env_name(&key);
+            (key, env)
+        })
+        .collect()
+}
+
+/// The settings as the string map a ConfigMap holds: every key, lists comma-separated.
+pub fn flatten_for_config_map(settings: &Settings) -> BTreeMap<String, String> {
+    let mut flat = BTreeMap::new();
+    if let Ok(Value::Object(map)) = serde_json::to_value(settings) {
+        flatten_values(&map, "", &mut flat);
+    }
+    flat.into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Value::String(s) => s,
+                Value::Array(items) => items
+                    .iter()
+                    .map(|item| {
+                        item.as_str()
+                            .map_or_else(|| item.to_string(), str::to_owned)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            (key, text)
+        })
+        .collect()
+}
+
+/// Applies `layers` over the defaults and builds the typed settings, with where each key's value
+/// came from.
+pub(super) fn merge_with_origins(
+    layers: &[Layer],
+) -> Result<(Settings, BTreeMap<String, SettingSource>), SettingsError> {
+    let mut merged: BTreeMap<String, (Value, SettingSource)> = BTreeMap::new();
+    if let Ok(Value::Object(defaults)) = serde_json::to_value(Settings::default()) {
+        let mut flat = BTreeMap::new();
+        flatten_values(&defaults, "", &mut flat);
+        merged.extend(
+            flat.into_iter()
+                .map(|(k, v)| (k, (v, SettingSource::Default))),
+        );
+    }
+    for entry in layers.iter().flat_map(|layer| &layer.entries) {
+        merged.insert(
+            entry.key.clone(),
+            (entry.value.clone(), entry.source.clone()),
+        );
+    }
+    let mut nested = Map::new();
+    for (key, (value, _)) in &merged {
+        insert_dotted(&mut nested, key, value.clone());
+    }
+    let settings =
+        serde_path_to_error::deserialize::<_, Settings>(Value::Object(nested)).map_err(|err| {
+            let key = err.path().to_string();
+            let source = merged
+                .get(&key)
+                .map_or(SettingSource::Default, |(_, s)| s.clone());
+            SettingsError::InvalidValue {
+                key,
+                origin: source,
+                reason: err.into_inner().to_string(),
+            }
+        })?;
+    let origins = merged
+        .into_iter()
+        .map(|(key, (_, source))| (key, source))
+        .collect();
+    Ok((settings, origins))
+}
+
+/// Maps each flat key to its kind, from the defaults.
+fn registry() -> BTreeMap<String, KeyKind> {
+    let mut flat = BTreeMap::new();
+    if let Ok(Value::Object(defaults)) = serde_json::to_value(Settings::default()) {
+        flatten_values(&defaults, "", &mut flat);
+    }
+    flat.into_iter()
+        .map(|(key, value)| {
+            let kind = match value {
+                Value::Bool(_) => KeyKind::Bool,
+                Value::Number(_) => KeyKind::Integer,
+                Value::Array(_) => KeyKind::List,
+                _ => KeyKind::String,
+            };
+            (key, kind)
+        })
+        .collect()
+}
+
+fn string_entry(
+    registry: &BTreeMap<String, KeyKind>,
+    key: &str,
+    text: &str,
+    source: SettingSource,
+) -> Result<Entry, SettingsError> {
+    let kind = lookup(registry, key, &source)?;
+    match typed(kind, text) {
+        Ok(value) => Ok(Entry {
+            key: key.to_owned(),
+            value,
+            source,
+        }),
+        Err(reason) => Err(SettingsError::InvalidValue {
+            key: key.to_owned(),
+            origin: source,
+            reason,
+        }),
+    }
+}
+
+fn lookup(
+    registry: &BTreeMap<String, KeyKind>,
+    key: &str,
+    source: &SettingSource,
+) -> Result<KeyKind, SettingsError> {
+    registry
+        .get(key)
+        .copied()
+        .ok_or_else(|| SettingsError::UnknownKey {
+            key: key.to_owned(),
+            origin: source.clone(),
+            known: registry.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+}
+
+fn flatten_values(map: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<String, Value>) {
+    for (name, value) in map {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match value {
+            Value::Object(inner) => flatten_values(inner, &key, out),
+            other => {
+                out.insert(key, other.clone());
+            }
+        }
+    }
+}
+
+fn flatten_document(
+    map: &Map<String, Value>,
+    prefix: &str,
+    registry: &BTreeMap<String, KeyKind>,
+    source: &SettingSource,
+    out: &mut Vec<Entry>,
+) -> Result<(), SettingsError> {
+    for (name, value) in map {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if let Value::Object(inner) = value
+            && registry
+                .keys()
+                .any(|known| known.starts_with(&format!("{key}.")))
+        {
+            flatten_document(inner, &key, registry, source, out)?;
+            continue;
+        }
+        let kind = lookup(registry, &key, source)?;
+        let value = conform(kind, value).map_err(|reason| SettingsError::InvalidValue {
+            key: key.clone(),
+            origin: source.clone(),
+            reason,
+        })?;
+        out.push(Entry {
+            key,
+            value,
+            source: source.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// A value from a document: accepted as typed, or as a string that parses as the type.
+fn conform(kind: KeyKind, value: &Value) -> Result<Value, String> {
+    match (kind, value) {
+        (KeyKind::String, Value::String(_))
+        | (KeyKind::Integer, Value::Number(_))
+        | (KeyKind::Bool, Value::Bool(_)) => Ok(value.clone()),
+        (KeyKind::List, Value::Array(items)) => {
+            if items.iter().all(Value::is_string) {
+                Ok(value.clone())
+            } else {
+                Err("must be a list of strings".to_owned())
+            }
+        }
+        (KeyKind::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
+        (_, Value::String(text)) => typed(kind, text),
+        (KeyKind::String, Value::Bool(b)) => Err(format!(
+            "must be a string; the YAML value {b} is a boolean (quote it if you meant the text)"
+        )),
+        (_, other) => Err(format!("must be {}, got {other}", kind.describe())),
+    }
+}
+
+/// A string value typed by its key.
+fn typed(kind: KeyKind, text: &str) -> Result<Value, String> {
+    match kind {
+        KeyKind::String => Ok(Value::String(text.to_owned())),
+        KeyKind::Integer => text
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .map_err(|_| format!("must be a whole number, got {text:?}")),
+        KeyKind::Bool => parse_bool(text.trim())
+            .map(Value::Bool)
+            .ok_or_else(|| format!("must be true or false, got {text:?}")),
+        KeyKind::List => Ok(Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        )),
+    }
+}
+
+/// The spellings Go's `strconv.ParseBool` accepts, so KubeFlex's ConfigMap keeps working.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+impl KeyKind {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::String => "a string",
+            Self::Integer => "a whole number",
+            Self::Bool => "true or false",
+            Self::List => "a list of strings",
+        }
+    }
+}
+
+fn insert_dotted(root: &mut Map<String, Value>, key: &str, value: Value) {
+    let mut map = root;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            map.insert(part.to_owned(), value);
+            return;
+        }
+        let slot = map
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        let Value::Object(inner) = slot else { return };
+        map = inner;
+    }
+}
+
+/// `images.kubeApiserver.tag` → `KFLEX_IMAGES_KUBE_APISERVER_TAG`; "OpenShift" is one word, as
+/// in `KFLEX_IS_OPENSHIFT`.
+fn env_name(key: &str) -> String {
+    let mut name = String::from("KFLEX");
+    for part in key.split('.') {
+        name.push('_');
+        let part = part.replace("OpenShift", "Openshift");
+        let mut previous_lower = false;
+        for c in part.chars() {
+            if c.is_ascii_uppercase() && previous_lower {
+                name.push('_');
+            }
+            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            name.push(c.to_ascii_uppercase());
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn merge(layers: &[Layer]) -> Result<Settings, SettingsError> {
+        merge_with_origins(layers).map(|(settings, _)| settings)
+    }
+
+    #[test]
+    fn environment_names_follow_the_keys() {
+        assert_eq!(env_name("externalPort"), "KFLEX_EXTERNAL_PORT");
+        assert_eq!(env_name("isOpenShift"), "KFLEX_IS_OPENSHIFT");
+        assert_eq!(
+            env_name("images.kubeApiserver.tag"),
+            "KFLEX_IMAGES_KUBE_APISERVER_TAG"
+        );
+        assert_eq!(
+            env_name("postgres.maxConnections"),
+            "KFLEX_POSTGRES_MAX_CONNECTIONS"
+        );
+    }
+
+    #[test]
+    fn every_key_has_a_distinct_environment_variable() {
+        let keys = known_keys();
+        let names: std::collections::BTreeSet<_> = keys.iter().map(|(_, env)| env).collect();
+        assert_eq!(names.len(), keys.len());
+        assert!(keys.iter().any(|(key, _)| key == "images.kine.tag"));
+    }
+
+    #[test]
+    fn later_layers_win_key_by_key() {
+        let file = Layer::from_document(
+            SettingSource::File("values.yaml".into()),
+            &json!({"domain": "file.example", "externalPort": 8443}),
+        )
+        .unwrap();
+        let env = Layer::from_environment([("KFLEX_DOMAIN", "env.example")]).unwrap();
+        let set = Layer::from_strings(|_| SettingSource::Set, [("externalPort", "443")]).unwrap();
+        let settings = merge(&[file.clone(), env.clone(), set]).unwrap();
+        assert_eq!(settings.domain, "env.example");
+        assert_eq!(settings.external_port, 443);
+        let settings = merge(&[env, file]).unwrap();
+        assert_eq!(settings.domain, "file.example");
+        assert_eq!(settings.external_port, 8443);
+    }
+
+    #[test]
+    fn strings_are_typed_by_their_key() {
+        let layer = Layer::from_strings(
+            |_| SettingSource::ConfigMap("kubeflex-system/kubeflex-config".into()),
+            [
+                ("isOpenShift", "True"),
+                ("externalPort", "9444"),
+                ("namespacedKinds", "A.x, B.y,"),
+            ],
+        )
+        .unwrap();
+        let settings = merge(&[layer]).unwrap();
+        assert!(settings.is_open_shift);
+        assert_eq!(settings.external_port, 9444);
+        assert_eq!(settings.namespaced_kinds, ["A.x", "B.y"]);
+    }
+
+    #[test]
+    fn a_bad_value_names_key_source_and_reason() {
+        let err = Layer::from_environment([("KFLEX_EXTERNAL_PORT", "https")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting externalPort (from environment variable KFLEX_EXTERNAL_PORT): \
+             must be a whole number, got \"https\""
+        );
+        let layer =
+            Layer::from_strings(|_| SettingSource::Set, [("externalPort", "70000")]).unwrap();
+        let err = merge(&[layer]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("setting externalPort (from --set): "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_source() {
+        let err = Layer::from_document(
+            SettingSource::File("v.yaml".into()),
+            &json!({"images": {"kine": {"tga": "x"}}}),
+        )
+        .unwrap_err();
+        let SettingsError::UnknownKey {
+            key,
+            origin: source,
+            ..
+        } = err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(key, "images.kine.tga");
+        assert_eq!(source, SettingSource::File("v.yaml".into()));
+    }
+
+    #[test]
+    fn a_yaml_boolean_for_a_string_setting_is_explained() {
+        let err = Layer::from_document(
+            SettingSource::File("v.yaml".into()),
+            &json!({"domain": true}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("quote it"), "{err}");
+    }
+
+    #[test]
+    fn unrelated_environment_variables_are_ignored() {
+        let layer =
+            Layer::from_environment([("KFLEX_E2E_KUBECONFIG", "/x"), ("HOME", "/root")]).unwrap();
+        assert!(layer.is_empty());
+    }
+
+    #[test]
+    fn config_map_form_round_trips() {
+        let mut settings = Settings::default();
+        settings.is_open_shift = true;
+        settings.cluster_scoped_kinds =
+            vec!["Widget.example.com".into(), "Gadget.example.com".into()];
+        let flat = flatten_for_config_map(&settings);
+        assert_eq!(flat["isOpenShift"], "true");
+        assert_eq!(flat["externalPort"], "9443");
+        assert_eq!(
+            flat["clusterScopedKinds"],
+            "Widget.example.com,Gadget.example.com"
+        );
+        let layer = Layer::from_strings(|_| SettingSource::Set, flat.iter()).unwrap();
+        assert_eq!(merge(&[layer]).unwrap(), settings);
+    }
+}

@@ -1,0 +1,151 @@
+//! Render settings: what `kflex render` and the controller need beyond the ControlPlane itself
+//! (domain, ports, OpenShift, images, versions, ...).
+//!
+//! Settings arrive in layers — defaults, values files, environment, `--set`, dedicated flags, or
+//! the `kubeflex-config` ConfigMap — each a flat map of dotted keys. This module owns the key
+//! registry, the merge (later layers win), the typing of string values and the validation. It
+//! never reads a file or the environment: callers hand it the layers as data.
+
+mod images;
+mod layers;
+mod validate;
+
+use serde::{Deserialize, Serialize};
+
+pub use images::{ImageRef, Images};
+pub use layers::{Layer, SettingSource, SettingsError, flatten_for_config_map, known_keys};
+
+/// Namespace of everything installed once per hosting cluster (fixed, as in KubeFlex).
+pub const SYSTEM_NAMESPACE: &str = "kubeflex-system";
+
+/// The oldest hosting-cluster Kubernetes minor version kflex supports.
+pub const MIN_KUBE_MINOR: u32 = 33;
+
+/// Every render setting, fully resolved. Field names are the keys users write (camelCase).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// DNS domain of control-plane endpoints: `<cp>.<domain>`.
+    pub domain: String,
+    /// Port the Ingress controller is reached on from outside the hosting cluster.
+    pub external_port: u16,
+    /// Name of the hosting cluster's node container (kind), added to certificate SANs.
+    pub host_container: String,
+    /// Expose control planes with OpenShift Routes instead of Ingresses.
+    pub is_open_shift: bool,
+    /// Kubernetes version of the hosting cluster (like `helm template --kube-version`).
+    pub kube_version: String,
+    /// Default Kubernetes version of hosted control planes (`spec.kubernetesVersion` overrides).
+    pub kubernetes_version: String,
+    /// DNS domain of the hosting cluster's Services.
+    pub cluster_domain: String,
+    /// IngressClass of the TLS-passthrough Ingresses.
+    pub ingress_class_name: String,
+    /// Type of each control plane's API Service: ClusterIP or NodePort.
+    pub api_server_service_type: ServiceType,
+    /// When set, replaces the registry of every image (a mirror).
+    pub image_registry: String,
+    /// Pull policy of every container.
+    pub image_pull_policy: PullPolicy,
+    /// Container images.
+    pub images: Images,
+    /// The shared PostgreSQL in `kubeflex-system`.
+    pub postgres: PostgresSettings,
+    /// Kinds (`Kind.group`, or `Kind` for the core group) that hooks may use and that are
+    /// namespaced, beyond the built-in Kubernetes kinds.
+    pub namespaced_kinds: Vec<String>,
+    /// Kinds that hooks may use and that are cluster-scoped, beyond the built-in ones.
+    pub cluster_scoped_kinds: Vec<String>,
+}
+
+/// Settings of the shared PostgreSQL server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Size of the data volume.
+    pub storage_size: String,
+    /// StorageClass of the data volume; empty means the cluster's default class.
+    pub storage_class_name: String,
+    /// `max_connections` of the server.
+    pub max_connections: u32,
+}
+
+/// Service types a control plane's API Service may have.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+}
+
+/// Container image pull policies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            domain: "localtest.me".to_owned(),
+            external_port: 9443,
+            host_container: "kubeflex-control-plane".to_owned(),
+            is_open_shift: false,
+            kube_version: format!("1.{MIN_KUBE_MINOR}"),
+            kubernetes_version: "v1.34.3".to_owned(),
+            cluster_domain: "cluster.local".to_owned(),
+            ingress_class_name: "nginx".to_owned(),
+            api_server_service_type: ServiceType::ClusterIP,
+            image_registry: String::new(),
+            image_pull_policy: PullPolicy::IfNotPresent,
+            images: Images::default(),
+            postgres: PostgresSettings {
+                storage_size: "8Gi".to_owned(),
+                storage_class_name: String::new(),
+                max_connections: 1000,
+            },
+            namespaced_kinds: Vec::new(),
+            cluster_scoped_kinds: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Merges `layers` over the defaults (later layers win) and validates the result.
+    pub fn resolve(layers: &[Layer]) -> Result<Self, SettingsError> {
+        let (settings, origins) = layers::merge_with_origins(layers)?;
+        validate::check(&settings).map_err(|(key, reason)| SettingsError::InvalidValue {
+            origin: origins.get(&key).cloned().unwrap_or(SettingSource::Default),
+            key,
+            reason,
+        })?;
+        Ok(settings)
+    }
+
+    /// The minor version of the hosting cluster, e.g. 33 for `1.33`.
+    pub fn kube_minor(&self) -> u32 {
+        validate::kube_minor(&self.kube_version).unwrap_or(MIN_KUBE_MINOR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_name_where_the_value_came_from() {
+        let layer = Layer::from_environment([("KFLEX_KUBERNETES_VERSION", "1.34")]).unwrap();
+        let err = Settings::resolve(&[layer]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "setting kubernetesVersion (from environment variable KFLEX_KUBERNETES_VERSION): \
+             \"1.34\" is not a Kubernetes release like v1.34.3"
+        );
+    }
+
+    #[test]
+    fn resolving_nothing_gives_the_defaults() {
+        assert_eq!(Settings::resolve(&[]).unwrap(), Settings::default());
+    }
+}

@@ -1,0 +1,309 @@
+//! Checks on resolved settings that types alone cannot express.
+
+use super::{ImageRef, MIN_KUBE_MINOR, Settings};
+
+/// An invalid setting: its key and why.
+pub(super) type Invalid = (String, String);
+
+/// Validates `settings`; the error names the first offending key.
+pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
+    let fail = |key: &str, reason: String| (key.to_owned(), reason);
+    for (key, value) in [
+        ("domain", &settings.domain),
+        ("clusterDomain", &settings.cluster_domain),
+        ("hostContainer", &settings.host_container),
+        ("ingressClassName", &settings.ingress_class_name),
+    ] {
+        if !is_dns_subdomain(value) {
+            return Err(fail(key, format!("{value:?} is not a DNS name")));
+        }
+    }
+    if settings.external_port == 0 {
+        return Err(fail(
+            "externalPort",
+            "must be between 1 and 65535".to_owned(),
+        ));
+    }
+    match kube_minor(&settings.kube_version) {
+        None => {
+            return Err(fail(
+                "kubeVersion",
+                format!(
+                    "{:?} is not a Kubernetes version like 1.33",
+                    settings.kube_version
+                ),
+            ));
+        }
+        Some(minor) if minor < MIN_KUBE_MINOR => {
+            return Err(fail(
+                "kubeVersion",
+                format!(
+                    "the hosting cluster must run Kubernetes 1.{MIN_KUBE_MINOR} or newer, got {}",
+                    settings.kube_version
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    if !crate::api::is_kubernetes_version(&settings.kubernetes_version) {
+        return Err(fail(
+            "kubernetesVersion",
+            format!(
+                "{:?} is not a Kubernetes release like v1.34.3",
+                settings.kubernetes_version
+            ),
+        ));
+    }
+    if !settings.image_registry.is_empty() && !is_image_path(&settings.image_registry) {
+        return Err(fail(
+            "imageRegistry",
+            format!(
+                "{:?} is not a registry host and path",
+                settings.image_registry
+            ),
+        ));
+    }
+    let images = &settings.images;
+    for (name, image, tag_required) in [
+        ("kflex", &images.kflex, true),
+        ("kubeApiserver", &images.kube_apiserver, false),
+        (
+            "kubeControllerManager",
+            &images.kube_controller_manager,
+            false,
+        ),
+        ("kine", &images.kine, true),
+        ("postgres", &images.postgres, true),
+    ] {
+        check_image(name, image, tag_required)
+            .map_err(|(field, reason)| fail(&format!("images.{name}.{field}"), reason))?;
+    }
+    if !is_quantity(&settings.postgres.storage_size) {
+        return Err(fail(
+            "postgres.storageSize",
+            format!(
+                "{:?} is not a storage size like 8Gi",
+                settings.postgres.storage_size
+            ),
+        ));
+    }
+    let class = &settings.postgres.storage_class_name;
+    if !class.is_empty() && !is_dns_subdomain(class) {
+        return Err(fail(
+            "postgres.storageClassName",
+            format!("{class:?} is not a DNS name"),
+        ));
+    }
+    if !(10..=100_000).contains(&settings.postgres.max_connections) {
+        return Err(fail(
+            "postgres.maxConnections",
+            "must be between 10 and 100000".to_owned(),
+        ));
+    }
+    for (key, kinds) in [
+        ("namespacedKinds", &settings.namespaced_kinds),
+        ("clusterScopedKinds", &settings.cluster_scoped_kinds),
+    ] {
+        if let Some(bad) = kinds.iter().find(|kind| !is_group_kind(kind)) {
+            return Err(fail(
+                key,
+                format!(
+                    "{bad:?} is not Kind.group (e.g. Widget.example.com, or Widget for the core group)"
+                ),
+            ));
+        }
+    }
+    if let Some(both) = settings
+        .namespaced_kinds
+        .iter()
+        .find(|kind| settings.cluster_scoped_kinds.contains(kind))
+    {
+        return Err(fail(
+            "clusterScopedKinds",
+            format!("{both} is also listed in namespacedKinds; a kind has one scope"),
+        ));
+    }
+    Ok(())
+}
+
+/// `1.33`, `v1.33`, `1.33.2` or `v1.33.2` → 33.
+pub(super) fn kube_minor(version: &str) -> Option<u32> {
+    let rest = version
+        .strip_prefix('v')
+        .unwrap_or(version)
+        .strip_prefix("1.")?;
+    let mut parts = rest.split('.');
+    let minor = parts.next()?.parse().ok()?;
+    match (parts.next(), parts.next()) {
+        (None, None) => Some(minor),
+        (Some(patch), None) if !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(minor)
+        }
+        _ => None,
+    }
+}
+
+fn check_image(
+    _name: &str,
+    image: &ImageRef,
+    tag_required: bool,
+) -> Result<(), (&'static str, String)> {
+    if !is_image_path(&image.repository) {
+        return Err((
+            "repository",
+            format!("{:?} is not an image repository", image.repository),
+        ));
+    }
+    let tag_ok = image.tag.len() <= 128
+        && image.tag.chars().enumerate().all(|(i, c)| {
+            c.is_ascii_alphanumeric() || c == '_' || (i > 0 && (c == '.' || c == '-'))
+        });
+    if !tag_ok || (tag_required && image.tag.is_empty() && image.digest.is_empty()) {
+        return Err(("tag", format!("{:?} is not an image tag", image.tag)));
+    }
+    let digest_ok = image.digest.is_empty()
+        || image.digest.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+    if !digest_ok {
+        return Err((
+            "digest",
+            format!("{:?} is not sha256:<64 hex digits>", image.digest),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn is_image_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._:".contains(&b))
+        })
+}
+
+fn is_quantity(text: &str) -> bool {
+    const SUFFIXES: [&str; 13] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
+    ];
+    SUFFIXES.iter().any(|suffix| {
+        text.strip_suffix(suffix).is_some_and(|number| {
+            let mut parts = number.splitn(2, '.');
+            let whole = parts.next().unwrap_or_default();
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            digits(whole) && parts.next().is_none_or(digits)
+        })
+    })
+}
+
+fn is_group_kind(text: &str) -> bool {
+    let (kind, group) = text.split_once('.').unwrap_or((text, ""));
+    let kind_ok = kind.starts_with(|c: char| c.is_ascii_uppercase())
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric());
+    kind_ok && (group.is_empty() || is_dns_subdomain(group))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        check(&Settings::default()).unwrap();
+    }
+
+    #[test]
+    fn kube_versions_in_helm_forms() {
+        for (text, minor) in [("1.33", 33), ("v1.34", 34), ("1.35.1", 35), ("v1.36.0", 36)] {
+            assert_eq!(kube_minor(text), Some(minor), "{text}");
+        }
+        for bad in ["1", "2.3", "1.x", "1.33.", "1.33.1.2", ""] {
+            assert_eq!(kube_minor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_old_hosting_cluster_is_refused() {
+        let settings = Settings {
+            kube_version: "1.29".into(),
+            ..Settings::default()
+        };
+        let (key, reason) = check(&settings).unwrap_err();
+        assert_eq!(key, "kubeVersion");
+        assert!(reason.contains("1.33 or newer"), "{reason}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
+            ("domain", Box::new(|s| s.domain = "Example.COM".into())),
+            ("externalPort", Box::new(|s| s.external_port = 0)),
+            (
+                "kubernetesVersion",
+                Box::new(|s| s.kubernetes_version = "1.34".into()),
+            ),
+            (
+                "images.kine.tag",
+                Box::new(|s| s.images.kine.tag = "v1 beta".into()),
+            ),
+            (
+                "images.postgres.digest",
+                Box::new(|s| s.images.postgres.digest = "md5:x".into()),
+            ),
+            (
+                "images.kflex.repository",
+                Box::new(|s| s.images.kflex.repository = "Ghcr.io/x".into()),
+            ),
+            (
+                "postgres.storageSize",
+                Box::new(|s| s.postgres.storage_size = "8 GB".into()),
+            ),
+            (
+                "namespacedKinds",
+                Box::new(|s| s.namespaced_kinds = vec!["widget.example.com".into()]),
+            ),
+            (
+                "clusterScopedKinds",
+                Box::new(|s| {
+                    s.namespaced_kinds = vec!["W.x.io".into()];
+                    s.cluster_scoped_kinds = vec!["W.x.io".into()];
+                }),
+            ),
+        ];
+        for (key, mutate) in cases {
+            let mut settings = Settings::default();
+            mutate(&mut settings);
+            let (got, reason) = check(&settings).unwrap_err();
+            assert_eq!(got, key, "{reason}");
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        for good in ["8Gi", "500M", "1", "1.5Gi"] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["", "Gi", "8 Gi", "8GB", "1.Gi", ".5Gi"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+}

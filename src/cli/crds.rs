@@ -1,0 +1,24 @@
+//! `kflex crds`: the two CustomResourceDefinitions alone, exactly as `kflex render --system`
+//! prints them.
+
+use kflex_core::render::{Renderer, TemplateSet};
+use kflex_core::settings::Settings;
+
+use super::Format;
+
+/// Print the ControlPlane and PostCreateHook CRDs
+#[derive(Debug, clap::Args)]
+pub(crate) struct CrdsArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
+    output: Format,
+}
+
+pub(crate) fn run(args: CrdsArgs) -> anyhow::Result<()> {
+    let renderer = Renderer::new(Settings::default(), &TemplateSet::embedded())?;
+    let mut system = renderer.render_system()?;
+    system
+        .manifests
+        .retain(|m| m.kind() == "CustomResourceDefinition");
+    crate::output::print(&[system], args.output == Format::Json)
+}

@@ -1,0 +1,58 @@
+//! Command-line parsing and dispatch. Clap structs only parse; each subcommand module resolves
+//! its arguments (plus files and environment) into validated values, then runs.
+
+mod crds;
+mod render;
+mod settings;
+
+use clap::{Parser, Subcommand};
+
+/// kflex hosts many lightweight Kubernetes control planes inside one hosting cluster.
+#[derive(Debug, Parser)]
+#[command(name = "kflex", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Render(Box<render::RenderArgs>),
+    Crds(crds::CrdsArgs),
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Render(args) => render::run(*args),
+        Command::Crds(args) => crds::run(args),
+    }
+}
+
+/// The error and its causes, each once: `error: <top>` then `  caused by: <cause>` lines.
+pub fn describe_error(err: &anyhow::Error) -> String {
+    let mut text = format!("error: {err}");
+    for cause in err.chain().skip(1) {
+        text.push_str("\n  caused by: ");
+        let cause = cause.to_string();
+        // Some libraries start their own message with "error: "; say it once.
+        let cause = cause.strip_prefix("error: ").unwrap_or(&cause);
+        text.push_str(&cause.replace('\n', "\n    "));
+    }
+    text
+}
+
+/// The directory a rendered set gets under `--output-dir`: `system` or the control plane's name.
+pub(crate) fn output_directory_name(rendered: &kflex_core::render::Rendered) -> &str {
+    rendered.control_plane.as_deref().unwrap_or("system")
+}
+
+/// Output formats of rendering commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// A multi-document YAML stream.
+    Yaml,
+    /// A JSON `v1/List`.
+    Json,
+}

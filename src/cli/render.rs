@@ -1,0 +1,254 @@
+//! `kflex render`: control planes (and, with `--system`, the one-time system manifests) as
+//! canonical YAML or JSON, on stdout or one file per object. Everything is rendered before
+//! anything is written: on any error stdout stays empty and the exit status is non-zero.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use kflex_core::api::{ControlPlane, ControlPlaneSpec, ControlPlaneType};
+use kflex_core::render::{ControlPlaneError, HookCatalog, RenderError, Renderer, TemplateSet};
+
+use super::Format;
+use super::settings::SettingsArgs;
+use crate::input;
+
+const EXAMPLES: &str = "\
+Examples:
+  # A k8s control plane named cp1, from embedded defaults
+  kflex render cp1
+
+  # Every ControlPlane in a directory, with the PostCreateHooks it references
+  kflex render -f controlplanes/ -f hooks/
+
+  # What the hosting cluster needs once, then a control plane, applied in one go
+  kflex render --system cp1 | kubectl apply --server-side -f -
+
+  # One file per object, for review in pull requests
+  kflex render -f cp.yaml --output-dir rendered/
+
+  # Settings from a file, the environment and flags
+  KFLEX_DOMAIN=example.com kflex render cp1 --values settings.yaml --set images.kine.tag=v0.14.14 --openshift";
+
+/// Render control planes to canonical manifests (no cluster needed)
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct RenderArgs {
+    /// Control planes to render without a file, of type --type
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+    /// ControlPlane and PostCreateHook files or directories, YAML or JSON ("-" for stdin)
+    #[arg(short = 'f', long = "filename", value_name = "FILE_OR_DIR")]
+    files: Vec<PathBuf>,
+    /// Also read subdirectories of directories given with -f
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// Type of the control planes named on the command line [default: k8s]
+    #[arg(short = 't', long = "type", value_enum, value_name = "TYPE")]
+    type_: Option<TypeArg>,
+    /// Also render what the hosting cluster needs once: namespace, CRDs, config, PostgreSQL,
+    /// controller
+    #[arg(long)]
+    system: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
+    output: Format,
+    /// Write one file per object to DIR/<control plane>/ (DIR/system/ for --system), replacing
+    /// those directories, instead of printing
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Directory whose templates replace the embedded ones file by file (layout of templates/)
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TypeArg {
+    K8s,
+    K3s,
+    Vcluster,
+    Host,
+    External,
+    Ocm,
+}
+
+impl From<TypeArg> for ControlPlaneType {
+    fn from(value: TypeArg) -> Self {
+        match value {
+            TypeArg::K8s => Self::K8s,
+            TypeArg::K3s => Self::K3s,
+            TypeArg::Vcluster => Self::Vcluster,
+            TypeArg::Host => Self::Host,
+            TypeArg::External => Self::External,
+            TypeArg::Ocm => Self::Ocm,
+        }
+    }
+}
+
+/// A control plane failed to render; says which input it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to render ControlPlane {name:?} ({origin})")]
+struct ControlPlaneFailed {
+    name: String,
+    origin: String,
+    #[source]
+    source: Box<ControlPlaneError>,
+}
+
+pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
+    if args.names.is_empty() && args.files.is_empty() && !args.system {
+        bail!("nothing to render: give control-plane NAMEs, -f FILE_OR_DIR, or --system");
+    }
+    if args.type_.is_some() && args.names.is_empty() {
+        bail!(
+            "--type applies to control planes named on the command line; a file's ControlPlanes carry spec.type"
+        );
+    }
+    let settings = args.settings.resolve(std::env::vars())?;
+    let templates = load_templates(args.templates.as_deref())?;
+    let inputs = input::load(&args.files, args.recursive, std::io::stdin().lock())?;
+
+    let mut origins: BTreeMap<String, String> = BTreeMap::new();
+    let mut control_planes = Vec::new();
+    for located in inputs.control_planes {
+        let name = located.value.metadata.name.clone().unwrap_or_default();
+        origins
+            .entry(name)
+            .or_insert_with(|| located.location.to_string());
+        control_planes.push(located.value);
+    }
+    let type_ = args.type_.unwrap_or(TypeArg::K8s).into();
+    for name in &args.names {
+        origins
+            .entry(name.clone())
+            .or_insert_with(|| "command line".to_owned());
+        control_planes.push(ControlPlane::new(name, spec_of_type(type_)));
+    }
+    let hooks = inputs.hooks.into_iter().map(|located| located.value);
+    let catalog = HookCatalog::new(hooks)?;
+
+    let renderer = Renderer::new(settings, &templates)?;
+    let mut outputs = Vec::new();
+    if args.system {
+        outputs.push(renderer.render_system()?);
+    }
+    let rendered = crate::batch::render_batch(
+        &renderer,
+        &control_planes,
+        &catalog,
+        crate::batch::default_threads(),
+    )
+    .map_err(|err| locate(err, &origins))?;
+    outputs.extend(rendered);
+
+    for warning in outputs.iter().flat_map(|o| &o.warnings) {
+        eprintln!("warning: {warning}");
+    }
+    let json = args.output == Format::Json;
+    match &args.output_dir {
+        Some(dir) => crate::output::write_dir(dir, &outputs, json),
+        None => crate::output::print(&outputs, json),
+    }
+}
+
+fn spec_of_type(type_: ControlPlaneType) -> ControlPlaneSpec {
+    ControlPlaneSpec {
+        type_,
+        backend: None,
+        bootstrap_secret_ref: None,
+        token_expiration_seconds: None,
+        post_create_hook: None,
+        post_create_hook_vars: None,
+        post_create_hooks: None,
+        global_vars: None,
+        wait_for_post_create_hooks: None,
+        kubernetes_version: None,
+    }
+}
+
+/// Adds the input location to a control plane's render error.
+fn locate(err: RenderError, origins: &BTreeMap<String, String>) -> anyhow::Error {
+    match err {
+        RenderError::ControlPlane { name, source } => {
+            let origin = origins
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| "input".to_owned());
+            ControlPlaneFailed {
+                name,
+                origin,
+                source,
+            }
+            .into()
+        }
+        other => other.into(),
+    }
+}
+
+/// The embedded templates, overridden by the `.yaml` files under `dir`.
+fn load_templates(dir: Option<&Path>) -> anyhow::Result<TemplateSet> {
+    let Some(dir) = dir else {
+        return Ok(TemplateSet::embedded());
+    };
+    let mut files = Vec::new();
+    collect_templates(dir, dir, &mut files)
+        .with_context(|| format!("failed to read templates directory {}", dir.display()))?;
+    if files.is_empty() {
+        bail!("templates directory {} has no .yaml files", dir.display());
+    }
+    Ok(TemplateSet::embedded().with_overrides(files))
+}
+
+fn collect_templates(
+    root: &Path,
+    dir: &Path,
+    files: &mut Vec<(String, String)>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_templates(root, &path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            files.push((name, std::fs::read_to_string(&path)?));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Location;
+
+    #[test]
+    fn locations_are_added_to_control_plane_errors() {
+        let err = RenderError::ControlPlane {
+            name: "cp".into(),
+            source: Box::new(ControlPlaneError::Unsupported(ControlPlaneType::K3s)),
+        };
+        let origins = BTreeMap::from([("cp".to_owned(), "a.yaml, document 2".to_owned())]);
+        let text = super::super::describe_error(&locate(err, &origins));
+        assert_eq!(
+            text,
+            "error: failed to render ControlPlane \"cp\" (a.yaml, document 2)\n  caused by: spec.type: type k3s is not supported by this version of kflex yet"
+        );
+    }
+
+    #[test]
+    fn location_type_is_displayed_for_inputs() {
+        let location = Location {
+            file: "x.yaml".into(),
+            document: 1,
+            item: None,
+        };
+        assert_eq!(location.to_string(), "x.yaml, document 1");
+    }
+}

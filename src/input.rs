@@ -1,0 +1,370 @@
+//! Reading ControlPlanes and PostCreateHooks from files, directories and stdin.
+//!
+//! Every document must be a ControlPlane or a PostCreateHook of `tenancy.kflex.kubestellar.org/
+//! v1alpha1` (a `v1/List` of them is unpacked). Fields kflex does not know are errors, so a typo
+//! never silently changes what is rendered. Each error names the file, the document, the object
+//! and the field.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use kflex_core::api::{API_VERSION, ControlPlane, GROUP, PostCreateHook};
+
+/// Where a document came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    /// 1-based.
+    pub document: usize,
+    /// Index in a `v1/List`'s items.
+    pub item: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, document {}", self.file, self.document)?;
+        if let Some(item) = self.item {
+            write!(f, ", items[{item}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// A parsed object and where it was read.
+#[derive(Clone, Debug)]
+pub struct Located<T> {
+    pub value: T,
+    pub location: Location,
+}
+
+/// Everything read from the inputs, in input order.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub control_planes: Vec<Located<ControlPlane>>,
+    pub hooks: Vec<Located<PostCreateHook>>,
+}
+
+/// An input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("failed to read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: no .yaml, .yml or .json files in this directory")]
+    EmptyDirectory { path: String },
+    #[error("{file}: not valid YAML or JSON")]
+    Parse {
+        file: String,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+    #[error("{location}: {reason}")]
+    Document { location: Location, reason: String },
+    #[error("{location} ({kind} {name:?}): {field}: {reason}")]
+    Field {
+        location: Box<Location>,
+        kind: &'static str,
+        name: String,
+        field: String,
+        reason: String,
+    },
+}
+
+/// Reads every path (`-` is stdin). Directories contribute their `.yaml`, `.yml` and `.json`
+/// files in name order, and their subdirectories too when `recursive`.
+pub fn load(paths: &[PathBuf], recursive: bool, stdin: impl Read) -> Result<Inputs, InputError> {
+    let mut inputs = Inputs::default();
+    let mut stdin = Some(stdin);
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            if let Some(mut reader) = stdin.take() {
+                reader
+                    .read_to_string(&mut text)
+                    .map_err(|source| InputError::Read {
+                        path: "<stdin>".to_owned(),
+                        source,
+                    })?;
+            }
+            parse_file("<stdin>", &text, &mut inputs)?;
+        } else if path.is_dir() {
+            let files = files_in(path, recursive)?;
+            if files.is_empty() {
+                return Err(InputError::EmptyDirectory {
+                    path: path.display().to_string(),
+                });
+            }
+            for file in files {
+                read_file(&file, &mut inputs)?;
+            }
+        } else {
+            read_file(path, &mut inputs)?;
+        }
+    }
+    Ok(inputs)
+}
+
+fn read_file(path: &Path, inputs: &mut Inputs) -> Result<(), InputError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: name.clone(),
+        source,
+    })?;
+    parse_file(&name, &text, inputs)
+}
+
+fn files_in(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, InputError> {
+    let read_error = |source| InputError::Read {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_error)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_error)?;
+    entries.sort();
+    let mut files = Vec::new();
+    for entry in entries {
+        if entry.is_dir() {
+            if recursive {
+                files.extend(files_in(&entry, true)?);
+            }
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            files.push(entry);
+        }
+    }
+    Ok(files)
+}
+
+/// Parses one file's documents into `inputs`.
+pub fn parse_file(file: &str, text: &str, inputs: &mut Inputs) -> Result<(), InputError> {
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|source| InputError::Parse {
+            file: file.to_owned(),
+            source: Box::new(source),
+        })?;
+    for (index, document) in documents.into_iter().enumerate() {
+        let location = Location {
+            file: file.to_owned(),
+            document: index + 1,
+            item: None,
+        };
+        add_document(document, location, inputs)?;
+    }
+    Ok(())
+}
+
+fn add_document(
+    document: Value,
+    location: Location,
+    inputs: &mut Inputs,
+) -> Result<(), InputError> {
+    let fail = |reason: String| InputError::Document {
+        location: location.clone(),
+        reason,
+    };
+    let Value::Object(mut object) = document else {
+        return match document {
+            Value::Null => Ok(()),
+            _ => Err(fail(
+                "a document must be a Kubernetes object (a mapping)".to_owned(),
+            )),
+        };
+    };
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match (api_version.as_str(), kind.as_str()) {
+        ("v1", "List") => {
+            let items = match object.remove("items") {
+                Some(Value::Array(items)) => items,
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => return Err(fail("items of a List must be a list".to_owned())),
+            };
+            for (item, value) in items.into_iter().enumerate() {
+                let location = Location {
+                    item: Some(item),
+                    ..location.clone()
+                };
+                add_document(value, location, inputs)?;
+            }
+            Ok(())
+        }
+        (API_VERSION, "ControlPlane") => {
+            object.remove("status");
+            let value = typed(Value::Object(object), &location, "ControlPlane")?;
+            inputs.control_planes.push(Located { value, location });
+            Ok(())
+        }
+        (API_VERSION, "PostCreateHook") => {
+            object.remove("status");
+            let value = typed(Value::Object(object), &location, "PostCreateHook")?;
+            inputs.hooks.push(Located { value, location });
+            Ok(())
+        }
+        ("", _) | (_, "") => Err(fail(
+            "apiVersion and kind are required; expected a ControlPlane or PostCreateHook of \
+             tenancy.kflex.kubestellar.org/v1alpha1"
+                .to_owned(),
+        )),
+        (other, "ControlPlane" | "PostCreateHook") if other.starts_with(&format!("{GROUP}/")) => {
+            Err(fail(format!(
+                "{kind} version {other} is not supported; use {API_VERSION}"
+            )))
+        }
+        _ => Err(fail(format!(
+            "{kind} ({api_version}) is not a ControlPlane or PostCreateHook of {API_VERSION}"
+        ))),
+    }
+}
+
+/// Deserializes `value` strictly: wrong types and unknown fields are errors naming the field.
+fn typed<T: DeserializeOwned>(
+    value: Value,
+    location: &Location,
+    kind: &'static str,
+) -> Result<T, InputError> {
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let fail = |field: String, reason: String| InputError::Field {
+        location: Box::new(location.clone()),
+        kind,
+        name: name.clone(),
+        field,
+        reason,
+    };
+    let mut unknown = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let deserializer = serde_ignored::Deserializer::new(value, &mut record);
+    let parsed: T = serde_path_to_error::deserialize(deserializer)
+        .map_err(|err| fail(err.path().to_string(), err.into_inner().to_string()))?;
+    // The derived types read apiVersion and kind as ignored fields; both were checked above.
+    if let Some(field) = unknown
+        .into_iter()
+        .find(|f| f != "apiVersion" && f != "kind")
+    {
+        return Err(fail(
+            field,
+            format!("unknown field; {kind} has no such field"),
+        ));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inputs, InputError> {
+        let mut inputs = Inputs::default();
+        parse_file("t.yaml", text, &mut inputs).map(|()| inputs)
+    }
+
+    const CP: &str = "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n";
+
+    #[test]
+    fn control_planes_hooks_lists_and_json() {
+        let text = format!(
+            "{CP}metadata: {{name: a}}\nspec: {{type: k8s}}\n---\n\
+             {{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\
+               {{\"apiVersion\": \"{API_VERSION}\", \"kind\": \"PostCreateHook\", \"metadata\": {{\"name\": \"h\"}}, \"spec\": {{}}}}]}}\n---\n"
+        );
+        let inputs = parse(&text).unwrap();
+        assert_eq!(inputs.control_planes.len(), 1);
+        assert_eq!(
+            inputs.hooks[0].location.to_string(),
+            "t.yaml, document 2, items[0]"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = parse(&format!(
+            "{CP}metadata: {{name: a}}\nspec: {{type: k8s, postCreateHoks: []}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.yaml, document 1 (ControlPlane \"a\"): spec.postCreateHoks: unknown field; ControlPlane has no such field"
+        );
+    }
+
+    #[test]
+    fn wrong_values_are_named() {
+        let err = parse(&format!(
+            "{CP}metadata: {{name: cp2}}\nspec: {{type: k9s}}\n"
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "t.yaml, document 1 (ControlPlane \"cp2\"): spec.type: unknown variant `k9s`"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_in_string_maps_are_refused_like_kubectl_would() {
+        let err = parse(&format!(
+            "{CP}metadata: {{name: a}}\nspec: {{type: k8s, globalVars: {{X: on}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("spec.globalVars.X"), "{err}");
+    }
+
+    #[test]
+    fn other_kinds_are_refused() {
+        let err =
+            parse("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Deployment (apps/v1) is not a ControlPlane"),
+            "{err}"
+        );
+        let err = parse("apiVersion: tenancy.kflex.kubestellar.org/v1\nkind: ControlPlane\n")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("version tenancy.kflex.kubestellar.org/v1 is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn status_is_ignored() {
+        let inputs = parse(&format!("{CP}metadata: {{name: a, resourceVersion: \"1\"}}\nspec: {{type: k8s}}\nstatus: {{anything: 1}}\n")).unwrap();
+        assert_eq!(inputs.control_planes.len(), 1);
+    }
+
+    #[test]
+    fn broken_yaml_names_the_file() {
+        let err = parse("metadata: [name: broken\nspec: {type: k8s\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("t.yaml: not valid YAML"),
+            "{err}"
+        );
+    }
+}

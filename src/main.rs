@@ -1,0 +1,14 @@
+//! The `kflex` binary: run the command, print the error chain once on stderr, map it to an exit
+//! code. Data goes to stdout, diagnostics to stderr.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match kflex::cli::run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}", kflex::cli::describe_error(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
