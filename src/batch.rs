@@ -1,63 +1,116 @@
-//! Rendering many control planes at once, on every core. Each control plane renders
-//! independently with one shared, read-only [`Renderer`]; results come back in name order.
+//! Rendering many control planes at once, on every core. Each control plane is rendered and
+//! then finished (formatted, split into files, ...) on the same worker thread, so its object
+//! trees are built, used and freed there; results come back in name order.
 
 use std::num::NonZeroUsize;
 
 use kflex_core::api::ControlPlane;
+use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{HookCatalog, RenderError, Rendered, Renderer, check_shared_objects};
 
-/// Renders `control_planes` sorted by name on up to `threads` threads, refusing duplicate names
-/// and objects two control planes would share. Any error means no output.
-pub fn render_batch(
+/// One control plane after rendering and finishing.
+#[derive(Debug)]
+pub struct Finished<R> {
+    pub control_plane: String,
+    pub warnings: Vec<String>,
+    pub output: R,
+}
+
+/// Renders `control_planes` sorted by name on up to `threads` threads and applies `finish` to
+/// each result, refusing duplicate names and objects two control planes would share. Any error
+/// means no output.
+pub fn render_batch<R, E>(
     renderer: &Renderer,
     control_planes: &[ControlPlane],
     catalog: &HookCatalog,
     threads: NonZeroUsize,
-) -> Result<Vec<Rendered>, RenderError> {
+    finish: impl Fn(Vec<Manifest>) -> Result<R, E> + Sync,
+) -> Result<Vec<Finished<R>>, E>
+where
+    R: Send,
+    E: Send + From<RenderError>,
+{
     let mut sorted: Vec<&ControlPlane> = control_planes.iter().collect();
     sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     if let Some(pair) = sorted
         .windows(2)
         .find(|w| w[0].metadata.name == w[1].metadata.name)
     {
-        return Err(RenderError::DuplicateControlPlane(
-            pair[0].metadata.name.clone().unwrap_or_default(),
-        ));
+        let name = pair[0].metadata.name.clone().unwrap_or_default();
+        return Err(RenderError::DuplicateControlPlane(name).into());
     }
-    let chunk = sorted.len().div_ceil(threads.get()).max(1);
-    let outputs = if sorted.len() <= 1 || threads.get() == 1 {
-        sorted
-            .iter()
-            .map(|cp| renderer.render(cp, catalog))
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = sorted
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|cp| renderer.render(cp, catalog))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut outputs = Vec::with_capacity(sorted.len());
-            for worker in workers {
-                // A panic in a worker is a bug; surface it rather than render partially.
-                let part = worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-                outputs.extend(part);
-            }
-            Ok::<_, RenderError>(outputs)
-        })?
-    };
-    check_shared_objects(&outputs)?;
-    Ok(outputs)
+    let results = parallel_map(&sorted, threads, |cp| {
+        let Rendered {
+            control_plane,
+            manifests,
+            warnings,
+        } = renderer.render(cp, catalog)?;
+        let keys: Vec<ObjectKey> = manifests.iter().map(Manifest::key).collect();
+        let output = finish(manifests)?;
+        let finished = Finished {
+            control_plane: control_plane.unwrap_or_default(),
+            warnings,
+            output,
+        };
+        Ok::<_, E>((finished, keys))
+    })?;
+    let sets = results
+        .iter()
+        .map(|(f, keys)| (f.control_plane.as_str(), keys.as_slice()));
+    check_shared_objects(sets)?;
+    Ok(results.into_iter().map(|(finished, _)| finished).collect())
 }
 
-/// The threads to render with: one per available core.
+/// `f` applied to every item on up to `threads` threads, results in item order; the first error
+/// (in item order) wins.
+pub fn parallel_map<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    threads: NonZeroUsize,
+    f: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    if items.len() <= 1 || threads.get() == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads.get());
+    let f = &f;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut results = Vec::with_capacity(items.len());
+        for worker in workers {
+            // A panic in a worker is a bug; surface it rather than return partial output.
+            let part = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            results.extend(part);
+        }
+        Ok(results)
+    })
+}
+
+/// The threads to work with: one per available core.
 pub fn default_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_map_keeps_order_and_reports_the_first_error() {
+        let items: Vec<u32> = (0..100).collect();
+        let four = NonZeroUsize::new(4).unwrap();
+        let doubled = parallel_map(&items, four, |i| Ok::<_, String>(i * 2)).unwrap();
+        assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let err = parallel_map(
+            &items,
+            four,
+            |i| if *i % 30 == 29 { Err(*i) } else { Ok(*i) },
+        )
+        .unwrap_err();
+        assert_eq!(err, 29);
+    }
 }

@@ -1,24 +1,64 @@
 //! Writing rendered manifests: one stream on stdout, or one file per object in a directory.
+//! Formatting ([`finish`]) happens where the objects were rendered (on worker threads);
+//! [`write`] then writes everything at once, so an error leaves stdout empty.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use kflex_core::manifest::{Manifest, file_name, to_json_list, to_yaml_stream};
-use kflex_core::render::Rendered;
+use kflex_core::manifest::{EmitError, Manifest, file_name, to_json_list, to_yaml_stream};
 
-/// Prints every rendered object to stdout as one YAML stream or one JSON `v1/List`, in a single
-/// write after everything is formatted.
-pub fn print(outputs: &[Rendered], json: bool) -> anyhow::Result<()> {
-    let manifests: Vec<Manifest> = outputs
-        .iter()
-        .flat_map(|o| o.manifests.iter().cloned())
-        .collect();
-    let text = if json {
-        to_json_list(&manifests)?
-    } else {
-        to_yaml_stream(&manifests)?
-    };
+/// Where and how output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub json: bool,
+    /// `None` for stdout.
+    pub dir: Option<PathBuf>,
+}
+
+/// One rendered set (`system` or a control plane), ready to be written.
+#[derive(Debug)]
+pub enum Formatted {
+    /// A YAML stream, for stdout.
+    Yaml(String),
+    /// Objects kept for a single JSON list on stdout.
+    Objects(Vec<Manifest>),
+    /// File name and content, for a directory.
+    Files(Vec<(String, String)>),
+}
+
+/// Formats one set's objects for `target`.
+pub fn finish(manifests: Vec<Manifest>, target: &Target) -> Result<Formatted, EmitError> {
+    match (&target.dir, target.json) {
+        (None, false) => to_yaml_stream(&manifests).map(Formatted::Yaml),
+        (None, true) => Ok(Formatted::Objects(manifests)),
+        (Some(_), json) => files(&manifests, json).map(Formatted::Files),
+    }
+}
+
+/// Writes every set: to stdout in one write, or each to `dir/<set name>/`.
+pub fn write(target: &Target, sets: Vec<(String, Formatted)>) -> anyhow::Result<()> {
+    match &target.dir {
+        Some(dir) => write_dir(dir, sets),
+        None => {
+            let mut text = String::new();
+            let mut objects = Vec::new();
+            for (_, formatted) in sets {
+                match formatted {
+                    Formatted::Yaml(part) => text.push_str(&part),
+                    Formatted::Objects(part) => objects.extend(part),
+                    Formatted::Files(_) => bail!("files cannot be printed to stdout"),
+                }
+            }
+            if target.json {
+                text = to_json_list(&objects)?;
+            }
+            print(&text)
+        }
+    }
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -30,60 +70,51 @@ pub fn print(outputs: &[Rendered], json: bool) -> anyhow::Result<()> {
     }
 }
 
-/// Writes `dir/<set>/<object file>` for every rendered set (`system` or the control plane's
-/// name), with a `kustomization.yaml` listing the files in install order. Each set's directory
-/// is replaced as a whole, so objects that are no longer rendered disappear from it.
-pub fn write_dir(dir: &Path, outputs: &[Rendered], json: bool) -> anyhow::Result<()> {
-    let mut prepared = Vec::with_capacity(outputs.len());
-    for rendered in outputs {
-        let mut files = Vec::with_capacity(rendered.manifests.len());
-        for manifest in &rendered.manifests {
-            let single = std::slice::from_ref(manifest);
-            let (name, text) = if json {
-                let name = file_name(manifest).replace(".yaml", ".json");
-                (name, to_json_object(manifest)?)
-            } else {
-                (
-                    file_name(manifest),
-                    strip_separator(&to_yaml_stream(single)?),
-                )
-            };
-            files.push((name, text));
+/// One file per object with a stable name, plus a `kustomization.yaml` listing them in install
+/// order.
+fn files(manifests: &[Manifest], json: bool) -> Result<Vec<(String, String)>, EmitError> {
+    let mut files = Vec::with_capacity(manifests.len() + 1);
+    for manifest in manifests {
+        let single = std::slice::from_ref(manifest);
+        if json {
+            let list = to_json_list(single)?;
+            let item: serde_json::Value = serde_json::from_str(&list).map_err(EmitError::Json)?;
+            let mut text =
+                serde_json::to_string_pretty(&item["items"][0]).map_err(EmitError::Json)?;
+            text.push('\n');
+            files.push((file_name(manifest).replace(".yaml", ".json"), text));
+        } else {
+            let stream = to_yaml_stream(single)?;
+            let text = stream.strip_prefix("---\n").unwrap_or(&stream).to_owned();
+            files.push((file_name(manifest), text));
         }
-        let resources: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
-        let kustomization = format!(
-            "# Written by kflex render: the objects of this directory in install order.\n\
-             apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}",
-            resources
-                .iter()
-                .map(|r| format!("- {r}\n"))
-                .collect::<String>()
-        );
-        files.push(("kustomization.yaml".to_owned(), kustomization));
-        prepared.push((
-            crate::cli::output_directory_name(rendered).to_owned(),
-            files,
-        ));
     }
+    let resources: String = files
+        .iter()
+        .map(|(name, _)| format!("- {name}\n"))
+        .collect();
+    files.push((
+        "kustomization.yaml".to_owned(),
+        format!(
+            "# Written by kflex render: the objects of this directory in install order.\n\
+             apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{resources}"
+        ),
+    ));
+    Ok(files)
+}
+
+/// Replaces `dir/<set>` by each set's files; sets not rendered this time are left alone.
+fn write_dir(dir: &Path, sets: Vec<(String, Formatted)>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    for (set, files) in prepared {
-        replace_directory(&dir.join(&set), &files)
-            .with_context(|| format!("failed to write {}", dir.join(&set).display()))?;
+    for (set, formatted) in sets {
+        let Formatted::Files(files) = formatted else {
+            bail!("internal: set {set} was not formatted as files");
+        };
+        let target = dir.join(&set);
+        replace_directory(&target, &files)
+            .with_context(|| format!("failed to write {}", target.display()))?;
     }
     Ok(())
-}
-
-fn to_json_object(manifest: &Manifest) -> anyhow::Result<String> {
-    let list = to_json_list(std::slice::from_ref(manifest))?;
-    let value: serde_json::Value = serde_json::from_str(&list)?;
-    let mut text = serde_json::to_string_pretty(&value["items"][0])?;
-    text.push('\n');
-    Ok(text)
-}
-
-/// A single-document stream without its leading `---`, as a file of its own.
-fn strip_separator(stream: &str) -> String {
-    stream.strip_prefix("---\n").unwrap_or(stream).to_owned()
 }
 
 /// Writes `files` into a fresh sibling directory, then swaps it in for `target`.

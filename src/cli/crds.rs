@@ -5,6 +5,7 @@ use kflex_core::render::{Renderer, TemplateSet};
 use kflex_core::settings::Settings;
 
 use super::Format;
+use crate::output::{self, Target};
 
 /// Print the ControlPlane and PostCreateHook CRDs
 #[derive(Debug, clap::Args)]
@@ -20,5 +21,10 @@ pub(crate) fn run(args: CrdsArgs) -> anyhow::Result<()> {
     system
         .manifests
         .retain(|m| m.kind() == "CustomResourceDefinition");
-    crate::output::print(&[system], args.output == Format::Json)
+    let target = Target {
+        json: args.output == Format::Json,
+        dir: None,
+    };
+    let formatted = output::finish(system.manifests, &target)?;
+    output::write(&target, vec![("crds".to_owned(), formatted)])
 }

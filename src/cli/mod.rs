@@ -43,11 +43,6 @@ pub fn describe_error(err: &anyhow::Error) -> String {
     text
 }
 
-/// The directory a rendered set gets under `--output-dir`: `system` or the control plane's name.
-pub(crate) fn output_directory_name(rendered: &kflex_core::render::Rendered) -> &str {
-    rendered.control_plane.as_deref().unwrap_or("system")
-}
-
 /// Output formats of rendering commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {

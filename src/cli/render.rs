@@ -9,9 +9,12 @@ use anyhow::{Context as _, bail};
 use kflex_core::api::{ControlPlane, ControlPlaneSpec, ControlPlaneType};
 use kflex_core::render::{ControlPlaneError, HookCatalog, RenderError, Renderer, TemplateSet};
 
+use kflex_core::manifest::EmitError;
+
 use super::Format;
 use super::settings::SettingsArgs;
-use crate::input;
+use crate::output::{self, Target};
+use crate::{batch, input};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -130,26 +133,51 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     let catalog = HookCatalog::new(hooks)?;
 
     let renderer = Renderer::new(settings, &templates)?;
-    let mut outputs = Vec::new();
+    let target = Target {
+        json: args.output == Format::Json,
+        dir: args.output_dir.clone(),
+    };
+    let mut sets = Vec::new();
+    let mut warnings = Vec::new();
     if args.system {
-        outputs.push(renderer.render_system()?);
+        let system = renderer.render_system()?;
+        warnings.extend(system.warnings);
+        sets.push((
+            "system".to_owned(),
+            output::finish(system.manifests, &target)?,
+        ));
     }
-    let rendered = crate::batch::render_batch(
+    let finished = batch::render_batch(
         &renderer,
         &control_planes,
         &catalog,
-        crate::batch::default_threads(),
+        batch::default_threads(),
+        |manifests| output::finish(manifests, &target).map_err(BatchError::Emit),
     )
-    .map_err(|err| locate(err, &origins))?;
-    outputs.extend(rendered);
-
-    for warning in outputs.iter().flat_map(|o| &o.warnings) {
+    .map_err(|err| match err {
+        BatchError::Render(err) => locate(err, &origins),
+        BatchError::Emit(err) => err.into(),
+    })?;
+    for set in finished {
+        warnings.extend(set.warnings);
+        sets.push((set.control_plane, set.output));
+    }
+    for warning in &warnings {
         eprintln!("warning: {warning}");
     }
-    let json = args.output == Format::Json;
-    match &args.output_dir {
-        Some(dir) => crate::output::write_dir(dir, &outputs, json),
-        None => crate::output::print(&outputs, json),
+    output::write(&target, sets)
+}
+
+/// What can go wrong on a rendering worker.
+#[derive(Debug)]
+enum BatchError {
+    Render(RenderError),
+    Emit(EmitError),
+}
+
+impl From<RenderError> for BatchError {
+    fn from(err: RenderError) -> Self {
+        Self::Render(err)
     }
 }
 

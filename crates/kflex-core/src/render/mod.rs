@@ -12,6 +12,7 @@ pub mod metadata;
 mod placeholders;
 mod pod_security;
 mod scope;
+mod skeleton;
 mod templates;
 
 use std::collections::BTreeMap;
@@ -137,7 +138,17 @@ pub struct Renderer {
     built_in_hooks: Vec<(String, String, PostCreateHook)>,
     scopes: Scopes,
     system: SystemContext,
+    skeletons: skeleton::SkeletonCache,
+    /// Whether `render_template` may use the skeleton shortcut (tests compare both paths).
+    shortcut: bool,
 }
+
+/// The parts of a control plane template's context that differ between control planes.
+const PER_CONTROL_PLANE: [&str; 3] = [
+    "/cp",
+    "/images/kubeApiserver",
+    "/images/kubeControllerManager",
+];
 
 impl Renderer {
     /// Compiles `templates` and loads the built-in hooks.
@@ -166,6 +177,8 @@ impl Renderer {
             settings,
             env,
             built_in_hooks,
+            skeletons: skeleton::SkeletonCache::default(),
+            shortcut: true,
         })
     }
 
@@ -266,8 +279,14 @@ impl Renderer {
             images: &images,
             system: &self.system,
         };
+        let root = serde_json::to_value(&root).map_err(|err| ControlPlaneError::Template {
+            template: template_dir.to_owned(),
+            detail: format!("failed to build the template context: {err}"),
+        })?;
+        let abstracted = skeleton::abstract_values(&root, &PER_CONTROL_PLANE);
+        let root = context_value(&root);
         for template in self.templates.rendered_in(template_dir) {
-            own_objects.extend(self.render_template(template, &root)?);
+            own_objects.extend(self.render_template(template, &root, abstracted.as_ref())?);
         }
 
         let mut scopes = self.scopes.clone();
@@ -335,9 +354,14 @@ impl Renderer {
             config_data: &config_data,
             crd_names: &crd_names,
         };
+        let root = serde_json::to_value(&root).map_err(|err| ControlPlaneError::Template {
+            template: "system".to_owned(),
+            detail: format!("failed to build the template context: {err}"),
+        })?;
+        let root = context_value(&root);
         for dir in SYSTEM_TEMPLATE_DIRS {
             for template in self.templates.rendered_in(dir) {
-                manifests.extend(self.render_template(template, &root)?);
+                manifests.extend(self.render_template(template, &root, None)?);
             }
         }
         for manifest in &mut manifests {
@@ -368,25 +392,32 @@ impl Renderer {
         })
     }
 
-    /// Renders one template and parses every document it produces.
+    /// Renders one template and parses every document it produces; with `abstracted`, through
+    /// the verified skeleton shortcut when it applies (see `skeleton`).
     fn render_template(
         &self,
         name: &str,
-        root: &impl serde::Serialize,
+        root: &minijinja::Value,
+        abstracted: Option<&skeleton::Abstracted>,
     ) -> Result<Vec<Manifest>, ControlPlaneError> {
         let fail = |detail: String| ControlPlaneError::Template {
             template: name.to_owned(),
             detail,
         };
-        let template = self
-            .env
-            .get_template(name)
-            .map_err(|err| fail(templates::describe(&err)))?;
-        let text = template
-            .render(minijinja::Value::from(minijinja::value::Serde(root)))
-            .map_err(|err| fail(templates::describe(&err)))?;
-        let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .map_err(|err| fail(format!("rendered invalid YAML: {err}")))?;
+        let text = self.evaluate(name, root).map_err(fail)?;
+        let shortcut = abstracted.filter(|_| self.shortcut).and_then(|abstracted| {
+            let skeleton = self.skeletons.get_or_build(name, abstracted.key, || {
+                let text = self.evaluate(name, &context_value(&abstracted.root)).ok()?;
+                let documents = parse_documents(&text).ok()?;
+                skeleton::Skeleton::new(text, documents)
+            })?;
+            skeleton.instantiate(&text, &abstracted.values)
+        });
+        let documents = match shortcut {
+            Some(documents) => documents,
+            None => parse_documents(&text)
+                .map_err(|err| fail(format!("rendered invalid YAML: {err}")))?,
+        };
         documents
             .into_iter()
             .filter(|doc| !doc.is_null())
@@ -397,6 +428,28 @@ impl Renderer {
             })
             .collect()
     }
+
+    fn evaluate(&self, name: &str, root: &minijinja::Value) -> Result<String, String> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|err| templates::describe(&err))?;
+        template
+            .render(root)
+            .map_err(|err| templates::describe(&err))
+    }
+}
+
+/// A template context as minijinja's value, built once and shared by every template.
+fn context_value(root: &Value) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(root))
+}
+
+/// The documents of rendered template text (comments are not needed, so not collected).
+fn parse_documents(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
+    let mut options = serde_saphyr::options::Options::default();
+    options.emit_comments = false;
+    serde_saphyr::from_multiple_with_options(text, options)
 }
 
 fn pull_policy(settings: &Settings) -> &'static str {
@@ -480,17 +533,18 @@ fn check_duplicates(manifests: &[Manifest]) -> Result<(), ControlPlaneError> {
 }
 
 /// Refuses an object that two control planes would both render (cluster-scoped objects, or
-/// objects in the shared system namespace).
-pub fn check_shared_objects(outputs: &[Rendered]) -> Result<(), RenderError> {
-    let mut owners: BTreeMap<ObjectKey, &str> = BTreeMap::new();
-    for output in outputs {
-        let owner = output.control_plane.as_deref().unwrap_or("(system)");
-        for manifest in &output.manifests {
-            if let Some(first) = owners.insert(manifest.key(), owner)
+/// objects in the shared system namespace). `sets` pairs each owner with its objects' keys.
+pub fn check_shared_objects<'a>(
+    sets: impl IntoIterator<Item = (&'a str, &'a [ObjectKey])>,
+) -> Result<(), RenderError> {
+    let mut owners: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
+    for (owner, keys) in sets {
+        for key in keys {
+            if let Some(first) = owners.insert(key, owner)
                 && first != owner
             {
                 return Err(RenderError::SharedObject {
-                    object: manifest.key().to_string(),
+                    object: key.to_string(),
                     first: first.to_owned(),
                     second: owner.to_owned(),
                 });
@@ -593,4 +647,88 @@ fn apply_pod_security(
         level.as_str(),
         relaxed_by.join(", ")
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ControlPlaneSpec, PostCreateHookSpec};
+    use crate::manifest::to_yaml_stream;
+    use serde_json::json;
+
+    fn control_plane(name: &str, spec: Value) -> ControlPlane {
+        let spec: ControlPlaneSpec = serde_json::from_value(spec).unwrap();
+        ControlPlane::new(name, spec)
+    }
+
+    fn hook() -> PostCreateHook {
+        let spec: PostCreateHookSpec = serde_json::from_value(json!({
+            "defaultVars": [{"name": "Msg", "value": "on"}],
+            "templates": [{"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "{{.ControlPlaneName}}-cm"},
+                "data": {"msg": "{{.Msg}}", "ns": "{{.Namespace}}"}}]
+        }))
+        .unwrap();
+        PostCreateHook::new("h", spec)
+    }
+
+    fn yaml(renderer: &Renderer, cp: &ControlPlane, catalog: &HookCatalog) -> String {
+        to_yaml_stream(&renderer.render(cp, catalog).unwrap().manifests).unwrap()
+    }
+
+    /// The skeleton shortcut must never change a single byte of output, including for names a
+    /// YAML 1.1 reader would take for booleans, nulls or numbers.
+    #[test]
+    fn the_shortcut_changes_nothing() {
+        let catalog = HookCatalog::new([hook()]).unwrap();
+        let names = [
+            "cp1", "no", "on", "yes", "y", "n", "true", "null", "nan", "inf", "e", "x0", "a-b",
+            "o12",
+        ];
+        for settings in [
+            Settings::default(),
+            Settings {
+                is_open_shift: true,
+                ..Settings::default()
+            },
+        ] {
+            let fast = Renderer::new(settings.clone(), &TemplateSet::embedded()).unwrap();
+            let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+            slow.shortcut = false;
+            for (i, name) in names.iter().enumerate() {
+                let spec = if i % 3 == 0 {
+                    json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
+                } else {
+                    json!({"type": "k8s", "globalVars": {"Msg": name}, "postCreateHooks": [{"hookName": "h"}]})
+                };
+                let cp = control_plane(name, spec);
+                assert_eq!(
+                    yaml(&fast, &cp, &catalog),
+                    yaml(&slow, &cp, &catalog),
+                    "{name}"
+                );
+            }
+            // Every k8s template qualifies, so the comparison above exercised the shortcut.
+            let templates = fast.templates.rendered_in("k8s").len();
+            assert!(
+                fast.skeletons.eligible() >= templates,
+                "{}",
+                fast.skeletons.eligible()
+            );
+            assert_eq!(slow.skeletons.eligible(), 0);
+        }
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let renderer = Renderer::new(Settings::default(), &TemplateSet::embedded()).unwrap();
+        let cp = control_plane("cp1", json!({"type": "k8s"}));
+        let catalog = HookCatalog::default();
+        assert_eq!(
+            yaml(&renderer, &cp, &catalog),
+            yaml(&renderer, &cp, &catalog)
+        );
+        let system = |r: &Renderer| to_yaml_stream(&r.render_system().unwrap().manifests).unwrap();
+        assert_eq!(system(&renderer), system(&renderer));
+    }
 }

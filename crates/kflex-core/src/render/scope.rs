@@ -3,6 +3,7 @@
 //! unknown kind is an error that says how to declare it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -107,26 +108,37 @@ const BUILT_IN: &[(&str, &str, Scope)] = {
     ]
 };
 
-/// Scopes known to one render: built-ins, declared kinds and CRDs in the input.
+/// Kind → scope, by group, looked up without allocating.
+type Table = BTreeMap<String, BTreeMap<String, Scope>>;
+
+/// Scopes known to one render: built-ins and declared kinds (shared by every control plane of
+/// a renderer), plus CRDs found in one control plane's input.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Scopes {
-    extra: BTreeMap<(String, String), Scope>,
+    known: Arc<Table>,
+    learned: Table,
 }
 
 impl Scopes {
     /// Built-ins plus the kinds declared in `settings`.
     pub(crate) fn from_settings(settings: &Settings) -> Self {
-        let mut extra = BTreeMap::new();
+        let mut known = Table::new();
+        for (group, kind, scope) in BUILT_IN {
+            insert(&mut known, group, kind, *scope);
+        }
         for (kinds, scope) in [
             (&settings.namespaced_kinds, Scope::Namespaced),
             (&settings.cluster_scoped_kinds, Scope::Cluster),
         ] {
             for group_kind in kinds {
                 let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
-                extra.insert((group.to_owned(), kind.to_owned()), scope);
+                insert(&mut known, group, kind, scope);
             }
         }
-        Self { extra }
+        Self {
+            known: Arc::new(known),
+            learned: Table::new(),
+        }
     }
 
     /// Adds the kinds defined by CustomResourceDefinitions among `manifests`.
@@ -150,22 +162,23 @@ impl Scopes {
                 } else {
                     Scope::Namespaced
                 };
-                self.extra
-                    .insert((group.to_owned(), kind.to_owned()), scope);
+                insert(&mut self.learned, group, kind, scope);
             }
         }
     }
 
-    /// The scope of `kind` in `group`, if known.
+    /// The scope of `kind` in `group`, if known. A CRD in the input wins over the tables.
     pub(crate) fn scope(&self, group: &str, kind: &str) -> Option<Scope> {
-        if let Some(scope) = self.extra.get(&(group.to_owned(), kind.to_owned())) {
-            return Some(*scope);
-        }
-        BUILT_IN
-            .iter()
-            .find(|(g, k, _)| *g == group && *k == kind)
-            .map(|(_, _, scope)| *scope)
+        let find = |table: &Table| table.get(group).and_then(|kinds| kinds.get(kind)).copied();
+        find(&self.learned).or_else(|| find(&self.known))
     }
+}
+
+fn insert(table: &mut Table, group: &str, kind: &str, scope: Scope) {
+    table
+        .entry(group.to_owned())
+        .or_default()
+        .insert(kind.to_owned(), scope);
 }
 
 /// How to declare an unknown kind, for error messages.
@@ -189,7 +202,7 @@ mod tests {
 
     #[test]
     fn built_in_kinds_are_known() {
-        let scopes = Scopes::default();
+        let scopes = Scopes::from_settings(&Settings::default());
         assert_eq!(scopes.scope("apps", "Deployment"), Some(Scope::Namespaced));
         assert_eq!(
             scopes.scope("rbac.authorization.k8s.io", "ClusterRole"),

@@ -559,10 +559,11 @@ mod tests {
 
     #[test]
     fn config_map_form_round_trips() {
-        let mut settings = Settings::default();
-        settings.is_open_shift = true;
-        settings.cluster_scoped_kinds =
-            vec!["Widget.example.com".into(), "Gadget.example.com".into()];
+        let settings = Settings {
+            is_open_shift: true,
+            cluster_scoped_kinds: vec!["Widget.example.com".into(), "Gadget.example.com".into()],
+            ..Settings::default()
+        };
         let flat = flatten_for_config_map(&settings);
         assert_eq!(flat["isOpenShift"], "true");
         assert_eq!(flat["externalPort"], "9443");

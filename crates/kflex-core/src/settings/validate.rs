@@ -254,7 +254,8 @@ mod tests {
 
     #[test]
     fn invalid_values_name_their_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Settings)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("domain", Box::new(|s| s.domain = "Example.COM".into())),
             ("externalPort", Box::new(|s| s.external_port = 0)),
             (
