@@ -10,7 +10,7 @@ mod context;
 mod hooks;
 pub mod metadata;
 mod placeholders;
-mod pod_security;
+pub mod pod_security;
 mod scope;
 mod skeleton;
 mod templates;
@@ -79,7 +79,7 @@ pub enum ControlPlaneError {
     Invalid(#[from] ValidationError),
     #[error(
         "spec.type: type ocm is deprecated and kflex does not render it; use type vcluster with a \
-         PostCreateHook that installs OCM inside it (examples/hooks/ocm.yaml)"
+         PostCreateHook that installs OCM inside it"
     )]
     Ocm,
     #[error("spec.type: type {0} is not supported by this version of kflex yet")]

@@ -36,7 +36,7 @@ pub struct Violation {
 }
 
 /// The pod spec inside a workload, with its path, for the kinds that carry one.
-pub(crate) fn pod_spec(manifest: &Manifest) -> Option<(&'static str, &Map<String, Value>)> {
+pub fn pod_spec(manifest: &Manifest) -> Option<(&'static str, &Map<String, Value>)> {
     let path = match (manifest.group(), manifest.kind()) {
         ("", "Pod") => "/spec",
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
@@ -53,7 +53,7 @@ pub(crate) fn pod_spec(manifest: &Manifest) -> Option<(&'static str, &Map<String
 }
 
 /// The level `violations` leave a pod at.
-pub(crate) fn level_of(violations: &[Violation]) -> Level {
+pub fn level_of(violations: &[Violation]) -> Level {
     violations
         .iter()
         .map(|v| v.allows)
@@ -109,7 +109,7 @@ const SELINUX_TYPES: [&str; 4] = [
 ];
 
 /// Every rule `spec` breaks.
-pub(crate) fn check(spec: &Map<String, Value>) -> Vec<Violation> {
+pub fn check(spec: &Map<String, Value>) -> Vec<Violation> {
     let mut found = Vec::new();
     let mut flag = |allows: Level, field: String, reason: &str| {
         found.push(Violation {

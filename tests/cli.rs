@@ -1,0 +1,533 @@
+//! `kflex render` and `kflex crds` as a user drives them: arguments, settings precedence,
+//! inputs, outputs and errors.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn kflex() -> Command {
+    let mut cmd = Command::cargo_bin("kflex").expect("binary built");
+    cmd.env_clear();
+    cmd
+}
+
+const ACCEPTANCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/acceptance");
+
+fn acceptance(file: &str) -> String {
+    format!("{ACCEPTANCE}/{file}")
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    let output = cmd.output().expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// Fails with exit 1, nothing on stdout; returns stderr.
+fn refused(cmd: &mut Command) -> String {
+    let output = cmd.output().expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr).expect("UTF-8")
+}
+
+fn objects(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple(yaml).expect("output is YAML")
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn ingress_host(yaml: &str) -> String {
+    let objects = objects(yaml);
+    find(&objects, "Ingress", "cp1")["spec"]["rules"][0]["host"]
+        .as_str()
+        .expect("host")
+        .to_owned()
+}
+
+#[test]
+fn nothing_to_render_is_an_error() {
+    let stderr = refused(kflex().arg("render"));
+    assert!(stderr.contains("nothing to render"), "{stderr}");
+}
+
+#[test]
+fn type_applies_only_to_named_control_planes() {
+    let stderr =
+        refused(kflex().args(["render", "--type", "k8s", "-f", &acceptance("cp-k8s.yaml")]));
+    assert!(
+        stderr.contains("--type applies to control planes named on the command line"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ocm_is_refused_with_the_migration_path() {
+    let stderr = refused(kflex().args(["render", "old", "--type", "ocm"]));
+    assert!(
+        stderr.contains("deprecated") && stderr.contains("type vcluster"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_output_is_one_list_of_the_same_objects() {
+    let yaml = stdout(kflex().args(["render", "cp1"]));
+    let json = stdout(kflex().args(["render", "cp1", "-o", "json"]));
+    let list: Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().expect("items"), &objects(&yaml));
+}
+
+#[test]
+fn settings_precedence_is_values_then_environment_then_set_then_flags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, "domain: from-file.example\n").expect("writable");
+    let values = values.to_str().expect("UTF-8 path");
+    let host = |cmd: &mut Command| ingress_host(&stdout(cmd));
+    assert_eq!(host(kflex().args(["render", "cp1"])), "cp1.localtest.me");
+    assert_eq!(
+        host(kflex().args(["render", "cp1", "--values", values])),
+        "cp1.from-file.example"
+    );
+    assert_eq!(
+        host(
+            kflex()
+                .args(["render", "cp1", "--values", values])
+                .env("KFLEX_DOMAIN", "env.example")
+        ),
+        "cp1.env.example"
+    );
+    assert_eq!(
+        host(
+            kflex()
+                .args([
+                    "render",
+                    "cp1",
+                    "--values",
+                    values,
+                    "--set",
+                    "domain=set.example"
+                ])
+                .env("KFLEX_DOMAIN", "env.example")
+        ),
+        "cp1.set.example"
+    );
+    assert_eq!(
+        host(
+            kflex()
+                .args([
+                    "render",
+                    "cp1",
+                    "--values",
+                    values,
+                    "--set",
+                    "domain=set.example",
+                    "--domain",
+                    "flag.example"
+                ])
+                .env("KFLEX_DOMAIN", "env.example")
+        ),
+        "cp1.flag.example"
+    );
+}
+
+#[test]
+fn bad_settings_name_the_key_and_where_it_came_from() {
+    let stderr = refused(kflex().args(["render", "cp1", "--set", "images.kine.tga=v1"]));
+    assert!(
+        stderr.contains("unknown setting \"images.kine.tga\" (from --set)"),
+        "{stderr}"
+    );
+    let stderr = refused(
+        kflex()
+            .args(["render", "cp1"])
+            .env("KFLEX_EXTERNAL_PORT", "https"),
+    );
+    assert!(
+        stderr.contains("externalPort (from environment variable KFLEX_EXTERNAL_PORT)"),
+        "{stderr}"
+    );
+    let stderr = refused(kflex().args(["render", "cp1", "--kube-version", "1.29"]));
+    assert!(
+        stderr.contains("kubeVersion (from flag --kube-version)")
+            && stderr.contains("1.33 or newer"),
+        "{stderr}"
+    );
+    let stderr = refused(kflex().args(["render", "cp1", "--set", "domain"]));
+    assert!(stderr.contains("expected KEY=VALUE"), "{stderr}");
+}
+
+#[test]
+fn openshift_flag_takes_an_optional_value_without_eating_names() {
+    let on = stdout(kflex().args(["render", "--openshift", "cp1"]));
+    assert!(on.contains("kind: Route"));
+    let off = stdout(kflex().args(["render", "--openshift=false", "cp1"]));
+    assert!(off.contains("kind: Ingress") && !off.contains("kind: Route"));
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let text = std::fs::read_to_string(acceptance("cp-k8s.yaml")).expect("readable");
+    let out = stdout(kflex().args(["render", "-f", "-"]).write_stdin(text));
+    assert!(out.contains("name: cp1-system"));
+}
+
+#[test]
+fn directories_are_read_in_name_order_and_recursively_on_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nested = dir.path().join("nested");
+    std::fs::create_dir(&nested).expect("created");
+    std::fs::copy(acceptance("cp-k8s.yaml"), dir.path().join("a.yaml")).expect("copied");
+    std::fs::write(dir.path().join("notes.txt"), "not YAML, ignored").expect("written");
+    std::fs::write(
+        nested.join("b.yml"),
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata: {name: cp2}\nspec: {type: k8s}\n",
+    )
+    .expect("written");
+    let flat = stdout(kflex().args(["render", "-f"]).arg(dir.path()));
+    assert!(flat.contains("cp1-system") && !flat.contains("cp2-system"));
+    let deep = stdout(kflex().args(["render", "-R", "-f"]).arg(dir.path()));
+    assert!(deep.contains("cp1-system") && deep.contains("cp2-system"));
+    // Control planes come out in name order, each in install order.
+    assert!(deep.find("name: cp1-system").unwrap() < deep.find("name: cp2-system").unwrap());
+}
+
+#[test]
+fn the_same_control_plane_twice_is_refused() {
+    let stderr = refused(kflex().args(["render", "cp1", "-f", &acceptance("cp-k8s.yaml")]));
+    assert!(
+        stderr.contains("ControlPlane \"cp1\" is given more than once"),
+        "{stderr}"
+    );
+}
+
+fn write_hook(dir: &Path, template: &str) -> String {
+    let path = dir.join("hook.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\n\
+             metadata: {{name: h}}\nspec:\n  templates:\n  - {template}\n"
+        ),
+    )
+    .expect("written");
+    path.to_str().expect("UTF-8").to_owned()
+}
+
+fn write_control_plane(dir: &Path, name: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+             metadata: {{name: {name}}}\nspec: {{type: k8s, postCreateHooks: [{{hookName: h}}]}}\n"
+        ),
+    )
+    .expect("written");
+    path.to_str().expect("UTF-8").to_owned()
+}
+
+#[test]
+fn an_object_two_control_planes_would_share_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(
+        dir.path(),
+        "{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole, metadata: {name: fixed}}",
+    );
+    let a = write_control_plane(dir.path(), "a");
+    let b = write_control_plane(dir.path(), "b");
+    assert!(stdout(kflex().args(["render", "-f", &a, "-f", &hook])).contains("name: fixed"));
+    let stderr = refused(kflex().args(["render", "-f", &a, "-f", &b, "-f", &hook]));
+    assert!(
+        stderr.contains(
+            "ClusterRole fixed is rendered for both ControlPlane \"a\" and ControlPlane \"b\""
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_kinds_need_a_declared_scope() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(
+        dir.path(),
+        "{apiVersion: example.com/v1, kind: Widget, metadata: {name: w}}",
+    );
+    let cp = write_control_plane(dir.path(), "a");
+    let stderr = refused(kflex().args(["render", "-f", &cp, "-f", &hook]));
+    assert!(
+        stderr.contains("--namespaced-kind Widget.example.com"),
+        "{stderr}"
+    );
+    let out = stdout(kflex().args([
+        "render",
+        "-f",
+        &cp,
+        "-f",
+        &hook,
+        "--namespaced-kind",
+        "Widget.example.com",
+    ]));
+    let namespaced = objects(&out);
+    assert_eq!(
+        find(&namespaced, "Widget", "w")["metadata"]["namespace"],
+        "a-system"
+    );
+    let out = stdout(kflex().args([
+        "render",
+        "-f",
+        &cp,
+        "-f",
+        &hook,
+        "--cluster-scoped-kind",
+        "Widget.example.com",
+    ]));
+    let cluster = objects(&out);
+    let widget = find(&cluster, "Widget", "w");
+    assert!(widget["metadata"].get("namespace").is_none());
+    assert_eq!(
+        widget["metadata"]["labels"]["kflex.kubestellar.org/control-plane"],
+        "a"
+    );
+}
+
+#[test]
+fn a_crd_rendered_by_a_hook_declares_its_kind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hook.yaml");
+    std::fs::write(
+        &path,
+        r#"apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
+kind: PostCreateHook
+metadata: {name: h}
+spec:
+  templates:
+  - apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: cr1s.synthetic-crd.com}
+    spec: {group: synthetic-crd.com, scope: Namespaced, names: {kind: CR1, plural: cr1s}, versions: []}
+  - {apiVersion: synthetic-crd.com/v1alpha1, kind: CR1, metadata: {name: one}}
+"#,
+    )
+    .expect("written");
+    let cp = write_control_plane(dir.path(), "a");
+    let out = stdout(kflex().args(["render", "-f", &cp, "-f"]).arg(&path));
+    let objects = objects(&out);
+    assert_eq!(
+        find(&objects, "CR1", "one")["metadata"]["namespace"],
+        "a-system"
+    );
+    let crd_at = objects
+        .iter()
+        .position(|o| o["kind"] == "CustomResourceDefinition")
+        .expect("CRD");
+    let cr_at = objects.iter().position(|o| o["kind"] == "CR1").expect("CR");
+    assert!(crd_at < cr_at, "the CRD is installed before its objects");
+}
+
+#[test]
+fn hooks_cannot_place_objects_in_other_namespaces() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(
+        dir.path(),
+        "{apiVersion: v1, kind: ConfigMap, metadata: {name: c, namespace: kube-system}}",
+    );
+    let cp = write_control_plane(dir.path(), "a");
+    let stderr = refused(kflex().args(["render", "-f", &cp, "-f", &hook]));
+    assert!(stderr.contains("ConfigMap kube-system/c (from PostCreateHook h, templates[0]), field metadata.namespace"), "{stderr}");
+    assert!(stderr.contains("belong in a-system"), "{stderr}");
+}
+
+#[test]
+fn warnings_go_to_stderr_and_stdout_stays_clean_yaml() {
+    let output = kflex()
+        .args([
+            "render",
+            "-f",
+            &acceptance("cp-k8s-hooks.yaml"),
+            "-f",
+            &acceptance("hook-hello.yaml"),
+            "-f",
+            &acceptance("hook-kubectl-check.yaml"),
+        ])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("warning: namespace team-a-system enforces Pod Security baseline"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(!stdout.contains("warning"));
+    let objects = objects(&stdout);
+    let namespace = find(&objects, "Namespace", "team-a-system");
+    assert_eq!(
+        namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "baseline"
+    );
+    assert_eq!(
+        namespace["metadata"]["labels"]["pod-security.kubernetes.io/warn"],
+        "restricted"
+    );
+    let why = namespace["metadata"]["annotations"]["kflex.kubestellar.org/pod-security-exceptions"]
+        .as_str()
+        .expect("exceptions are explained");
+    assert!(why.contains("Job hello (PostCreateHook hello"), "{why}");
+}
+
+#[test]
+fn hook_values_are_data_even_when_they_look_like_yaml() {
+    let out = stdout(kflex().args([
+        "render",
+        "-f",
+        &acceptance("cp-k8s-hooks.yaml"),
+        "-f",
+        &acceptance("hook-hello.yaml"),
+        "-f",
+        &acceptance("hook-kubectl-check.yaml"),
+    ]));
+    let objects = objects(&out);
+    let job = find(&objects, "Job", "hello");
+    let command = &job["spec"]["template"]["spec"]["containers"][0]["command"];
+    // Per-hook vars beat globalVars; built-ins fill the rest; the colon and quotes stay text.
+    assert_eq!(
+        command[1],
+        "hello: from per-hook vars, with a colon and 'quotes'"
+    );
+    assert_eq!(command[2], "in team-a (team-a-system)");
+}
+
+#[test]
+fn output_dir_writes_one_file_per_object_and_replaces_what_was_there() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("rendered");
+    std::fs::create_dir_all(out.join("cp1")).expect("created");
+    std::fs::write(out.join("cp1/stale.yaml"), "old").expect("written");
+    std::fs::write(out.join("unrelated.txt"), "mine").expect("written");
+    let printed = stdout(
+        kflex()
+            .args(["render", "cp1", "--system", "--output-dir"])
+            .arg(&out),
+    );
+    assert!(printed.is_empty(), "nothing on stdout with --output-dir");
+    assert!(
+        !out.join("cp1/stale.yaml").exists(),
+        "the set's directory is replaced"
+    );
+    assert!(
+        out.join("unrelated.txt").exists(),
+        "other files are left alone"
+    );
+    let deployment =
+        std::fs::read_to_string(out.join("cp1/deployment.apps_cp1-system_kube-apiserver.yaml"))
+            .expect("file per object");
+    assert!(
+        deployment.starts_with("# Source: k8s/kube-apiserver.yaml\napiVersion: apps/v1\n"),
+        "{deployment}"
+    );
+    let kustomization =
+        std::fs::read_to_string(out.join("cp1/kustomization.yaml")).expect("kustomization");
+    assert!(kustomization.contains("- namespace_cp1-system.yaml\n"));
+    let listed = kustomization
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .count();
+    let files = std::fs::read_dir(out.join("cp1")).expect("dir").count();
+    assert_eq!(listed + 1, files, "every object file is listed");
+    assert!(out.join("system/customresourcedefinition.apiextensions.k8s.io_controlplanes.tenancy.kflex.kubestellar.org.yaml").exists());
+    // The concatenated files are exactly what stdout would have been.
+    let stream = stdout(kflex().args(["render", "cp1"]));
+    let order: Vec<String> = kustomization
+        .lines()
+        .filter_map(|l| l.strip_prefix("- "))
+        .map(str::to_owned)
+        .collect();
+    let joined: String = order
+        .iter()
+        .map(|f| {
+            format!(
+                "---\n{}",
+                std::fs::read_to_string(out.join("cp1").join(f)).expect("listed file")
+            )
+        })
+        .collect();
+    assert_eq!(joined, stream);
+}
+
+#[test]
+fn template_overrides_replace_files_and_errors_name_template_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("k8s")).expect("created");
+    std::fs::write(
+        dir.path().join("k8s/extra.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {{ cp.namespace }}\ndata:\n  owner: {{ cp.name }}\n",
+    )
+    .expect("written");
+    std::fs::write(dir.path().join("k8s/exposure.yaml"), "").expect("written");
+    let out = stdout(
+        kflex()
+            .args(["render", "cp1", "--templates"])
+            .arg(dir.path()),
+    );
+    let objects = objects(&out);
+    assert_eq!(find(&objects, "ConfigMap", "extra")["data"]["owner"], "cp1");
+    assert!(
+        !out.contains("kind: Ingress"),
+        "an empty override removes the objects"
+    );
+    std::fs::write(
+        dir.path().join("k8s/extra.yaml"),
+        "a: 1\nb: {{ cp.nmae }}\n",
+    )
+    .expect("written");
+    let stderr = refused(
+        kflex()
+            .args(["render", "cp1", "--templates"])
+            .arg(dir.path()),
+    );
+    assert!(
+        stderr.contains("template k8s/extra.yaml: line 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn crds_command_prints_exactly_the_crds_of_the_system_manifests() {
+    let crds = objects(&stdout(kflex().arg("crds")));
+    let system = objects(&stdout(kflex().args(["render", "--system"])));
+    let from_system: Vec<&Value> = system
+        .iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .collect();
+    assert_eq!(crds.iter().collect::<Vec<_>>(), from_system);
+    assert_eq!(crds.len(), 2);
+}
+
+#[test]
+fn help_shows_examples_and_setting_precedence() {
+    let help = stdout(kflex().args(["render", "--help"]));
+    assert!(help.contains("kflex render cp1"));
+    assert!(help.contains("defaults < --values < KFLEX_* environment < --set < flags"));
+}

@@ -1,0 +1,253 @@
+//! Golden files: `tests/golden/<case>/args` holds a kflex command line (one argument per line,
+//! run in the case directory with an empty environment); `expected.yaml` is its reviewed
+//! output. A mismatch prints a unified diff. Regenerating is an explicit opt-in:
+//! `KFLEX_UPDATE_GOLDEN=1 cargo test --test golden`, then review the diff before committing.
+//!
+//! The same outputs are checked for properties every rendered set must have: no secret material,
+//! requests on every container, Pod Security as labelled, and (in `.ci/run`) strict schema
+//! validation.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kflex_core::manifest::Manifest;
+use kflex_core::render::pod_security;
+use serde_json::Value;
+use similar::TextDiff;
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/golden exists")
+        .map(|entry| entry.expect("readable").path())
+        .filter(|path| path.join("args").is_file())
+        .collect();
+    cases.sort();
+    cases
+}
+
+fn args(case: &Path) -> Vec<String> {
+    std::fs::read_to_string(case.join("args"))
+        .expect("args is readable")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs kflex as a user would, with nothing from this process's environment leaking in.
+fn run(case: &Path) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kflex"))
+        .args(args(case))
+        .current_dir(case)
+        .env_clear()
+        .output()
+        .expect("kflex runs");
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    let stderr = String::from_utf8(output.stderr).expect("stderr is UTF-8");
+    assert!(
+        output.status.success(),
+        "{}: kflex failed:\n{stderr}",
+        case.display()
+    );
+    (stdout, stderr)
+}
+
+#[test]
+fn rendered_output_matches_the_reviewed_golden_files() {
+    let update = std::env::var_os("KFLEX_UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for case in cases() {
+        let (actual, _) = run(&case);
+        let (again, _) = run(&case);
+        assert_eq!(actual, again, "{}: two runs differ", case.display());
+        let expected_path = case.join("expected.yaml");
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if actual == expected {
+            continue;
+        }
+        if update {
+            std::fs::write(&expected_path, &actual).expect("golden file is writable");
+            eprintln!("updated {}", expected_path.display());
+            continue;
+        }
+        let diff = TextDiff::from_lines(&expected, &actual)
+            .unified_diff()
+            .context_radius(3)
+            .header("expected.yaml", "actual")
+            .to_string();
+        failures.push(format!("{}:\n{diff}", case.display()));
+    }
+    assert!(
+        failures.is_empty(),
+        "golden files differ (KFLEX_UPDATE_GOLDEN=1 regenerates them; review the diff):\n{}",
+        failures.join("\n")
+    );
+}
+
+fn golden_objects() -> Vec<(String, Manifest)> {
+    let mut objects = Vec::new();
+    for case in cases() {
+        let text = std::fs::read_to_string(case.join("expected.yaml")).expect("golden file exists");
+        let documents: Vec<Value> = serde_saphyr::from_multiple(&text).expect("golden is YAML");
+        let name = case
+            .file_name()
+            .expect("named")
+            .to_string_lossy()
+            .into_owned();
+        for document in documents {
+            objects.push((
+                name.clone(),
+                Manifest::new("golden", document).expect("an object"),
+            ));
+        }
+    }
+    assert!(
+        objects.len() > 100,
+        "the golden cases render real control planes"
+    );
+    objects
+}
+
+#[test]
+fn no_secret_material_is_rendered() {
+    for (case, object) in golden_objects() {
+        assert_ne!(
+            object.kind(),
+            "Secret",
+            "{case}: {} renders a Secret",
+            object.key()
+        );
+        let text = serde_json::to_string(object.object()).expect("serializable");
+        for marker in [
+            "BEGIN CERTIFICATE",
+            "PRIVATE KEY",
+            "BEGIN RSA",
+            "password=",
+            "token=",
+        ] {
+            assert!(
+                !text.contains(marker),
+                "{case}: {} contains {marker:?}",
+                object.key()
+            );
+        }
+        let Some((_, spec)) = pod_security::pod_spec(&object) else {
+            continue;
+        };
+        for container in containers(spec) {
+            for env in container
+                .get("env")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = env["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                let secret_like = ["PASSWORD", "TOKEN", "SECRET", "KEY"]
+                    .iter()
+                    .any(|w| name.contains(w));
+                assert!(
+                    !(secret_like
+                        && env
+                            .get("value")
+                            .is_some_and(|v| !v.as_str().unwrap_or("").starts_with('/'))),
+                    "{case}: {} puts {name} in a literal env value",
+                    object.key()
+                );
+            }
+        }
+    }
+}
+
+fn containers(spec: &serde_json::Map<String, Value>) -> Vec<&serde_json::Map<String, Value>> {
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|list| spec.get(*list).and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_object)
+        .collect()
+}
+
+#[test]
+fn kflex_containers_request_cpu_and_memory() {
+    for (case, object) in golden_objects() {
+        if object
+            .annotation("kflex.kubestellar.org/post-create-hook")
+            .is_some()
+        {
+            continue; // A user's hook is theirs to size.
+        }
+        let Some((_, spec)) = pod_security::pod_spec(&object) else {
+            continue;
+        };
+        for container in containers(spec) {
+            let requests = container.get("resources").and_then(|r| r.get("requests"));
+            for resource in ["cpu", "memory"] {
+                assert!(
+                    requests.and_then(|r| r.get(resource)).is_some(),
+                    "{case}: {} container {} has no {resource} request",
+                    object.key(),
+                    container["name"]
+                );
+            }
+        }
+    }
+}
+
+/// Every pod meets the level its namespace enforces; kflex's own pods meet restricted.
+#[test]
+fn pods_meet_the_pod_security_level_of_their_namespace() {
+    let objects = golden_objects();
+    for (case, object) in &objects {
+        let Some((_, spec)) = pod_security::pod_spec(object) else {
+            continue;
+        };
+        let level = pod_security::level_of(&pod_security::check(spec));
+        let namespace = object.namespace().expect("pods are namespaced");
+        let enforced = objects
+            .iter()
+            .find(|(c, o)| c == case && o.kind() == "Namespace" && o.name() == namespace)
+            .and_then(|(_, ns)| ns.label("pod-security.kubernetes.io/enforce"))
+            .unwrap_or("restricted");
+        assert!(
+            level.as_str() == enforced || level == pod_security::Level::Restricted,
+            "{case}: {} is {level:?} in a namespace enforcing {enforced}",
+            object.key()
+        );
+        let from_hook = object
+            .annotation("kflex.kubestellar.org/post-create-hook")
+            .is_some();
+        assert!(
+            from_hook || level == pod_security::Level::Restricted,
+            "{case}: kflex's own {} is only {level:?}",
+            object.key()
+        );
+    }
+}
+
+/// Objects of a control plane live in its namespace or carry its label.
+#[test]
+fn control_plane_objects_are_tied_to_their_control_plane() {
+    for (case, object) in golden_objects() {
+        let Some(owner) = object.label("kflex.kubestellar.org/control-plane") else {
+            assert!(
+                object.namespace().is_none_or(|ns| ns == "kubeflex-system"),
+                "{case}: {} belongs to no control plane and is outside kubeflex-system",
+                object.key()
+            );
+            continue;
+        };
+        assert_eq!(object.label("app.kubernetes.io/managed-by"), Some("kflex"));
+        if let Some(namespace) = object.namespace() {
+            assert!(
+                namespace == format!("{owner}-system") || namespace == "kubeflex-system",
+                "{case}: {} of {owner} is in {namespace}",
+                object.key()
+            );
+        }
+    }
+}
