@@ -12,7 +12,8 @@ use kflex_core::settings::{Layer, SettingSource, Settings};
     next_help_heading = "Settings (precedence: defaults < --values < KFLEX_* environment < --set < flags)"
 )]
 pub(crate) struct SettingsArgs {
-    /// YAML file of settings, as in `kflex render --help` (repeatable; later files win)
+    /// YAML file of settings, nested like `images: {kine: {tag: v0.14.14}}` (repeatable; later
+    /// files win)
     #[arg(long = "values", visible_alias = "config", value_name = "FILE")]
     values: Vec<PathBuf>,
     /// Set one setting, e.g. --set images.kine.tag=v0.14.14 (repeatable; lists are comma-separated)
