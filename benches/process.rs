@@ -4,7 +4,10 @@
 //! `cargo bench --bench process` builds the release binary and prints the numbers and whether
 //! the targets are met. It runs the binary many times; nothing else should load the machine.
 
-#![allow(clippy::print_stdout, reason = "a benchmark reports its numbers on stdout")]
+#![allow(
+    clippy::print_stdout,
+    reason = "a benchmark reports its numbers on stdout"
+)]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
