@@ -1,0 +1,152 @@
+//! One control plane: its hooks, its type's built-in hooks and templates, then the shared
+//! finishing steps. Type-specific knowledge (which templates, which built-in hooks and their
+//! variables) lives here.
+
+use super::context::{ControlPlaneContext, ControlPlaneRoot, ImagesContext};
+use super::evaluate::context_value;
+use super::finish::{finish, object_error, place};
+use super::{
+    BuiltInHook, ControlPlaneError, HookCatalog, Rendered, Renderer, hooks, metadata, skeleton,
+};
+use crate::api::{self, ControlPlane, ControlPlaneType};
+use crate::settings::{PullPolicy, SYSTEM_NAMESPACE, Settings};
+
+/// The parts of a control plane template's context that differ between control planes.
+const PER_CONTROL_PLANE: [&str; 3] = [
+    "/cp",
+    "/images/kubeApiserver",
+    "/images/kubeControllerManager",
+];
+
+impl Renderer {
+    pub(super) fn render_control_plane(
+        &self,
+        cp: &ControlPlane,
+        catalog: &HookCatalog,
+    ) -> Result<Rendered, ControlPlaneError> {
+        api::validate_control_plane(cp)?;
+        let template_dir = match cp.spec.type_ {
+            ControlPlaneType::K8s => "k8s",
+            ControlPlaneType::Ocm => return Err(ControlPlaneError::Ocm),
+            other => return Err(ControlPlaneError::Unsupported(other)),
+        };
+        let ctx = ControlPlaneContext::new(cp, &self.settings);
+        let images = ImagesContext::new(&self.settings, &ctx.kubernetes_version);
+        let (uses, mut warnings) = hooks::uses(&cp.spec);
+
+        let mut user_objects = Vec::new();
+        for use_ in &uses {
+            let hook = catalog
+                .get(use_.name)
+                .ok_or_else(|| ControlPlaneError::MissingHook {
+                    field: use_.field.clone(),
+                    hook: use_.name.to_owned(),
+                    available: list_or_none(catalog.names()),
+                })?;
+            let vars = hooks::variables(
+                hook,
+                cp.spec.global_vars.as_ref(),
+                use_.vars,
+                &[
+                    ("Namespace", &ctx.namespace),
+                    ("ControlPlaneName", &ctx.name),
+                    ("HookName", use_.name),
+                ],
+            );
+            let source = format!("PostCreateHook {}", use_.name);
+            for mut manifest in hooks::expand(use_.name, hook, &vars, &source).map_err(Box::new)? {
+                metadata::mark_hook(&mut manifest, use_.name)
+                    .map_err(|err| object_error(&manifest, err.field, err.to_string()))?;
+                user_objects.push(manifest);
+            }
+        }
+
+        let mut own_objects = Vec::new();
+        if cp.spec.type_ == ControlPlaneType::K8s {
+            let port = self.system.postgres.port.to_string();
+            for BuiltInHook {
+                path,
+                name: hook_name,
+                hook,
+            } in &self.built_in_hooks
+            {
+                let vars = hooks::variables(
+                    hook,
+                    None,
+                    None,
+                    &[
+                        ("Namespace", &ctx.namespace),
+                        ("ControlPlaneName", &ctx.name),
+                        ("HookName", hook_name),
+                        ("SystemNamespace", SYSTEM_NAMESPACE),
+                        ("KflexImage", &images.kflex),
+                        ("ImagePullPolicy", pull_policy(&self.settings)),
+                        ("DatabaseName", &ctx.database_name),
+                        ("PostgresHost", &self.system.postgres.host),
+                        ("PostgresPort", &port),
+                        ("PostgresSecret", self.system.postgres.secret),
+                        ("PostgresSecretKey", self.system.postgres.secret_key),
+                    ],
+                );
+                own_objects.extend(hooks::expand(hook_name, hook, &vars, path).map_err(Box::new)?);
+            }
+        }
+        let root = ControlPlaneRoot {
+            cp: &ctx,
+            settings: &self.settings,
+            images: &images,
+            system: &self.system,
+        };
+        let root = serde_json::to_value(&root).map_err(|err| ControlPlaneError::Template {
+            template: template_dir.to_owned(),
+            detail: format!("failed to build the template context: {err}"),
+        })?;
+        let abstracted = skeleton::abstract_values(&root, &PER_CONTROL_PLANE);
+        let root = context_value(&root);
+        for template in self.templates.rendered_in(template_dir) {
+            own_objects.extend(self.render_template(template, &root, abstracted.as_ref())?);
+        }
+
+        let mut scopes = self.scopes.clone();
+        scopes.learn_crds(user_objects.iter().chain(&own_objects));
+        let home = ctx.namespace.as_str();
+        for manifest in &mut user_objects {
+            place(manifest, &scopes, home, &[home])?;
+        }
+        for manifest in &mut own_objects {
+            place(manifest, &scopes, home, &[home, SYSTEM_NAMESPACE])?;
+        }
+        let mut manifests = own_objects;
+        manifests.extend(user_objects);
+        // Hooks' pods may need less than restricted; the namespace then says why.
+        warnings.extend(finish(
+            &mut manifests,
+            Some(&ctx.name),
+            home,
+            true,
+            &self.settings,
+        )?);
+        Ok(Rendered {
+            control_plane: Some(ctx.name),
+            manifests,
+            warnings,
+        })
+    }
+}
+
+fn pull_policy(settings: &Settings) -> &'static str {
+    match settings.image_pull_policy {
+        PullPolicy::Always => "Always",
+        PullPolicy::IfNotPresent => "IfNotPresent",
+        PullPolicy::Never => "Never",
+    }
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,193 @@
+//! The steps every rendered set goes through, whatever produced its objects: placement in a
+//! namespace, duplicate detection, kflex's labels, Pod Security labels on the namespace, config
+//! hashes on pod templates, and install order.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::pod_security::{self, Level};
+use super::scope::{self, Scope, Scopes};
+use super::{ControlPlaneError, config_hash, metadata};
+use crate::manifest::{Manifest, ObjectKey, sort_for_install};
+use crate::settings::Settings;
+
+/// Checks, labels, annotates and orders `manifests` (already placed), owned by `control_plane`
+/// (`None` for the system), whose pods live in `home`. With `may_relax`, `home` enforces the
+/// strictest Pod Security level its pods meet; otherwise all of them must meet restricted.
+/// Returns warnings for the reviewer.
+pub(super) fn finish(
+    manifests: &mut [Manifest],
+    control_plane: Option<&str>,
+    home: &str,
+    may_relax: bool,
+    settings: &Settings,
+) -> Result<Vec<String>, ControlPlaneError> {
+    check_duplicates(manifests)?;
+    for manifest in manifests.iter_mut() {
+        metadata::label(manifest, control_plane)
+            .map_err(|err| object_error(manifest, err.field, err.to_string()))?;
+    }
+    let warnings = apply_pod_security(manifests, home, may_relax, settings.kube_minor())?;
+    config_hash::annotate(manifests);
+    sort_for_install(manifests);
+    Ok(warnings)
+}
+
+pub(super) fn object_error(manifest: &Manifest, field: &str, reason: String) -> ControlPlaneError {
+    ControlPlaneError::Object {
+        object: manifest.key().to_string(),
+        origin: manifest.source().to_owned(),
+        field: field.to_owned(),
+        reason,
+    }
+}
+
+/// Puts a namespaced object in `home` unless it names one of `allowed`; refuses a namespace on a
+/// cluster-scoped object and kinds of unknown scope.
+pub(super) fn place(
+    manifest: &mut Manifest,
+    scopes: &Scopes,
+    home: &str,
+    allowed: &[&str],
+) -> Result<(), ControlPlaneError> {
+    match scopes.scope(manifest.group(), manifest.kind()) {
+        None => {
+            let hint = scope::declare_hint(manifest.group(), manifest.kind());
+            Err(object_error(manifest, "kind", hint))
+        }
+        Some(Scope::Cluster) => match manifest.namespace() {
+            Some(namespace) if !namespace.is_empty() => Err(object_error(
+                manifest,
+                "metadata.namespace",
+                format!(
+                    "{} is cluster-scoped; remove metadata.namespace ({namespace:?})",
+                    manifest.kind()
+                ),
+            )),
+            _ => Ok(()),
+        },
+        Some(Scope::Namespaced) => match manifest.namespace() {
+            None | Some("") => {
+                manifest.set_namespace(home);
+                Ok(())
+            }
+            Some(namespace) if allowed.contains(&namespace) => Ok(()),
+            Some(namespace) => {
+                let reason = format!(
+                    "namespaced objects of this control plane belong in {home}; {namespace:?} is not allowed"
+                );
+                Err(object_error(manifest, "metadata.namespace", reason))
+            }
+        },
+    }
+}
+
+fn check_duplicates(manifests: &[Manifest]) -> Result<(), ControlPlaneError> {
+    let mut seen: BTreeMap<ObjectKey, &str> = BTreeMap::new();
+    for manifest in manifests {
+        if let Some(first) = seen.insert(manifest.key(), manifest.source()) {
+            return Err(ControlPlaneError::Duplicate {
+                object: manifest.key().to_string(),
+                first: first.to_owned(),
+                second: manifest.source().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Labels `home` with the strictest Pod Security level its pods meet (explaining any exception)
+/// and checks that pods elsewhere (the system namespace) meet restricted. With `may_relax`
+/// false, every pod in `home` must meet restricted too.
+fn apply_pod_security(
+    manifests: &mut [Manifest],
+    home: &str,
+    may_relax: bool,
+    kube_minor: u32,
+) -> Result<Vec<String>, ControlPlaneError> {
+    let mut level = Level::Restricted;
+    let mut exceptions = Vec::new();
+    let mut relaxed_by = Vec::new();
+    for manifest in manifests.iter() {
+        let Some((path, spec)) = pod_security::pod_spec(manifest) else {
+            continue;
+        };
+        let violations = pod_security::check(spec);
+        if violations.is_empty() {
+            continue;
+        }
+        let pod_level = pod_security::level_of(&violations);
+        let in_home = manifest.namespace() == Some(home);
+        if !in_home || !may_relax {
+            let first = &violations[0];
+            return Err(object_error(
+                manifest,
+                &format!(
+                    "{}.{}",
+                    path.trim_start_matches('/').replace('/', "."),
+                    first.field
+                ),
+                format!(
+                    "{}; pods in {} must meet the restricted Pod Security Standard",
+                    first.reason,
+                    manifest.namespace().unwrap_or(home)
+                ),
+            ));
+        }
+        level = level.min(pod_level);
+        let details: Vec<String> = violations
+            .iter()
+            .map(|v| format!("{} {}", v.field, v.reason))
+            .collect();
+        exceptions.push(format!(
+            "{} {} ({}) needs {}: {}",
+            manifest.kind(),
+            manifest.name(),
+            manifest.source(),
+            pod_level.as_str(),
+            details.join("; ")
+        ));
+        relaxed_by.push(format!(
+            "{} {} ({})",
+            manifest.kind(),
+            manifest.name(),
+            manifest.source()
+        ));
+    }
+    let namespace = manifests
+        .iter_mut()
+        .find(|m| m.group().is_empty() && m.kind() == "Namespace" && m.name() == home)
+        .ok_or_else(|| ControlPlaneError::Template {
+            template: "(namespace)".to_owned(),
+            detail: format!("no template renders the Namespace {home}"),
+        })?;
+    let version = format!("v1.{kube_minor}");
+    let labels = namespace.labels_mut();
+    for (mode, mode_level) in [
+        ("enforce", level),
+        ("audit", Level::Restricted),
+        ("warn", Level::Restricted),
+    ] {
+        labels.insert(
+            format!("pod-security.kubernetes.io/{mode}"),
+            Value::from(mode_level.as_str()),
+        );
+        labels.insert(
+            format!("pod-security.kubernetes.io/{mode}-version"),
+            Value::from(version.clone()),
+        );
+    }
+    if exceptions.is_empty() {
+        return Ok(Vec::new());
+    }
+    namespace.annotations_mut().insert(
+        metadata::POD_SECURITY_ANNOTATION.to_owned(),
+        Value::from(exceptions.join("\n")),
+    );
+    Ok(vec![format!(
+        "namespace {home} enforces Pod Security {} instead of restricted because of {}",
+        level.as_str(),
+        relaxed_by.join(", ")
+    )])
+}
