@@ -27,9 +27,14 @@ fn render_to_yaml(renderer: &Renderer, cps: &[ControlPlane], catalog: &HookCatal
         json: false,
         dir: None,
     };
-    let finished = render_batch(renderer, cps, catalog, default_threads(), |manifests| {
-        finish(manifests, &target).map_err(anyhow::Error::from)
-    })
+    let finished = render_batch(
+        renderer,
+        cps,
+        catalog,
+        default_threads(),
+        &[],
+        |manifests| finish(manifests, &target).map_err(anyhow::Error::from),
+    )
     .expect("renders");
     let text: String = finished
         .into_iter()

@@ -17,13 +17,16 @@ pub struct Finished<R> {
 }
 
 /// Renders `control_planes` sorted by name on up to `threads` threads and applies `finish` to
-/// each result, refusing duplicate names and objects two control planes would share. Any error
-/// means no output.
+/// each result, refusing duplicate names and objects two control planes would share — with each
+/// other or with `rendered` (sets already rendered, such as the system manifests, described as
+/// an error message should name them).
+/// Any error means no output.
 pub fn render_batch<R, E>(
     renderer: &Renderer,
     control_planes: &[ControlPlane],
     catalog: &HookCatalog,
     threads: NonZeroUsize,
+    rendered: &[(&str, &[ObjectKey])],
     finish: impl Fn(Vec<Manifest>) -> Result<R, E> + Sync,
 ) -> Result<Vec<Finished<R>>, E>
 where
@@ -54,10 +57,15 @@ where
         };
         Ok::<_, E>((finished, keys))
     })?;
-    let sets = results
+    let owners: Vec<String> = results
         .iter()
-        .map(|(f, keys)| (f.control_plane.as_str(), keys.as_slice()));
-    check_shared_objects(sets)?;
+        .map(|(f, _)| format!("ControlPlane {:?}", f.control_plane))
+        .collect();
+    let sets = owners
+        .iter()
+        .zip(&results)
+        .map(|(owner, (_, keys))| (owner.as_str(), keys.as_slice()));
+    check_shared_objects(rendered.iter().copied().chain(sets))?;
     Ok(results.into_iter().map(|(finished, _)| finished).collect())
 }
 

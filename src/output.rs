@@ -105,6 +105,16 @@ fn files(manifests: &[Manifest], json: bool) -> Result<Vec<(String, String)>, Em
 
 /// Replaces `dir/<set>` by each set's files; sets not rendered this time are left alone.
 fn write_dir(dir: &Path, sets: Vec<(String, Formatted)>) -> anyhow::Result<()> {
+    let mut names: Vec<&str> = sets.iter().map(|(name, _)| name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        bail!(
+            "two rendered sets would both be written to {}: rename the control plane {:?} or \
+             render the system manifests to another directory",
+            dir.join(pair[0]).display(),
+            pair[0]
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     for (set, formatted) in sets {
         let Formatted::Files(files) = formatted else {

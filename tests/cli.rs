@@ -531,3 +531,88 @@ fn help_shows_examples_and_setting_precedence() {
     assert!(help.contains("kflex render cp1"));
     assert!(help.contains("defaults < --values < KFLEX_* environment < --set < flags"));
 }
+
+#[test]
+fn a_hook_cannot_create_a_system_namespace() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(
+        dir.path(),
+        "{apiVersion: v1, kind: Namespace, metadata: {name: kube-system}}",
+    );
+    let cp = write_control_plane(dir.path(), "a");
+    let stderr = refused(kflex().args(["render", "-f", &cp, "-f", &hook]));
+    assert!(
+        stderr.contains(
+            "Namespace kube-system (from PostCreateHook h, templates[0]), field metadata.name"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn privileged_hook_pods_need_an_explicit_opt_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(
+        dir.path(),
+        "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {hostPID: true, containers: [{name: c, image: busybox}]}}",
+    );
+    let cp = write_control_plane(dir.path(), "a");
+    let stderr = refused(kflex().args(["render", "-f", &cp, "-f", &hook]));
+    assert!(
+        stderr.contains("field spec.hostPID") && stderr.contains("allowPrivilegedHooks"),
+        "{stderr}"
+    );
+    let out = stdout(kflex().args([
+        "render",
+        "-f",
+        &cp,
+        "-f",
+        &hook,
+        "--set",
+        "allowPrivilegedHooks=true",
+    ]));
+    let objects = objects(&out);
+    let namespace = find(&objects, "Namespace", "a-system");
+    assert_eq!(
+        namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
+}
+
+#[test]
+fn reserved_names_are_refused_before_anything_is_rendered() {
+    let stderr = refused(kflex().args(["render", "kubeflex"]));
+    assert!(
+        stderr.contains("metadata.name") && stderr.contains("kubeflex-system"),
+        "{stderr}"
+    );
+    let stderr = refused(kflex().args(["render", "postgres"]));
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+}
+
+#[test]
+fn an_object_shared_with_the_system_manifests_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(
+        dir.path(),
+        "{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole, metadata: {name: kubeflex-controller-manager}}",
+    );
+    let cp = write_control_plane(dir.path(), "a");
+    let stderr = refused(kflex().args(["render", "--system", "-f", &cp, "-f", &hook]));
+    assert!(
+        stderr.contains("ClusterRole kubeflex-controller-manager is rendered for both the system manifests and ControlPlane \"a\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_control_plane_named_system_cannot_overwrite_the_system_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stderr = refused(
+        kflex()
+            .args(["render", "--system", "system", "--output-dir"])
+            .arg(dir.path().join("out")),
+    );
+    assert!(stderr.contains("would both be written to"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "nothing is written");
+}

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use kflex_core::api::{ControlPlane, ControlPlaneSpec, ControlPlaneType};
 use kflex_core::render::{ControlPlaneError, HookCatalog, RenderError, Renderer, TemplateSet};
 
-use kflex_core::manifest::EmitError;
+use kflex_core::manifest::{EmitError, Manifest, ObjectKey};
 
 use super::Format;
 use super::settings::SettingsArgs;
@@ -90,6 +90,9 @@ impl From<TypeArg> for ControlPlaneType {
     }
 }
 
+/// The name of the system manifests' set (its directory under `--output-dir`).
+const SYSTEM_SET: &str = "system";
+
 /// A control plane failed to render; says which input it came from.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to render ControlPlane {name:?} ({origin})")]
@@ -139,19 +142,27 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     };
     let mut sets = Vec::new();
     let mut warnings = Vec::new();
+    let mut system_keys = Vec::new();
     if args.system {
         let system = renderer.render_system()?;
         warnings.extend(system.warnings);
+        system_keys = system.manifests.iter().map(Manifest::key).collect();
         sets.push((
-            "system".to_owned(),
+            SYSTEM_SET.to_owned(),
             output::finish(system.manifests, &target)?,
         ));
     }
+    let rendered: Vec<(&str, &[ObjectKey])> = if args.system {
+        vec![("the system manifests", system_keys.as_slice())]
+    } else {
+        Vec::new()
+    };
     let finished = batch::render_batch(
         &renderer,
         &control_planes,
         &catalog,
         batch::default_threads(),
+        &rendered,
         |manifests| output::finish(manifests, &target).map_err(BatchError::Emit),
     )
     .map_err(|err| match err {

@@ -137,8 +137,11 @@ pub enum BackendDbType {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapSecretReference {
+    #[schemars(length(min = 1))]
     pub name: String,
+    #[schemars(length(min = 1))]
     pub namespace: String,
+    #[schemars(length(min = 1))]
     pub in_cluster_key: String,
 }
 

@@ -5,7 +5,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube_core::CustomResourceExt;
 use serde_json::{Value, json};
 
-use super::{ControlPlane, PostCreateHook, validate::MAX_CONTROL_PLANE_NAME_LEN};
+use super::validate::{
+    MAX_CONTROL_PLANE_NAME_LEN, RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES,
+};
+use super::{ControlPlane, PostCreateHook};
 
 /// A CRD could not be turned into a plain object.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +34,30 @@ fn to_object(crd: CustomResourceDefinition) -> Result<Value, CrdError> {
     })
 }
 
-/// `<cp>-system` must be a namespace and `<cp>` a Service: a DNS-1035 label of at most 56.
+/// The rules on `metadata.name`, which only the root schema may reference: `<cp>-system` must be
+/// a namespace and `<cp>` a Service (a DNS-1035 label of at most 56), neither may take over a
+/// system namespace, and a k8s control plane's database must not be one of PostgreSQL's own.
 fn add_name_rule(crd: &mut Value) -> Result<(), CrdError> {
+    let quoted = |names: &mut dyn Iterator<Item = &str>| {
+        names
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let reserved = quoted(&mut RESERVED_NAMES.iter().map(|(name, _)| *name));
+    let databases = quoted(&mut RESERVED_DATABASE_NAMES.iter().copied());
+    let reserved_rule = json!({
+        "rule": format!("!(self.metadata.name in [{reserved}])"),
+        "message": "metadata.name is reserved: <name>-system would be kube-system or kubeflex-system",
+    });
+    let database_rule = json!({
+        "rule": format!(
+            "self.spec.type != 'k8s' || !(self.metadata.name in [{databases}] || \
+             self.metadata.name.startsWith('{RESERVED_DATABASE_PREFIX}'))"
+        ),
+        "message": "metadata.name is reserved for type k8s: its PostgreSQL database and role \
+                    (the name with '-' replaced by '_') would be one PostgreSQL reserves",
+    });
     let rule = json!({
         "rule": format!(
             "self.metadata.name.size() <= {MAX_CONTROL_PLANE_NAME_LEN} && \
@@ -51,7 +76,10 @@ fn add_name_rule(crd: &mut Value) -> Result<(), CrdError> {
             name: "controlplanes.tenancy.kflex.kubestellar.org".to_owned(),
             reason: "the generated CRD has no openAPIV3Schema".to_owned(),
         })?;
-    root.insert("x-kubernetes-validations".to_owned(), json!([rule]));
+    root.insert(
+        "x-kubernetes-validations".to_owned(),
+        json!([rule, reserved_rule, database_rule]),
+    );
     root.insert(
         "description".to_owned(),
         json!("A hosted Kubernetes control plane; its objects live in namespace <name>-system."),

@@ -23,4 +23,7 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of ControlPlane and PostCreateHook objects.
 pub const API_VERSION: &str = "tenancy.kflex.kubestellar.org/v1alpha1";
 pub(crate) use validate::is_kubernetes_version;
-pub use validate::{MAX_CONTROL_PLANE_NAME_LEN, ValidationError, validate_control_plane};
+pub use validate::{
+    MAX_CONTROL_PLANE_NAME_LEN, RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES,
+    ValidationError, validate_control_plane,
+};

@@ -7,6 +7,32 @@ use super::{ControlPlane, ControlPlaneType};
 /// `<cp>-system` must fit the 63-character limit of a namespace name.
 pub const MAX_CONTROL_PLANE_NAME_LEN: usize = 56;
 
+/// Names whose namespace `<name>-system` belongs to someone else, with whom.
+pub const RESERVED_NAMES: [(&str, &str); 2] = [
+    ("kube", "kube-system belongs to Kubernetes"),
+    (
+        "kubeflex",
+        "kubeflex-system holds kflex's own components and the PostgreSQL admin password",
+    ),
+];
+
+/// For type k8s, names whose database and role (`<name>` with `-` → `_`) PostgreSQL reserves or
+/// uses itself.
+pub const RESERVED_DATABASE_NAMES: [&str; 9] = [
+    "postgres",
+    "template0",
+    "template1",
+    "public",
+    "none",
+    "current-user",
+    "current-role",
+    "session-user",
+    "system-user",
+];
+
+/// For type k8s, the name prefix of PostgreSQL's own roles (`pg_`).
+pub const RESERVED_DATABASE_PREFIX: &str = "pg-";
+
 /// A ControlPlane that must not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -29,6 +55,28 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
     };
     if let Some(reason) = name_problem(&name) {
         return Err(fail("metadata.name", reason));
+    }
+    if let Some((_, owner)) = RESERVED_NAMES
+        .iter()
+        .find(|(reserved, _)| *reserved == name)
+    {
+        return Err(fail(
+            "metadata.name",
+            format!("{name:?} is reserved: its namespace {owner}"),
+        ));
+    }
+    if cp.spec.type_ == ControlPlaneType::K8s
+        && (RESERVED_DATABASE_NAMES.contains(&name.as_str())
+            || name.starts_with(RESERVED_DATABASE_PREFIX))
+    {
+        let database = name.replace('-', "_");
+        return Err(fail(
+            "metadata.name",
+            format!(
+                "{name:?} is reserved for type k8s: its database and role {database:?} in the \
+                 shared PostgreSQL would be one PostgreSQL reserves or uses itself"
+            ),
+        ));
     }
     if cp
         .metadata
@@ -80,14 +128,6 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
             "spec.kubernetesVersion",
             format!("{version:?} is not a Kubernetes release like v1.34.3"),
         ));
-    }
-    for (index, hook) in spec.post_create_hooks.iter().flatten().enumerate() {
-        if hook.hook_name.is_empty() {
-            return Err(fail(
-                &format!("spec.postCreateHooks[{index}].hookName"),
-                "must not be empty".to_owned(),
-            ));
-        }
     }
     Ok(())
 }
@@ -203,6 +243,31 @@ mod tests {
             in_cluster_key: "kubeconfig-incluster".into(),
         });
         assert!(validate_control_plane(&cp).is_ok());
+    }
+
+    #[test]
+    fn names_that_would_take_over_system_namespaces_are_refused() {
+        for name in ["kube", "kubeflex"] {
+            let err =
+                validate_control_plane(&control_plane(name, ControlPlaneType::Host)).unwrap_err();
+            assert_eq!(err.field, "metadata.name");
+            assert!(err.reason.contains("-system"), "{err}");
+        }
+        assert!(validate_control_plane(&control_plane("kubex", ControlPlaneType::K8s)).is_ok());
+    }
+
+    #[test]
+    fn k8s_names_must_not_be_postgres_own_databases_or_roles() {
+        for name in ["postgres", "template1", "public", "current-user", "pg-x"] {
+            let err =
+                validate_control_plane(&control_plane(name, ControlPlaneType::K8s)).unwrap_err();
+            assert!(err.reason.contains("PostgreSQL"), "{name}: {err}");
+        }
+        // Other types have no database.
+        assert!(
+            validate_control_plane(&control_plane("postgres", ControlPlaneType::Vcluster)).is_ok()
+        );
+        assert!(validate_control_plane(&control_plane("pgx", ControlPlaneType::K8s)).is_ok());
     }
 
     #[test]

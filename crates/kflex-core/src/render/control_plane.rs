@@ -9,6 +9,7 @@ use super::{
     BuiltInHook, ControlPlaneError, HookCatalog, Rendered, Renderer, hooks, metadata, skeleton,
 };
 use crate::api::{self, ControlPlane, ControlPlaneType};
+use crate::manifest::Manifest;
 use crate::settings::{PullPolicy, SYSTEM_NAMESPACE, Settings};
 
 /// The parts of a control plane template's context that differ between control planes.
@@ -112,6 +113,7 @@ impl Renderer {
         let home = ctx.namespace.as_str();
         for manifest in &mut user_objects {
             place(manifest, &scopes, home, &[home])?;
+            refuse_system_namespace(manifest)?;
         }
         for manifest in &mut own_objects {
             place(manifest, &scopes, home, &[home, SYSTEM_NAMESPACE])?;
@@ -132,6 +134,30 @@ impl Renderer {
             warnings,
         })
     }
+}
+
+/// Namespaces a control plane's hooks must never create or take over.
+const SYSTEM_NAMESPACES: [&str; 5] = [
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    SYSTEM_NAMESPACE,
+];
+
+fn refuse_system_namespace(manifest: &Manifest) -> Result<(), ControlPlaneError> {
+    let is_namespace = manifest.group().is_empty() && manifest.kind() == "Namespace";
+    if is_namespace && SYSTEM_NAMESPACES.contains(&manifest.name()) {
+        return Err(object_error(
+            manifest,
+            "metadata.name",
+            format!(
+                "{} is a system namespace; a hook must not create or change it",
+                manifest.name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn pull_policy(settings: &Settings) -> &'static str {

@@ -28,7 +28,7 @@ pub(super) fn finish(
         metadata::label(manifest, control_plane)
             .map_err(|err| object_error(manifest, err.field, err.to_string()))?;
     }
-    let warnings = apply_pod_security(manifests, home, may_relax, settings.kube_minor())?;
+    let warnings = apply_pod_security(manifests, home, may_relax, settings)?;
     config_hash::annotate(manifests);
     sort_for_install(manifests);
     Ok(warnings)
@@ -104,7 +104,7 @@ fn apply_pod_security(
     manifests: &mut [Manifest],
     home: &str,
     may_relax: bool,
-    kube_minor: u32,
+    settings: &Settings,
 ) -> Result<Vec<String>, ControlPlaneError> {
     let mut level = Level::Restricted;
     let mut exceptions = Vec::new();
@@ -119,6 +119,26 @@ fn apply_pod_security(
         }
         let pod_level = pod_security::level_of(&violations);
         let in_home = manifest.namespace() == Some(home);
+        let from_hook = manifest.annotation(metadata::HOOK_ANNOTATION).is_some();
+        if from_hook && pod_level == Level::Privileged && !settings.allow_privileged_hooks {
+            let first = violations
+                .iter()
+                .find(|v| v.allows == Level::Privileged)
+                .unwrap_or(&violations[0]);
+            return Err(object_error(
+                manifest,
+                &format!(
+                    "{}.{}",
+                    path.trim_start_matches('/').replace('/', "."),
+                    first.field
+                ),
+                format!(
+                    "{}; a PostCreateHook may lower {home} to baseline Pod Security, never to \
+                     privileged, unless the setting allowPrivilegedHooks is true",
+                    first.reason
+                ),
+            ));
+        }
         if !in_home || !may_relax {
             let first = &violations[0];
             return Err(object_error(
@@ -162,7 +182,7 @@ fn apply_pod_security(
             template: "(namespace)".to_owned(),
             detail: format!("no template renders the Namespace {home}"),
         })?;
-    let version = format!("v1.{kube_minor}");
+    let version = format!("v1.{}", settings.kube_minor());
     let labels = namespace.labels_mut();
     for (mode, mode_level) in [
         ("enforce", level),

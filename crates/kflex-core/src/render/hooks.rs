@@ -91,6 +91,11 @@ pub(crate) fn uses(spec: &ControlPlaneSpec) -> (Vec<HookUse<'_>>, Vec<String>) {
             field: format!("spec.postCreateHooks[{i}].hookName"),
         });
     for candidate in legacy.into_iter().chain(listed) {
+        if candidate.name.is_empty() {
+            // KubeFlex skips these too; the CRD accepts them.
+            warnings.push(format!("{}: empty; this use is ignored", candidate.field));
+            continue;
+        }
         if let Some(first) = found.iter().find(|u| u.name == candidate.name) {
             warnings.push(format!(
                 "{}: hook {:?} is already used by {}; this use and its vars are ignored",
@@ -374,6 +379,18 @@ mod tests {
             warnings[0].starts_with("spec.postCreateHooks[1].hookName"),
             "{}",
             warnings[0]
+        );
+    }
+
+    #[test]
+    fn an_empty_hook_name_in_the_list_is_skipped_with_a_warning() {
+        let s =
+            spec(json!({"type": "k8s", "postCreateHooks": [{"hookName": ""}, {"hookName": "b"}]}));
+        let (found, warnings) = uses(&s);
+        assert_eq!(found.iter().map(|u| u.name).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            warnings,
+            ["spec.postCreateHooks[0].hookName: empty; this use is ignored"]
         );
     }
 

@@ -64,7 +64,7 @@ pub enum RenderError {
     System(#[source] Box<ControlPlaneError>),
     #[error("ControlPlane {0:?} is given more than once")]
     DuplicateControlPlane(String),
-    #[error("{object} is rendered for both ControlPlane {first:?} and ControlPlane {second:?}")]
+    #[error("{object} is rendered for both {first} and {second}")]
     SharedObject {
         object: String,
         first: String,
@@ -214,7 +214,8 @@ impl Renderer {
 }
 
 /// Refuses an object that two control planes would both render (cluster-scoped objects, or
-/// objects in the shared system namespace). `sets` pairs each owner with its objects' keys.
+/// objects in the shared system namespace). `sets` pairs each owner, as the message should name
+/// it (`ControlPlane "cp1"`, `the system manifests`), with its objects' keys.
 pub fn check_shared_objects<'a>(
     sets: impl IntoIterator<Item = (&'a str, &'a [ObjectKey])>,
 ) -> Result<(), RenderError> {

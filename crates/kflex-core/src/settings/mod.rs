@@ -56,6 +56,9 @@ pub struct Settings {
     pub namespaced_kinds: Vec<String>,
     /// Kinds that hooks may use and that are cluster-scoped, beyond the built-in ones.
     pub cluster_scoped_kinds: Vec<String>,
+    /// Let PostCreateHooks run privileged pods (host namespaces, privileged containers, host
+    /// paths), lowering `<cp>-system` to Pod Security `privileged`. Off: such hooks are refused.
+    pub allow_privileged_hooks: bool,
 }
 
 /// Settings of the shared PostgreSQL server.
@@ -107,6 +110,7 @@ impl Default for Settings {
             },
             namespaced_kinds: Vec::new(),
             cluster_scoped_kinds: Vec::new(),
+            allow_privileged_hooks: false,
         }
     }
 }
