@@ -133,14 +133,17 @@ fn files_in(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, InputError> {
     entries.sort();
     let mut files = Vec::new();
     for entry in entries {
-        if entry.is_dir() {
+        // Only real directories are entered, so a symlink cycle cannot loop.
+        let metadata = std::fs::symlink_metadata(&entry).map_err(read_error)?;
+        if metadata.is_dir() {
             if recursive {
                 files.extend(files_in(&entry, true)?);
             }
-        } else if entry
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        } else if entry.is_file()
+            && entry
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
         {
             files.push(entry);
         }

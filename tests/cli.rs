@@ -616,3 +616,34 @@ fn a_control_plane_named_system_cannot_overwrite_the_system_directory() {
     assert!(stderr.contains("would both be written to"), "{stderr}");
     assert!(!dir.path().join("out").exists(), "nothing is written");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_cycle_in_an_input_directory_is_not_followed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(acceptance("cp-k8s.yaml"), dir.path().join("a.yaml")).expect("copied");
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).expect("symlink");
+    let out = stdout(kflex().args(["render", "-R", "-f"]).arg(dir.path()));
+    assert!(out.contains("cp1-system"));
+}
+
+#[test]
+fn hook_secret_data_is_rendered_with_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(
+        dir.path(),
+        "{apiVersion: v1, kind: Secret, metadata: {name: s}, stringData: {token: abc}}",
+    );
+    let cp = write_control_plane(dir.path(), "a");
+    let output = kflex()
+        .args(["render", "-f", &cp, "-f", &hook])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("Secret a-system/s (from PostCreateHook h, templates[0]) holds secret data"),
+        "{stderr}"
+    );
+}

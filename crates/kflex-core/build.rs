@@ -27,7 +27,8 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
         .unwrap_or_else(|err| panic!("cannot read templates directory {}: {err}", dir.display()));
     for entry in entries {
         let path = entry.expect("readable directory entry").path();
-        if path.is_dir() {
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir {
             collect(root, &path, files);
         } else if path.extension().is_some_and(|ext| ext == "yaml") {
             let relative = path.strip_prefix(root).expect("inside root");

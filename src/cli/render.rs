@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use kflex_core::api::{ControlPlane, ControlPlaneSpec, ControlPlaneType};
-use kflex_core::render::{ControlPlaneError, HookCatalog, RenderError, Renderer, TemplateSet};
+use kflex_core::render::{HookCatalog, RenderError, Renderer, SetError, TemplateSet};
 
 use kflex_core::manifest::{EmitError, Manifest, ObjectKey};
 
@@ -100,7 +100,7 @@ struct ControlPlaneFailed {
     name: String,
     origin: String,
     #[source]
-    source: Box<ControlPlaneError>,
+    source: Box<SetError>,
 }
 
 pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
@@ -247,9 +247,10 @@ fn collect_templates(
 ) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_dir() {
+        // Only real directories are entered, so a symlink cycle cannot loop.
+        if std::fs::symlink_metadata(&path)?.is_dir() {
             collect_templates(root, &path, files)?;
-        } else if path.extension().is_some_and(|e| e == "yaml") {
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "yaml") {
             let relative = path.strip_prefix(root).unwrap_or(&path);
             let name = relative
                 .components()
@@ -271,7 +272,7 @@ mod tests {
     fn locations_are_added_to_control_plane_errors() {
         let err = RenderError::ControlPlane {
             name: "cp".into(),
-            source: Box::new(ControlPlaneError::Unsupported(ControlPlaneType::K3s)),
+            source: Box::new(SetError::Unsupported(ControlPlaneType::K3s)),
         };
         let origins = BTreeMap::from([("cp".to_owned(), "a.yaml, document 2".to_owned())]);
         let text = super::super::describe_error(&locate(err, &origins));

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
     shortname = "cp",
     shortname = "cps",
     status = "ControlPlaneStatus",
+    doc = "A hosted Kubernetes control plane; its objects live in namespace <name>-system.",
     printcolumn = r#"{"name":"SYNCED","type":"string","jsonPath":".status.conditions[?(@.type=='Synced')].status"}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type=='Ready')].status"}"#,
     printcolumn = r#"{"name":"TYPE","type":"string","jsonPath":".spec.type"}"#,

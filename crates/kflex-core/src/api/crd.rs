@@ -80,10 +80,6 @@ fn add_name_rule(crd: &mut Value) -> Result<(), CrdError> {
         "x-kubernetes-validations".to_owned(),
         json!([rule, reserved_rule, database_rule]),
     );
-    root.insert(
-        "description".to_owned(),
-        json!("A hosted Kubernetes control plane; its objects live in namespace <name>-system."),
-    );
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use super::controlplane::ControlPlaneStatus;
     shortname = "pch",
     shortname = "pchs",
     status = "PostCreateHookStatus",
+    doc = "Objects to create for a control plane, with {{.Var}} placeholders.",
     printcolumn(
         name = "AGE",
         type_ = "date",

@@ -12,7 +12,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 pub use emit::{EmitError, file_name, to_json_list, to_yaml_stream};
-pub use order::{install_rank, sort_for_install};
+pub use order::sort_for_install;
 
 /// One rendered Kubernetes object.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,6 +96,28 @@ impl Manifest {
                     field: "metadata.name",
                     reason: "is required and must be a non-empty string".to_owned(),
                 });
+            }
+        }
+        for (field, key) in [
+            ("metadata.labels", "labels"),
+            ("metadata.annotations", "annotations"),
+        ] {
+            match metadata.and_then(|m| m.get(key)) {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(map)) => {
+                    if let Some((name, value)) = map.iter().find(|(_, v)| !v.is_string()) {
+                        return Err(ShapeError {
+                            field,
+                            reason: format!("{name:?} must be a string, got {}", type_name(value)),
+                        });
+                    }
+                }
+                Some(other) => {
+                    return Err(ShapeError {
+                        field,
+                        reason: format!("must be a mapping, got {}", type_name(other)),
+                    });
+                }
             }
         }
         if let Some(namespace) = metadata.and_then(|m| m.get("namespace"))
@@ -269,6 +291,14 @@ mod tests {
                 "metadata.namespace",
             ),
             (json!(["a"]), "(document)"),
+            (
+                json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x", "labels": ["a"]}}),
+                "metadata.labels",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x", "annotations": {"a": 1}}}),
+                "metadata.annotations",
+            ),
         ] {
             assert_eq!(Manifest::new("t", doc).unwrap_err().field, field);
         }

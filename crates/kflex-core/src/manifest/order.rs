@@ -4,7 +4,7 @@
 use super::Manifest;
 
 /// The install rank of a kind; lower ranks are applied first.
-pub fn install_rank(group: &str, kind: &str) -> u8 {
+fn install_rank(group: &str, kind: &str) -> u8 {
     match (group, kind) {
         ("", "Namespace") => 0,
         ("apiextensions.k8s.io", "CustomResourceDefinition") => 1,
@@ -14,10 +14,15 @@ pub fn install_rank(group: &str, kind: &str) -> u8 {
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => 5,
         ("rbac.authorization.k8s.io", "Role") => 6,
         ("rbac.authorization.k8s.io", "RoleBinding") => 7,
+        // Admission policies have no backend to wait for: in force before workloads start.
         ("networking.k8s.io", "NetworkPolicy")
         | ("", "ResourceQuota")
         | ("", "LimitRange")
-        | ("policy", "PodDisruptionBudget") => 8,
+        | ("policy", "PodDisruptionBudget")
+        | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
+        | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding")
+        | ("admissionregistration.k8s.io", "MutatingAdmissionPolicy")
+        | ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding") => 8,
         ("", "Secret") => 9,
         ("", "ConfigMap") => 10,
         ("storage.k8s.io", "StorageClass") | ("", "PersistentVolume") => 11,
@@ -33,6 +38,7 @@ pub fn install_rank(group: &str, kind: &str) -> u8 {
         ("batch", "Job") | ("batch", "CronJob") => 15,
         ("networking.k8s.io", "IngressClass") => 16,
         ("networking.k8s.io", "Ingress") | ("route.openshift.io", "Route") => 17,
+        // Webhooks and API services call a Service: after the workloads behind it.
         ("apiregistration.k8s.io", "APIService") | ("admissionregistration.k8s.io", _) => 18,
         _ => 19,
     }

@@ -12,6 +12,8 @@ use crate::settings::{SYSTEM_NAMESPACE, Settings};
 pub(crate) const POSTGRES_NAME: &str = "postgres-postgresql";
 /// Key of the admin password in the Secret [`POSTGRES_NAME`].
 pub(crate) const POSTGRES_PASSWORD_KEY: &str = "postgres-password";
+/// The server's TLS certificate and key, and the CA clients verify it with.
+pub(crate) const POSTGRES_TLS_SECRET: &str = "postgres-postgresql-tls";
 pub(crate) const POSTGRES_PORT: u16 = 5432;
 
 /// `cp` in control-plane templates.
@@ -64,10 +66,15 @@ pub(crate) struct SystemContext {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PostgresContext {
     pub name: &'static str,
+    /// The Service's in-cluster DNS name, which clients connect to and verify.
     pub host: String,
     pub port: u16,
+    /// The admin password's Secret and key.
     pub secret: &'static str,
     pub secret_key: &'static str,
+    pub tls_secret: &'static str,
+    /// DNS names the server certificate is valid for.
+    pub dns_names: Vec<String>,
 }
 
 /// The root of a control plane template's context.
@@ -87,8 +94,6 @@ pub(crate) struct SystemRoot<'a> {
     pub system: &'a SystemContext,
     /// The settings as the `kubeflex-config` ConfigMap holds them.
     pub config_data: &'a BTreeMap<String, String>,
-    /// The CRDs' `metadata.name`s, for RBAC.
-    pub crd_names: &'a [String],
 }
 
 impl ControlPlaneContext {
@@ -117,7 +122,9 @@ impl ControlPlaneContext {
             external_host.clone(),
             settings.host_container.clone(),
         ]);
-        certificate_dns_names.dedup();
+        // The host container or domain may repeat a name already in the list.
+        let mut seen = std::collections::BTreeSet::new();
+        certificate_dns_names.retain(|name| seen.insert(name.clone()));
         Self {
             certificate_dns_names,
             certificate_ip_addresses: vec!["127.0.0.1"],
@@ -157,17 +164,23 @@ impl ImagesContext {
 
 impl SystemContext {
     pub(crate) fn new(settings: &Settings) -> Self {
+        let service = format!("{POSTGRES_NAME}.{SYSTEM_NAMESPACE}");
+        let host = format!("{service}.svc.{}", settings.cluster_domain);
         Self {
             namespace: SYSTEM_NAMESPACE,
             postgres: PostgresContext {
                 name: POSTGRES_NAME,
-                host: format!(
-                    "{POSTGRES_NAME}.{SYSTEM_NAMESPACE}.svc.{}",
-                    settings.cluster_domain
-                ),
+                dns_names: vec![
+                    POSTGRES_NAME.to_owned(),
+                    service.clone(),
+                    format!("{service}.svc"),
+                    host.clone(),
+                ],
+                host,
                 port: POSTGRES_PORT,
                 secret: POSTGRES_NAME,
                 secret_key: POSTGRES_PASSWORD_KEY,
+                tls_secret: POSTGRES_TLS_SECRET,
             },
         }
     }

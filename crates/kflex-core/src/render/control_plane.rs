@@ -5,12 +5,10 @@
 use super::context::{ControlPlaneContext, ControlPlaneRoot, ImagesContext};
 use super::evaluate::context_value;
 use super::finish::{finish, object_error, place};
-use super::{
-    BuiltInHook, ControlPlaneError, HookCatalog, Rendered, Renderer, hooks, metadata, skeleton,
-};
+use super::{BuiltInHook, HookCatalog, Rendered, Renderer, SetError, hooks, metadata, skeleton};
 use crate::api::{self, ControlPlane, ControlPlaneType};
 use crate::manifest::Manifest;
-use crate::settings::{PullPolicy, SYSTEM_NAMESPACE, Settings};
+use crate::settings::SYSTEM_NAMESPACE;
 
 /// The parts of a control plane template's context that differ between control planes.
 const PER_CONTROL_PLANE: [&str; 3] = [
@@ -24,12 +22,12 @@ impl Renderer {
         &self,
         cp: &ControlPlane,
         catalog: &HookCatalog,
-    ) -> Result<Rendered, ControlPlaneError> {
+    ) -> Result<Rendered, SetError> {
         api::validate_control_plane(cp)?;
         let template_dir = match cp.spec.type_ {
             ControlPlaneType::K8s => "k8s",
-            ControlPlaneType::Ocm => return Err(ControlPlaneError::Ocm),
-            other => return Err(ControlPlaneError::Unsupported(other)),
+            ControlPlaneType::Ocm => return Err(SetError::Ocm),
+            other => return Err(SetError::Unsupported(other)),
         };
         let ctx = ControlPlaneContext::new(cp, &self.settings);
         let images = ImagesContext::new(&self.settings, &ctx.kubernetes_version);
@@ -39,7 +37,7 @@ impl Renderer {
         for use_ in &uses {
             let hook = catalog
                 .get(use_.name)
-                .ok_or_else(|| ControlPlaneError::MissingHook {
+                .ok_or_else(|| SetError::MissingHook {
                     field: use_.field.clone(),
                     hook: use_.name.to_owned(),
                     available: list_or_none(catalog.names()),
@@ -65,6 +63,11 @@ impl Renderer {
         let mut own_objects = Vec::new();
         if cp.spec.type_ == ControlPlaneType::K8s {
             let port = self.system.postgres.port.to_string();
+            let pull_policy = serde_json::to_value(self.settings.image_pull_policy)
+                .map_err(SetError::Context)?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             for BuiltInHook {
                 path,
                 name: hook_name,
@@ -81,12 +84,13 @@ impl Renderer {
                         ("HookName", hook_name),
                         ("SystemNamespace", SYSTEM_NAMESPACE),
                         ("KflexImage", &images.kflex),
-                        ("ImagePullPolicy", pull_policy(&self.settings)),
+                        ("ImagePullPolicy", &pull_policy),
                         ("DatabaseName", &ctx.database_name),
                         ("PostgresHost", &self.system.postgres.host),
                         ("PostgresPort", &port),
                         ("PostgresSecret", self.system.postgres.secret),
                         ("PostgresSecretKey", self.system.postgres.secret_key),
+                        ("PostgresTlsSecret", self.system.postgres.tls_secret),
                     ],
                 );
                 own_objects.extend(hooks::expand(hook_name, hook, &vars, path).map_err(Box::new)?);
@@ -98,10 +102,7 @@ impl Renderer {
             images: &images,
             system: &self.system,
         };
-        let root = serde_json::to_value(&root).map_err(|err| ControlPlaneError::Template {
-            template: template_dir.to_owned(),
-            detail: format!("failed to build the template context: {err}"),
-        })?;
+        let root = serde_json::to_value(&root).map_err(SetError::Context)?;
         let abstracted = skeleton::abstract_values(&root, &PER_CONTROL_PLANE);
         let root = context_value(&root);
         for template in self.templates.rendered_in(template_dir) {
@@ -114,6 +115,13 @@ impl Renderer {
         for manifest in &mut user_objects {
             place(manifest, &scopes, home, &[home])?;
             refuse_system_namespace(manifest)?;
+            if carries_secret_data(manifest) {
+                warnings.push(format!(
+                    "{} (from {}) holds secret data: this output is no longer safe to commit",
+                    manifest.key(),
+                    manifest.source()
+                ));
+            }
         }
         for manifest in &mut own_objects {
             place(manifest, &scopes, home, &[home, SYSTEM_NAMESPACE])?;
@@ -136,6 +144,19 @@ impl Renderer {
     }
 }
 
+/// A Secret with content: a hook put secret material into the output.
+fn carries_secret_data(manifest: &Manifest) -> bool {
+    manifest.group().is_empty()
+        && manifest.kind() == "Secret"
+        && ["data", "stringData"].iter().any(|field| {
+            manifest
+                .object()
+                .get(*field)
+                .and_then(serde_json::Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+        })
+}
+
 /// Namespaces a control plane's hooks must never create or take over.
 const SYSTEM_NAMESPACES: [&str; 5] = [
     "default",
@@ -145,7 +166,7 @@ const SYSTEM_NAMESPACES: [&str; 5] = [
     SYSTEM_NAMESPACE,
 ];
 
-fn refuse_system_namespace(manifest: &Manifest) -> Result<(), ControlPlaneError> {
+fn refuse_system_namespace(manifest: &Manifest) -> Result<(), SetError> {
     let is_namespace = manifest.group().is_empty() && manifest.kind() == "Namespace";
     if is_namespace && SYSTEM_NAMESPACES.contains(&manifest.name()) {
         return Err(object_error(
@@ -158,14 +179,6 @@ fn refuse_system_namespace(manifest: &Manifest) -> Result<(), ControlPlaneError>
         ));
     }
     Ok(())
-}
-
-fn pull_policy(settings: &Settings) -> &'static str {
-    match settings.image_pull_policy {
-        PullPolicy::Always => "Always",
-        PullPolicy::IfNotPresent => "IfNotPresent",
-        PullPolicy::Never => "Never",
-    }
 }
 
 fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{ControlPlaneError, Renderer, skeleton, templates};
+use super::{Renderer, SetError, skeleton, templates};
 use crate::manifest::Manifest;
 
 impl Renderer {
@@ -14,8 +14,8 @@ impl Renderer {
         name: &str,
         root: &minijinja::Value,
         abstracted: Option<&skeleton::Abstracted>,
-    ) -> Result<Vec<Manifest>, ControlPlaneError> {
-        let fail = |detail: String| ControlPlaneError::Template {
+    ) -> Result<Vec<Manifest>, SetError> {
+        let fail = |detail: String| SetError::Template {
             template: name.to_owned(),
             detail,
         };

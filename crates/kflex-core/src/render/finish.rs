@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::pod_security::{self, Level};
 use super::scope::{self, Scope, Scopes};
-use super::{ControlPlaneError, config_hash, metadata};
+use super::{SetError, config_hash, metadata};
 use crate::manifest::{Manifest, ObjectKey, sort_for_install};
 use crate::settings::Settings;
 
@@ -22,7 +22,7 @@ pub(super) fn finish(
     home: &str,
     may_relax: bool,
     settings: &Settings,
-) -> Result<Vec<String>, ControlPlaneError> {
+) -> Result<Vec<String>, SetError> {
     check_duplicates(manifests)?;
     for manifest in manifests.iter_mut() {
         metadata::label(manifest, control_plane)
@@ -34,8 +34,8 @@ pub(super) fn finish(
     Ok(warnings)
 }
 
-pub(super) fn object_error(manifest: &Manifest, field: &str, reason: String) -> ControlPlaneError {
-    ControlPlaneError::Object {
+pub(super) fn object_error(manifest: &Manifest, field: &str, reason: String) -> SetError {
+    SetError::Object {
         object: manifest.key().to_string(),
         origin: manifest.source().to_owned(),
         field: field.to_owned(),
@@ -50,7 +50,7 @@ pub(super) fn place(
     scopes: &Scopes,
     home: &str,
     allowed: &[&str],
-) -> Result<(), ControlPlaneError> {
+) -> Result<(), SetError> {
     match scopes.scope(manifest.group(), manifest.kind()) {
         None => {
             let hint = scope::declare_hint(manifest.group(), manifest.kind());
@@ -83,11 +83,11 @@ pub(super) fn place(
     }
 }
 
-fn check_duplicates(manifests: &[Manifest]) -> Result<(), ControlPlaneError> {
+fn check_duplicates(manifests: &[Manifest]) -> Result<(), SetError> {
     let mut seen: BTreeMap<ObjectKey, &str> = BTreeMap::new();
     for manifest in manifests {
         if let Some(first) = seen.insert(manifest.key(), manifest.source()) {
-            return Err(ControlPlaneError::Duplicate {
+            return Err(SetError::Duplicate {
                 object: manifest.key().to_string(),
                 first: first.to_owned(),
                 second: manifest.source().to_owned(),
@@ -105,7 +105,7 @@ fn apply_pod_security(
     home: &str,
     may_relax: bool,
     settings: &Settings,
-) -> Result<Vec<String>, ControlPlaneError> {
+) -> Result<Vec<String>, SetError> {
     let mut level = Level::Restricted;
     let mut exceptions = Vec::new();
     let mut relaxed_by = Vec::new();
@@ -178,7 +178,7 @@ fn apply_pod_security(
     let namespace = manifests
         .iter_mut()
         .find(|m| m.group().is_empty() && m.kind() == "Namespace" && m.name() == home)
-        .ok_or_else(|| ControlPlaneError::Template {
+        .ok_or_else(|| SetError::Template {
             template: "(namespace)".to_owned(),
             detail: format!("no template renders the Namespace {home}"),
         })?;

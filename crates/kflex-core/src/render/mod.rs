@@ -52,16 +52,22 @@ pub struct Rendered {
 pub enum RenderError {
     #[error("failed to load the templates")]
     Templates(#[source] TemplateError),
-    #[error("failed to load built-in hook {path}: {reason}")]
-    BuiltInHook { path: String, reason: String },
+    #[error("failed to load built-in hook {path}")]
+    BuiltInHook {
+        path: String,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+    #[error("built-in hook {path} has no metadata.name")]
+    BuiltInHookName { path: String },
     #[error("failed to render ControlPlane {name:?}")]
     ControlPlane {
         name: String,
         #[source]
-        source: Box<ControlPlaneError>,
+        source: Box<SetError>,
     },
     #[error("failed to render the system manifests")]
-    System(#[source] Box<ControlPlaneError>),
+    System(#[source] Box<SetError>),
     #[error("ControlPlane {0:?} is given more than once")]
     DuplicateControlPlane(String),
     #[error("{object} is rendered for both {first} and {second}")]
@@ -72,9 +78,9 @@ pub enum RenderError {
     },
 }
 
-/// Why one control plane (or the system) could not be rendered.
+/// Why one set of objects — a control plane's, or the system manifests — could not be rendered.
 #[derive(Debug, thiserror::Error)]
-pub enum ControlPlaneError {
+pub enum SetError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(
@@ -96,6 +102,12 @@ pub enum ControlPlaneError {
     Hook(#[from] Box<HookError>),
     #[error("template {template}: {detail}")]
     Template { template: String, detail: String },
+    #[error("failed to build the template context")]
+    Context(#[source] serde_json::Error),
+    #[error("failed to generate the CustomResourceDefinitions")]
+    Crd(#[source] crate::api::CrdError),
+    #[error("a generated CustomResourceDefinition is not a valid object")]
+    CrdShape(#[source] crate::manifest::ShapeError),
     #[error("{object} (from {origin}), field {field}: {reason}")]
     Object {
         object: String,
@@ -158,18 +170,19 @@ impl Renderer {
         let env = templates.compile().map_err(RenderError::Templates)?;
         let mut built_in_hooks = Vec::new();
         for (path, text) in templates.files_in(K8S_BUILT_IN_HOOKS) {
-            let fail = |reason: String| RenderError::BuiltInHook {
-                path: path.to_owned(),
-                reason,
-            };
             let hook: PostCreateHook =
-                serde_saphyr::from_str(text).map_err(|err| fail(err.to_string()))?;
+                serde_saphyr::from_str(text).map_err(|source| RenderError::BuiltInHook {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                })?;
             let name = hook
                 .metadata
                 .name
                 .clone()
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| fail("metadata.name is required".to_owned()))?;
+                .ok_or_else(|| RenderError::BuiltInHookName {
+                    path: path.to_owned(),
+                })?;
             built_in_hooks.push(BuiltInHook {
                 path: path.to_owned(),
                 name,
@@ -186,10 +199,6 @@ impl Renderer {
             skeletons: skeleton::SkeletonCache::default(),
             shortcut: true,
         })
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
     }
 
     /// Renders one control plane.
