@@ -248,6 +248,26 @@ fn write_control_plane(dir: &Path, name: &str) -> String {
     path.to_str().expect("UTF-8").to_owned()
 }
 
+/// Renders control plane `a` with a hook holding `template`; the result of the run.
+fn render_with_hook(template: &str, extra: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hook = write_hook(dir.path(), template);
+    let cp = write_control_plane(dir.path(), "a");
+    kflex()
+        .args(["render", "-f", &cp, "-f", &hook])
+        .args(extra)
+        .output()
+        .expect("runs")
+}
+
+/// The error of rendering control plane `a` with a hook holding `template`.
+fn hook_refusal(template: &str) -> String {
+    let output = render_with_hook(template, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    String::from_utf8(output.stderr).expect("UTF-8")
+}
+
 #[test]
 fn an_object_two_control_planes_would_share_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -348,14 +368,13 @@ spec:
 
 #[test]
 fn hooks_cannot_place_objects_in_other_namespaces() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let hook = write_hook(
-        dir.path(),
+    let stderr = hook_refusal(
         "{apiVersion: v1, kind: ConfigMap, metadata: {name: c, namespace: kube-system}}",
     );
-    let cp = write_control_plane(dir.path(), "a");
-    let stderr = refused(kflex().args(["render", "-f", &cp, "-f", &hook]));
-    assert!(stderr.contains("ConfigMap kube-system/c (from PostCreateHook h, templates[0]), field metadata.namespace"), "{stderr}");
+    assert!(
+        stderr.contains("ConfigMap kube-system/c (from PostCreateHook h, templates[0]), field metadata.namespace"),
+        "{stderr}"
+    );
     assert!(stderr.contains("belong in a-system"), "{stderr}");
 }
 
@@ -534,13 +553,7 @@ fn help_shows_examples_and_setting_precedence() {
 
 #[test]
 fn a_hook_cannot_create_a_system_namespace() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let hook = write_hook(
-        dir.path(),
-        "{apiVersion: v1, kind: Namespace, metadata: {name: kube-system}}",
-    );
-    let cp = write_control_plane(dir.path(), "a");
-    let stderr = refused(kflex().args(["render", "-f", &cp, "-f", &hook]));
+    let stderr = hook_refusal("{apiVersion: v1, kind: Namespace, metadata: {name: kube-system}}");
     assert!(
         stderr.contains(
             "Namespace kube-system (from PostCreateHook h, templates[0]), field metadata.name"
@@ -551,27 +564,15 @@ fn a_hook_cannot_create_a_system_namespace() {
 
 #[test]
 fn privileged_hook_pods_need_an_explicit_opt_in() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let hook = write_hook(
-        dir.path(),
-        "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {hostPID: true, containers: [{name: c, image: busybox}]}}",
-    );
-    let cp = write_control_plane(dir.path(), "a");
-    let stderr = refused(kflex().args(["render", "-f", &cp, "-f", &hook]));
+    let pod = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {hostPID: true, containers: [{name: c, image: busybox}]}}";
+    let stderr = hook_refusal(pod);
     assert!(
         stderr.contains("field spec.hostPID") && stderr.contains("allowPrivilegedHooks"),
         "{stderr}"
     );
-    let out = stdout(kflex().args([
-        "render",
-        "-f",
-        &cp,
-        "-f",
-        &hook,
-        "--set",
-        "allowPrivilegedHooks=true",
-    ]));
-    let objects = objects(&out);
+    let output = render_with_hook(pod, &["--set", "allowPrivilegedHooks=true"]);
+    assert!(output.status.success());
+    let objects = objects(&String::from_utf8(output.stdout).expect("UTF-8"));
     let namespace = find(&objects, "Namespace", "a-system");
     assert_eq!(
         namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
@@ -629,16 +630,10 @@ fn a_symlink_cycle_in_an_input_directory_is_not_followed() {
 
 #[test]
 fn hook_secret_data_is_rendered_with_a_warning() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let hook = write_hook(
-        dir.path(),
+    let output = render_with_hook(
         "{apiVersion: v1, kind: Secret, metadata: {name: s}, stringData: {token: abc}}",
+        &[],
     );
-    let cp = write_control_plane(dir.path(), "a");
-    let output = kflex()
-        .args(["render", "-f", &cp, "-f", &hook])
-        .output()
-        .expect("runs");
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::pod_security::{self, Level};
+use super::pod_security::{self, Level, Violation};
 use super::scope::{self, Scope, Scopes};
 use super::{SetError, config_hash, metadata};
 use crate::manifest::{Manifest, ObjectKey, sort_for_install};
@@ -120,39 +120,32 @@ fn apply_pod_security(
         let pod_level = pod_security::level_of(&violations);
         let in_home = manifest.namespace() == Some(home);
         let from_hook = manifest.annotation(metadata::HOOK_ANNOTATION).is_some();
+        let refuse = |violation: &Violation, rule: String| {
+            let field = format!(
+                "{}.{}",
+                path.trim_start_matches('/').replace('/', "."),
+                violation.field
+            );
+            object_error(manifest, &field, format!("{}; {rule}", violation.reason))
+        };
         if from_hook && pod_level == Level::Privileged && !settings.allow_privileged_hooks {
             let first = violations
                 .iter()
                 .find(|v| v.allows == Level::Privileged)
                 .unwrap_or(&violations[0]);
-            return Err(object_error(
-                manifest,
-                &format!(
-                    "{}.{}",
-                    path.trim_start_matches('/').replace('/', "."),
-                    first.field
-                ),
+            return Err(refuse(
+                first,
                 format!(
-                    "{}; a PostCreateHook may lower {home} to baseline Pod Security, never to \
-                     privileged, unless the setting allowPrivilegedHooks is true",
-                    first.reason
+                    "a PostCreateHook may lower {home} to baseline Pod Security, never to \
+                     privileged, unless the setting allowPrivilegedHooks is true"
                 ),
             ));
         }
         if !in_home || !may_relax {
-            let first = &violations[0];
-            return Err(object_error(
-                manifest,
-                &format!(
-                    "{}.{}",
-                    path.trim_start_matches('/').replace('/', "."),
-                    first.field
-                ),
-                format!(
-                    "{}; pods in {} must meet the restricted Pod Security Standard",
-                    first.reason,
-                    manifest.namespace().unwrap_or(home)
-                ),
+            let namespace = manifest.namespace().unwrap_or(home);
+            return Err(refuse(
+                &violations[0],
+                format!("pods in {namespace} must meet the restricted Pod Security Standard"),
             ));
         }
         level = level.min(pod_level);
