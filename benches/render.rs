@@ -5,6 +5,10 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+
+/// The allocator the kflex binary uses (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use kflex::batch::{default_threads, render_batch};
 use kflex::output::{Formatted, Target, finish};
 use kflex_core::api::{ControlPlane, ControlPlaneSpec};

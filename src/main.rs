@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+/// Rendering builds and frees many small object trees; mimalloc does that about a third faster
+/// than the system allocator (see benches/render.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match kflex::cli::run() {
         Ok(()) => ExitCode::SUCCESS,

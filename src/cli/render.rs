@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use kflex_core::api::{ControlPlane, ControlPlaneSpec, ControlPlaneType};
 use kflex_core::render::{HookCatalog, RenderError, Renderer, SetError, TemplateSet};
 
-use kflex_core::manifest::{EmitError, Manifest, ObjectKey};
+use kflex_core::manifest::{EmitError, ObjectKey};
 
 use super::Format;
 use super::settings::SettingsArgs;
@@ -145,8 +145,8 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     let mut system_keys = Vec::new();
     if args.system {
         let system = renderer.render_system()?;
+        system_keys = system.shareable_keys();
         warnings.extend(system.warnings);
-        system_keys = system.manifests.iter().map(Manifest::key).collect();
         sets.push((
             SYSTEM_SET.to_owned(),
             output::finish(system.manifests, &target)?,

@@ -19,7 +19,7 @@ mod skeleton;
 mod system;
 mod templates;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use minijinja::Environment;
 
@@ -45,6 +45,22 @@ pub struct Rendered {
     /// Things a reviewer should know that are not errors (ignored duplicate hooks, relaxed
     /// Pod Security); for stderr, never stdout.
     pub warnings: Vec<String>,
+}
+
+impl Rendered {
+    /// The keys of the objects another set could also render: everything outside the control
+    /// plane's own namespace, which only it can use (all of them for the system manifests).
+    pub fn shareable_keys(&self) -> Vec<ObjectKey> {
+        let own = self
+            .control_plane
+            .as_ref()
+            .map(|name| format!("{name}-system"));
+        self.manifests
+            .iter()
+            .filter(|m| own.is_none() || m.namespace() != own.as_deref())
+            .map(Manifest::key)
+            .collect()
+    }
 }
 
 /// Rendering failed; nothing should be output.
@@ -224,11 +240,12 @@ impl Renderer {
 
 /// Refuses an object that two control planes would both render (cluster-scoped objects, or
 /// objects in the shared system namespace). `sets` pairs each owner, as the message should name
-/// it (`ControlPlane "cp1"`, `the system manifests`), with its objects' keys.
+/// it (`ControlPlane "cp1"`, `the system manifests`), with its objects' keys — all of them, or
+/// just [`Rendered::shareable_keys`].
 pub fn check_shared_objects<'a>(
     sets: impl IntoIterator<Item = (&'a str, &'a [ObjectKey])>,
 ) -> Result<(), RenderError> {
-    let mut owners: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
+    let mut owners: HashMap<&ObjectKey, &str> = HashMap::new();
     for (owner, keys) in sets {
         for key in keys {
             if let Some(first) = owners.insert(key, owner)
