@@ -6,7 +6,9 @@ use std::num::NonZeroUsize;
 
 use kflex_core::api::ControlPlane;
 use kflex_core::manifest::{Manifest, ObjectKey};
-use kflex_core::render::{HookCatalog, RenderError, Rendered, Renderer, check_shared_objects};
+use kflex_core::render::{
+    HookCatalog, RenderError, Rendered, Renderer, check_shared_objects, check_single_host,
+};
 
 /// One control plane after rendering and finishing.
 #[derive(Debug)]
@@ -17,7 +19,8 @@ pub struct Finished<R> {
 }
 
 /// Renders `control_planes` sorted by name on up to `threads` threads and applies `finish` to
-/// each result, refusing duplicate names and objects two control planes would share — with each
+/// each result, refusing duplicate names, a second host control plane, and objects two control
+/// planes would share — with each
 /// other or with `rendered` (sets already rendered, such as the system manifests, described as
 /// an error message should name them).
 /// Any error means no output.
@@ -42,6 +45,7 @@ where
         let name = pair[0].metadata.name.clone().unwrap_or_default();
         return Err(RenderError::DuplicateControlPlane(name).into());
     }
+    check_single_host(sorted.iter().copied())?;
     let results = parallel_map(&sorted, threads, |cp| {
         let Rendered {
             control_plane,

@@ -87,6 +87,17 @@ fn ocm_is_refused_with_the_migration_path() {
         stderr.contains("deprecated") && stderr.contains("type vcluster"),
         "{stderr}"
     );
+    // The example the message points at exists and renders: a vcluster made an OCM hub.
+    let example = "examples/hooks/ocm.yaml";
+    assert!(stderr.contains(example), "{stderr}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(example);
+    let rendered = objects(&stdout(kflex().args(["render", "-f"]).arg(&path)));
+    find(&rendered, "StatefulSet", "vcluster");
+    let job = find(&rendered, "Job", "ocm-hub-init");
+    assert_eq!(job["metadata"]["namespace"], "hub-system");
+    let volumes = &job["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(volumes[0]["secret"]["secretName"], "vc-vcluster");
+    assert_eq!(volumes[0]["secret"]["items"][0]["key"], "config-incluster");
 }
 
 #[test]
@@ -504,7 +515,8 @@ fn template_overrides_replace_files_and_errors_name_template_and_line() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {{ cp.namespace }}\ndata:\n  owner: {{ cp.name }}\n",
     )
     .expect("written");
-    std::fs::write(dir.path().join("k8s/exposure.yaml"), "").expect("written");
+    std::fs::create_dir(dir.path().join("controlplane")).expect("created");
+    std::fs::write(dir.path().join("controlplane/exposure.yaml"), "").expect("written");
     let out = stdout(
         kflex()
             .args(["render", "cp1", "--templates"])
@@ -640,5 +652,344 @@ fn hook_secret_data_is_rendered_with_a_warning() {
         stderr
             .contains("Secret a-system/s (from PostCreateHook h, templates[0]) holds secret data"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_host_control_plane_is_refused() {
+    assert!(stdout(kflex().args(["render", "one", "--type", "host"])).contains("kflex-host-one"));
+    let stderr = refused(kflex().args(["render", "one", "two", "--type", "host"]));
+    assert!(
+        stderr.contains(
+            "ControlPlanes \"one\" and \"two\" are both of type host; a hosting cluster has one \
+             host control plane"
+        ),
+        "{stderr}"
+    );
+}
+
+/// An external control plane whose bootstrap Secret is `<name>-bootstrap` in `secret_namespace`.
+fn write_external(dir: &Path, name: &str, secret_namespace: &str, expiration: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    let secret = format!("{name}-bootstrap");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+             metadata: {{name: {name}}}\nspec:\n  type: external\n  {expiration}\n  \
+             bootstrapSecretRef: {{name: {secret}, namespace: {secret_namespace}, inClusterKey: kc}}\n"
+        ),
+    )
+    .expect("written");
+    path.to_str().expect("UTF-8").to_owned()
+}
+
+#[test]
+fn an_external_bootstrap_secret_is_read_only_from_kflex_namespaces() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let elsewhere = write_external(dir.path(), "ext", "team-a", "");
+    let stderr = refused(kflex().args(["render", "-f", &elsewhere]));
+    assert!(
+        stderr.contains("spec.bootstrapSecretRef.namespace")
+            && stderr.contains("only from kubeflex-system or ext-system, got \"team-a\""),
+        "{stderr}"
+    );
+
+    // In kubeflex-system: a Role there grants reading that one Secret.
+    let system = write_external(dir.path(), "ext", "kubeflex-system", "");
+    let in_system = objects(&stdout(kflex().args(["render", "-f", &system])));
+    let role = find(&in_system, "Role", "kflex-adopt-ext");
+    assert_eq!(role["metadata"]["namespace"], "kubeflex-system");
+    assert_eq!(role["rules"][0]["resourceNames"][0], "ext-bootstrap");
+    assert_eq!(role["rules"][0]["verbs"][0], "get");
+
+    // In its own namespace: its own Role grants it, nothing is rendered in kubeflex-system.
+    let home = write_external(dir.path(), "ext", "ext-system", "");
+    let in_home = objects(&stdout(kflex().args(["render", "-f", &home])));
+    assert!(
+        in_home
+            .iter()
+            .all(|o| o["metadata"]["namespace"] != "kubeflex-system"),
+        "nothing outside ext-system"
+    );
+    let rules = find(&in_home, "Role", "kflex-adopt")["rules"]
+        .as_array()
+        .expect("rules")
+        .clone();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["resourceNames"][0] == "ext-bootstrap")
+    );
+}
+
+#[test]
+fn tokens_are_renewed_twice_within_the_last_third_of_their_lifetime() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (expiration, schedule, flag) in [
+        (
+            "tokenExpirationSeconds: 600",
+            "*/1 * * * *",
+            "--token-expiration=600s",
+        ),
+        (
+            "tokenExpirationSeconds: 3600",
+            "*/10 * * * *",
+            "--token-expiration=3600s",
+        ),
+        (
+            "tokenExpirationSeconds: 86400",
+            "23 * * * *",
+            "--token-expiration=86400s",
+        ),
+        ("", "23 4 * * *", "--token-expiration=31536000s"),
+    ] {
+        let cp = write_external(dir.path(), "ext", "kubeflex-system", expiration);
+        let rendered = objects(&stdout(kflex().args(["render", "-f", &cp])));
+        let cron = find(&rendered, "CronJob", "kflex-adopt-renew");
+        assert_eq!(cron["spec"]["schedule"], schedule, "{expiration}");
+        let args =
+            &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert!(
+            args.as_array().expect("args").iter().any(|a| a == flag),
+            "{expiration}: {args}"
+        );
+    }
+}
+
+#[test]
+fn control_plane_volumes_are_configurable() {
+    let claim = |yaml: &str, name: &str| {
+        find(&objects(yaml), "StatefulSet", name)["spec"]["volumeClaimTemplates"][0]["spec"].clone()
+    };
+    let k3s = stdout(kflex().args(["render", "edge", "--type", "k3s"]));
+    let default = claim(&k3s, "k3s-server");
+    assert!(
+        default.get("storageClassName").is_none(),
+        "the cluster's default StorageClass unless one is set"
+    );
+    assert_eq!(default["resources"]["requests"]["storage"], "10Gi");
+    let k3s = stdout(kflex().args([
+        "render",
+        "edge",
+        "--type",
+        "k3s",
+        "--set",
+        "k3s.storageClassName=local-path",
+        "--set",
+        "k3s.storageSize=20Gi",
+    ]));
+    let set = claim(&k3s, "k3s-server");
+    assert_eq!(set["storageClassName"], "local-path");
+    assert_eq!(set["resources"]["requests"]["storage"], "20Gi");
+    let vcluster = stdout(kflex().args([
+        "render",
+        "vc",
+        "--type",
+        "vcluster",
+        "--set",
+        "vcluster.storageClassName=fast",
+    ]));
+    assert_eq!(claim(&vcluster, "vcluster")["storageClassName"], "fast");
+}
+
+#[test]
+fn routes_name_their_host_so_certificates_can_too() {
+    for (type_, service) in [("k8s", "cp1"), ("k3s", "k3s"), ("vcluster", "vcluster")] {
+        let out = stdout(kflex().args([
+            "render",
+            "cp1",
+            "--type",
+            type_,
+            "--openshift",
+            "--domain",
+            "apps.example.com",
+        ]));
+        let rendered = objects(&out);
+        let route = find(&rendered, "Route", "cp1");
+        assert_eq!(route["spec"]["host"], "cp1.apps.example.com", "{type_}");
+        assert_eq!(route["spec"]["to"]["name"], service, "{type_}");
+        assert_eq!(route["spec"]["tls"]["termination"], "passthrough");
+    }
+    for type_ in ["host", "external"] {
+        let out = stdout(kflex().args(["render", "-f", &acceptance(&format!("cp-{type_}.yaml"))]));
+        assert!(!out.contains("kind: Ingress"), "{type_} serves no API");
+    }
+}
+
+/// vCluster's configuration as the Secret holds it, and the rendered objects.
+fn vcluster_config(args: &[&str]) -> (Value, Vec<Value>) {
+    use base64::Engine as _;
+    let rendered = objects(&stdout(
+        kflex()
+            .args(["render", "vc1", "--type", "vcluster"])
+            .args(args),
+    ));
+    let secret = find(&rendered, "Secret", "vc-config-vcluster");
+    let encoded = secret["data"]["config.yaml"].as_str().expect("base64");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("valid base64");
+    let config = serde_saphyr::from_str(&String::from_utf8(decoded).expect("UTF-8")).expect("YAML");
+    (config, rendered)
+}
+
+#[test]
+fn vcluster_configuration_is_complete_and_carries_kubeflex_intent() {
+    let (config, rendered) =
+        vcluster_config(&["--domain", "kflex.example.com", "--external-port", "443"]);
+    // vCluster reads the file strictly and fills in almost nothing: the whole tree is there.
+    let top: Vec<&str> = config
+        .as_object()
+        .expect("mapping")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        top,
+        [
+            "controlPlane",
+            "deploy",
+            "experimental",
+            "exportKubeConfig",
+            "integrations",
+            "logging",
+            "networking",
+            "plugins",
+            "policies",
+            "privateNodes",
+            "rbac",
+            "sync",
+            "telemetry"
+        ]
+    );
+    assert_eq!(config["controlPlane"]["proxy"]["port"], 8443);
+    assert_eq!(config["sync"]["toHost"]["pods"]["enabled"], true);
+    assert_eq!(config["experimental"]["syncSettings"]["setOwner"], true);
+    // KubeFlex's intent: extra SANs, the exported server, and the names KubeFlex's CLI renames.
+    assert_eq!(
+        config["controlPlane"]["proxy"]["extraSANs"],
+        serde_json::json!(["vc1.kflex.example.com", "kubeflex-control-plane"])
+    );
+    assert_eq!(
+        config["exportKubeConfig"]["server"],
+        "https://vc1.kflex.example.com:443"
+    );
+    assert_eq!(config["exportKubeConfig"]["context"], "my-vcluster");
+    assert_eq!(config["telemetry"]["enabled"], false);
+
+    // The configuration describes the pod kflex renders, not the chart's default one.
+    let sts = find(&rendered, "StatefulSet", "vcluster");
+    let pod = &sts["spec"]["template"]["spec"];
+    let statefulset = &config["controlPlane"]["statefulSet"];
+    let image = &statefulset["image"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        format!(
+            "{}/{}:{}",
+            image["registry"].as_str().expect("registry"),
+            image["repository"].as_str().expect("repository"),
+            image["tag"].as_str().expect("tag")
+        )
+    );
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "ghcr.io/loft-sh/vcluster-oss:0.36.1"
+    );
+    let k8s = &config["controlPlane"]["distro"]["k8s"];
+    assert_eq!(
+        pod["initContainers"][0]["image"],
+        format!(
+            "{}/{}:{}",
+            k8s["image"]["registry"].as_str().expect("registry"),
+            k8s["image"]["repository"].as_str().expect("repository"),
+            k8s["image"]["tag"].as_str().expect("tag")
+        )
+    );
+    assert_eq!(
+        pod["securityContext"],
+        statefulset["security"]["podSecurityContext"]
+    );
+    assert_eq!(
+        pod["containers"][0]["securityContext"],
+        statefulset["security"]["containerSecurityContext"]
+    );
+    assert_eq!(
+        pod["initContainers"][0]["securityContext"],
+        k8s["securityContext"]
+    );
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        statefulset["persistence"]["volumeClaim"]["size"]
+    );
+    assert_eq!(
+        find(&rendered, "Service", "vcluster")["spec"]["type"],
+        config["controlPlane"]["service"]["spec"]["type"]
+    );
+}
+
+#[test]
+fn vcluster_pods_roll_when_its_configuration_changes() {
+    use sha2::Digest as _;
+    let hash = |args: &[&str]| {
+        let rendered = objects(&stdout(
+            kflex()
+                .args(["render", "vc1", "--type", "vcluster"])
+                .args(args),
+        ));
+        let encoded = find(&rendered, "Secret", "vc-config-vcluster")["data"]["config.yaml"]
+            .as_str()
+            .expect("base64")
+            .to_owned();
+        let annotations = &find(&rendered, "StatefulSet", "vcluster")["spec"]["template"]["metadata"]
+            ["annotations"];
+        // vCluster's own formula: sha256 of the base64 text.
+        let expected: String = sha2::Sha256::digest(encoded.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(annotations["vClusterConfigHash"], expected.as_str());
+        assert!(annotations["kflex.kubestellar.org/config-hash"].is_string());
+        expected
+    };
+    let default = hash(&[]);
+    assert_eq!(default, hash(&[]), "the same input gives the same hash");
+    assert_ne!(default, hash(&["--domain", "other.example.com"]));
+}
+
+#[test]
+fn vcluster_follows_the_control_plane_kubernetes_version_and_the_mirror() {
+    let (config, rendered) = vcluster_config(&["--image-registry", "mirror.example.com/hub"]);
+    let pod = &find(&rendered, "StatefulSet", "vcluster")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["initContainers"][0]["image"],
+        "mirror.example.com/hub/loft-sh/kubernetes:v1.36.0"
+    );
+    assert_eq!(
+        config["controlPlane"]["advanced"]["defaultImageRegistry"],
+        "mirror.example.com/hub"
+    );
+    assert_eq!(
+        config["controlPlane"]["distro"]["k8s"]["image"]["registry"],
+        "mirror.example.com"
+    );
+    assert_eq!(
+        config["controlPlane"]["distro"]["k8s"]["image"]["repository"],
+        "hub/loft-sh/kubernetes"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("vc.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+         metadata: {name: vc2}\nspec: {type: vcluster, kubernetesVersion: v1.35.9}\n",
+    )
+    .expect("written");
+    let rendered = objects(&stdout(kflex().args(["render", "-f"]).arg(&path)));
+    let pod = &find(&rendered, "StatefulSet", "vcluster")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["initContainers"][0]["image"],
+        "ghcr.io/loft-sh/kubernetes:v1.35.9"
     );
 }

@@ -272,13 +272,13 @@ mod tests {
     fn locations_are_added_to_control_plane_errors() {
         let err = RenderError::ControlPlane {
             name: "cp".into(),
-            source: Box::new(SetError::Unsupported(ControlPlaneType::K3s)),
+            source: Box::new(SetError::Ocm),
         };
         let origins = BTreeMap::from([("cp".to_owned(), "a.yaml, document 2".to_owned())]);
         let text = super::super::describe_error(&locate(err, &origins));
         assert_eq!(
             text,
-            "error: failed to render ControlPlane \"cp\" (a.yaml, document 2)\n  caused by: spec.type: type k3s is not supported by this version of kflex yet"
+            "error: failed to render ControlPlane \"cp\" (a.yaml, document 2)\n  caused by: spec.type: type ocm is deprecated and kflex does not render it; for the same result use type vcluster with a PostCreateHook that installs an OCM hub inside it (example: examples/hooks/ocm.yaml in the kflex repository)"
         );
     }
 

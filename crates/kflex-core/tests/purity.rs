@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// Crates with no I/O of their own: data types, serialization, templating, hashing.
-const ALLOWED_DEPENDENCIES: [&str; 12] = [
+const ALLOWED_DEPENDENCIES: [&str; 13] = [
+    "base64",
     "granit-parser",
     "k8s-openapi",
     "kube-core",

@@ -9,6 +9,7 @@ use super::validate::{
     MAX_CONTROL_PLANE_NAME_LEN, RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES,
 };
 use super::{ControlPlane, PostCreateHook};
+use crate::settings::SYSTEM_NAMESPACE;
 
 /// A CRD could not be turned into a plain object.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,9 @@ fn to_object(crd: CustomResourceDefinition) -> Result<Value, CrdError> {
 
 /// The rules on `metadata.name`, which only the root schema may reference: `<cp>-system` must be
 /// a namespace and `<cp>` a Service (a DNS-1035 label of at most 56), neither may take over a
-/// system namespace, and a k8s control plane's database must not be one of PostgreSQL's own.
+/// system namespace, a k8s control plane's database must not be one of PostgreSQL's own, and
+/// an external control plane's bootstrap Secret is its own (`<cp>-bootstrap` in kubeflex-system,
+/// or any in `<cp>-system`).
 fn add_name_rule(crd: &mut Value) -> Result<(), CrdError> {
     let quoted = |names: &mut dyn Iterator<Item = &str>| {
         names
@@ -69,6 +72,18 @@ fn add_name_rule(crd: &mut Value) -> Result<(), CrdError> {
              <name>-system is a valid namespace and <name> a valid Service name"
         ),
     });
+    let bootstrap_rule = json!({
+        "rule": format!(
+            "!has(self.spec.bootstrapSecretRef) || \
+             (self.spec.bootstrapSecretRef.namespace == '{SYSTEM_NAMESPACE}' && \
+              self.spec.bootstrapSecretRef.name == self.metadata.name + '-bootstrap') || \
+             self.spec.bootstrapSecretRef.namespace == self.metadata.name + '-system'"
+        ),
+        "message": format!(
+            "spec.bootstrapSecretRef must name Secret <name>-bootstrap in {SYSTEM_NAMESPACE}, or \
+             a Secret in <name>-system"
+        ),
+    });
     let root = crd
         .pointer_mut("/spec/versions/0/schema/openAPIV3Schema")
         .and_then(Value::as_object_mut)
@@ -78,7 +93,7 @@ fn add_name_rule(crd: &mut Value) -> Result<(), CrdError> {
         })?;
     root.insert(
         "x-kubernetes-validations".to_owned(),
-        json!([rule, reserved_rule, database_rule]),
+        json!([rule, reserved_rule, database_rule, bootstrap_rule]),
     );
     Ok(())
 }
@@ -143,6 +158,13 @@ mod tests {
             .as_str()
             .unwrap();
         assert!(name_rule.contains("size() <= 56"), "{name_rule}");
+        let bootstrap_rule = root["x-kubernetes-validations"][3]["rule"]
+            .as_str()
+            .unwrap();
+        assert!(
+            bootstrap_rule.contains("self.metadata.name + '-bootstrap'"),
+            "{bootstrap_rule}"
+        );
         let spec = &root["properties"]["spec"];
         assert_eq!(
             spec["properties"]["type"]["x-kubernetes-validations"][0]["rule"],

@@ -3,6 +3,7 @@
 //! names the object, the field and the reason.
 
 use super::{ControlPlane, ControlPlaneType};
+use crate::settings::SYSTEM_NAMESPACE;
 
 /// `<cp>-system` must fit the 63-character limit of a namespace name.
 pub const MAX_CONTROL_PLANE_NAME_LEN: usize = 56;
@@ -110,6 +111,32 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
                     "must not be empty".to_owned(),
                 ));
             }
+        }
+        // Otherwise anyone allowed to create a ControlPlane could have kflex read a Secret of
+        // any namespace, or another Secret of kubeflex-system (the PostgreSQL admin password,
+        // another control plane's bootstrap kubeconfig).
+        let home = format!("{name}-system");
+        let own = format!("{name}-bootstrap");
+        if secret.namespace == SYSTEM_NAMESPACE {
+            if secret.name != own {
+                return Err(fail(
+                    "spec.bootstrapSecretRef.name",
+                    format!(
+                        "in {SYSTEM_NAMESPACE} a control plane's bootstrap Secret is named \
+                         {own:?} (KubeFlex's name for it), got {:?}",
+                        secret.name
+                    ),
+                ));
+            }
+        } else if secret.namespace != home {
+            return Err(fail(
+                "spec.bootstrapSecretRef.namespace",
+                format!(
+                    "kflex reads a bootstrap Secret only from {SYSTEM_NAMESPACE} or {home}, got \
+                     {:?}",
+                    secret.namespace
+                ),
+            ));
         }
     }
     if let Some(seconds) = spec.token_expiration_seconds {
@@ -243,6 +270,46 @@ mod tests {
             in_cluster_key: "kubeconfig-incluster".into(),
         });
         assert!(validate_control_plane(&cp).is_ok());
+    }
+
+    #[test]
+    fn the_bootstrap_secret_cannot_be_another_secret_of_kubeflex() {
+        let with_secret = |name: &str, namespace: &str| {
+            let mut cp = control_plane("ext", ControlPlaneType::External);
+            cp.spec.bootstrap_secret_ref = Some(BootstrapSecretReference {
+                name: name.into(),
+                namespace: namespace.into(),
+                in_cluster_key: "kubeconfig-incluster".into(),
+            });
+            validate_control_plane(&cp)
+        };
+        for (name, namespace, field) in [
+            (
+                "postgres-postgresql",
+                "kubeflex-system",
+                "spec.bootstrapSecretRef.name",
+            ),
+            (
+                "other-bootstrap",
+                "kubeflex-system",
+                "spec.bootstrapSecretRef.name",
+            ),
+            (
+                "ext-bootstrap",
+                "team-a",
+                "spec.bootstrapSecretRef.namespace",
+            ),
+            (
+                "ext-bootstrap",
+                "other-system",
+                "spec.bootstrapSecretRef.namespace",
+            ),
+        ] {
+            let err = with_secret(name, namespace).unwrap_err();
+            assert_eq!(err.field, field, "{name} in {namespace}: {err}");
+        }
+        // In its own namespace, any name: nothing else of kflex's is there to read.
+        assert!(with_secret("adopted", "ext-system").is_ok());
     }
 
     #[test]

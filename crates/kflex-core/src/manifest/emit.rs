@@ -76,6 +76,14 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> Result<String, EmitError> {
     Ok(out)
 }
 
+/// One value as a YAML document in the same canonical form (mapping keys sorted), without the
+/// `---` marker: for configuration files that are themselves rendered into an object.
+pub fn to_yaml_document(value: &Value) -> Result<String, serde_saphyr::ser::Error> {
+    let mut out = String::new();
+    serde_saphyr::to_fmt_writer_with_options(&mut out, value, yaml_options())?;
+    Ok(out)
+}
+
 /// A `v1/List` holding the objects in order, pretty-printed, ending in a newline.
 pub fn to_json_list(manifests: &[Manifest]) -> Result<String, EmitError> {
     struct Items<'a>(&'a [Manifest]);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::api::ControlPlane;
-use crate::settings::{SYSTEM_NAMESPACE, Settings};
+use crate::api::{ControlPlane, ControlPlaneType};
+use crate::settings::{SYSTEM_NAMESPACE, Settings, VCLUSTER_KUBERNETES_VERSION};
 
 /// Name of the shared PostgreSQL's Service, StatefulSet and admin Secret (KubeFlex's names).
 pub(crate) const POSTGRES_NAME: &str = "postgres-postgresql";
@@ -27,20 +27,54 @@ pub(crate) struct ControlPlaneContext {
     pub type_: &'static str,
     /// The control plane's Kubernetes version (spec, else settings).
     pub kubernetes_version: String,
-    /// `<cp>` with `-` replaced by `_`: its database and role in the shared Postgres.
+    /// `<cp>` with `-` replaced by `_`: its database and role in the shared Postgres (k8s).
     pub database_name: String,
-    /// `<cp>.<domain>`: the host of the Ingress.
+    /// `<cp>.<domain>`: the host of the Ingress or Route.
     pub external_host: String,
     /// `https://<cp>.<domain>:<externalPort>`: the API server from outside the hosting cluster.
     pub external_url: String,
-    /// `<cp>.<cp>-system.svc.<clusterDomain>`: the API Service from inside.
-    pub service_host: String,
-    /// `https://<serviceHost>`.
-    pub in_cluster_url: String,
-    /// DNS names the API server certificate is valid for.
+    /// The Service in front of the API server, for the types that serve one.
+    pub api_service: Option<String>,
+    /// The API server from inside the hosting cluster, as the type's kubeconfig Secret names it.
+    pub in_cluster_url: Option<String>,
+    /// DNS names the API server certificate is valid for, beyond the server's own defaults.
     pub certificate_dns_names: Vec<String>,
     /// IP addresses the API server certificate is valid for.
     pub certificate_ip_addresses: Vec<&'static str>,
+    /// Lifetime of the tokens the host and external types mint (`spec.tokenExpirationSeconds`).
+    pub token_expiration_seconds: i64,
+    /// When those tokens are refreshed: often enough that one never has less than a third of
+    /// its lifetime left.
+    pub token_refresh_schedule: String,
+    /// For type external: the Secret holding the adopted cluster's kubeconfig.
+    pub bootstrap_secret: Option<BootstrapSecretContext>,
+    /// For type vcluster: the images as vCluster's configuration spells them.
+    pub vcluster: Option<VclusterContext>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BootstrapSecretContext {
+    pub name: String,
+    pub namespace: String,
+    pub key: String,
+    /// Whether the Secret is in `<cp>-system` (else in `kubeflex-system`).
+    pub in_home: bool,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VclusterContext {
+    pub syncer_image: ImageParts,
+    pub kubernetes_image: ImageParts,
+}
+
+/// An image reference split the way vCluster's configuration holds it.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImageParts {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
 }
 
 /// `images` in templates: full references.
@@ -52,6 +86,9 @@ pub(crate) struct ImagesContext {
     pub kube_controller_manager: String,
     pub kine: String,
     pub postgres: String,
+    pub k3s: String,
+    pub vcluster: String,
+    pub vcluster_kubernetes: String,
 }
 
 /// `system` in templates: fixed names in `kubeflex-system`.
@@ -79,7 +116,10 @@ pub(crate) struct PostgresContext {
 
 /// The root of a control plane template's context.
 #[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ControlPlaneRoot<'a> {
+    /// The hosting cluster's Kubernetes minor version (from the `kubeVersion` setting).
+    pub hosting_minor: u32,
     pub cp: &'a ControlPlaneContext,
     pub settings: &'a Settings,
     pub images: &'a ImagesContext,
@@ -97,59 +137,184 @@ pub(crate) struct SystemRoot<'a> {
 }
 
 impl ControlPlaneContext {
-    pub(crate) fn new(cp: &ControlPlane, settings: &Settings) -> Self {
+    /// The context of `cp`, whose images are `images` (from [`ImagesContext::for_control_plane`]).
+    pub(crate) fn new(cp: &ControlPlane, settings: &Settings, images: &ImagesContext) -> Self {
         let name = cp.metadata.name.clone().unwrap_or_default();
         let namespace = format!("{name}-system");
         let external_host = format!("{name}.{}", settings.domain);
-        let service_host = format!("{name}.{namespace}.svc.{}", settings.cluster_domain);
-        // Names inside the hosted cluster (kubernetes.default...), the API Service in the hosting
-        // cluster, the Ingress host and the kind node container (reached through a NodePort).
-        let mut certificate_dns_names: Vec<String> = [
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-            "localhost",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-        certificate_dns_names.extend([
-            name.clone(),
-            format!("{name}.{namespace}"),
-            format!("{name}.{namespace}.svc"),
-            service_host.clone(),
-            external_host.clone(),
-            settings.host_container.clone(),
-        ]);
+        let cluster_domain = &settings.cluster_domain;
+        let service_names = |service: &str| {
+            vec![
+                service.to_owned(),
+                format!("{service}.{namespace}"),
+                format!("{service}.{namespace}.svc"),
+                format!("{service}.{namespace}.svc.{cluster_domain}"),
+            ]
+        };
+        let (api_service, in_cluster_url, mut certificate_dns_names) = match cp.spec.type_ {
+            ControlPlaneType::K8s => {
+                // Names inside the hosted cluster (kubernetes.default...), the API Service in
+                // the hosting cluster, the Ingress host and the kind node container (reached
+                // through a NodePort).
+                let mut names: Vec<String> = [
+                    "kubernetes",
+                    "kubernetes.default",
+                    "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local",
+                    "localhost",
+                ]
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+                names.extend(service_names(&name));
+                let url = format!("https://{name}.{namespace}.svc.{cluster_domain}");
+                (Some(name.clone()), Some(url), names)
+            }
+            // k3s and vCluster add their own in-cluster names to the certificate.
+            ControlPlaneType::K3s => (
+                Some(K3S_SERVICE.to_owned()),
+                Some(format!("https://{K3S_SERVICE}.{namespace}.svc")),
+                service_names(K3S_SERVICE),
+            ),
+            ControlPlaneType::Vcluster => (
+                Some(VCLUSTER_SERVICE.to_owned()),
+                Some(format!("https://{VCLUSTER_SERVICE}.{namespace}")),
+                Vec::new(),
+            ),
+            ControlPlaneType::Host => (None, Some(HOSTING_CLUSTER_URL.to_owned()), Vec::new()),
+            ControlPlaneType::External | ControlPlaneType::Ocm => (None, None, Vec::new()),
+        };
+        if api_service.is_some() {
+            certificate_dns_names.extend([external_host.clone(), settings.host_container.clone()]);
+        }
         // The host container or domain may repeat a name already in the list.
         let mut seen = std::collections::BTreeSet::new();
         certificate_dns_names.retain(|name| seen.insert(name.clone()));
+        let certificate_ip_addresses = if cp.spec.type_ == ControlPlaneType::K8s {
+            vec!["127.0.0.1"]
+        } else {
+            Vec::new()
+        };
+        let token_expiration_seconds = cp
+            .spec
+            .token_expiration_seconds
+            .unwrap_or(DEFAULT_TOKEN_EXPIRATION_SECONDS);
+        let bootstrap_secret =
+            cp.spec
+                .bootstrap_secret_ref
+                .as_ref()
+                .map(|secret| BootstrapSecretContext {
+                    in_home: secret.namespace == namespace,
+                    name: secret.name.clone(),
+                    namespace: secret.namespace.clone(),
+                    key: secret.in_cluster_key.clone(),
+                });
+        let vcluster = (cp.spec.type_ == ControlPlaneType::Vcluster).then(|| VclusterContext {
+            syncer_image: ImageParts::split(&images.vcluster),
+            kubernetes_image: ImageParts::split(&images.vcluster_kubernetes),
+        });
         Self {
             certificate_dns_names,
-            certificate_ip_addresses: vec!["127.0.0.1"],
+            certificate_ip_addresses,
             type_: cp.spec.type_.as_str(),
-            kubernetes_version: cp
-                .spec
-                .kubernetes_version
-                .clone()
-                .unwrap_or_else(|| settings.kubernetes_version.clone()),
+            kubernetes_version: kubernetes_version(cp, settings).to_owned(),
             database_name: name.replace('-', "_"),
             external_url: format!("https://{external_host}:{}", settings.external_port),
-            in_cluster_url: format!("https://{service_host}"),
+            api_service,
+            in_cluster_url,
             external_host,
-            service_host,
+            token_refresh_schedule: refresh_schedule(token_expiration_seconds),
+            token_expiration_seconds,
+            bootstrap_secret,
+            vcluster,
             namespace,
             name,
         }
     }
 }
 
+/// The Service of a k3s control plane's API server (KubeFlex's name).
+pub(crate) const K3S_SERVICE: &str = "k3s";
+/// The Service of a vcluster control plane (vCluster's name for release `vcluster`).
+pub(crate) const VCLUSTER_SERVICE: &str = "vcluster";
+/// The hosting cluster's API server, as its own pods reach it.
+const HOSTING_CLUSTER_URL: &str = "https://kubernetes.default.svc";
+/// KubeFlex's default token lifetime: one year.
+const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 31_536_000;
+
+/// A cron schedule for renewing a token of `lifetime_seconds` once less than a third of its
+/// lifetime is left: it runs at least twice in that last third, so one failed or late run never
+/// lets the token expire. Times are off the hour so that not every CronJob starts at once.
+fn refresh_schedule(lifetime_seconds: i64) -> String {
+    const MINUTE: i64 = 60;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    let interval = lifetime_seconds / 3 / 2;
+    if interval >= DAY {
+        "23 4 * * *".to_owned()
+    } else if interval >= HOUR {
+        "23 * * * *".to_owned()
+    } else {
+        // The API's minimum lifetime, 600 s, gives every minute.
+        let minutes = (interval / MINUTE).clamp(1, 30);
+        format!("*/{minutes} * * * *")
+    }
+}
+
+impl ImageParts {
+    /// `ghcr.io/loft-sh/kubernetes:v1.36.0` → `ghcr.io`, `loft-sh/kubernetes`, `v1.36.0`. A
+    /// digest is dropped: vCluster's configuration has no field for it (the rendered pod keeps
+    /// it).
+    pub(crate) fn split(reference: &str) -> Self {
+        let without_digest = reference.split('@').next().unwrap_or(reference);
+        let (path, tag) = match without_digest.rsplit_once(':') {
+            Some((path, tag)) if !tag.contains('/') => (path, tag),
+            _ => (without_digest, ""),
+        };
+        let (registry, repository) = match path.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first, rest)
+            }
+            _ => ("", path),
+        };
+        Self {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+        }
+    }
+}
+
+/// The Kubernetes version of `cp`: its own, else the `kubernetesVersion` setting.
+fn kubernetes_version<'a>(cp: &'a ControlPlane, settings: &'a Settings) -> &'a str {
+    cp.spec
+        .kubernetes_version
+        .as_deref()
+        .unwrap_or(&settings.kubernetes_version)
+}
+
 impl ImagesContext {
-    /// Image references; the Kubernetes components default to `kubernetes_version`.
-    pub(crate) fn new(settings: &Settings, kubernetes_version: &str) -> Self {
+    /// The images of `cp`, whose Kubernetes version picks the default tags.
+    pub(crate) fn for_control_plane(settings: &Settings, cp: &ControlPlane) -> Self {
+        Self::new(
+            settings,
+            kubernetes_version(cp, settings),
+            cp.spec.kubernetes_version.as_deref(),
+        )
+    }
+
+    /// Image references: the Kubernetes components default to `kubernetes_version`; vCluster's
+    /// Kubernetes image to `spec_version` (a control plane's own), else vCluster's default.
+    pub(crate) fn new(
+        settings: &Settings,
+        kubernetes_version: &str,
+        spec_version: Option<&str>,
+    ) -> Self {
         let mirror = settings.image_registry.as_str();
         let images = &settings.images;
+        let vcluster_version = spec_version.unwrap_or(VCLUSTER_KUBERNETES_VERSION);
         Self {
             kflex: images.kflex.reference(mirror, ""),
             kube_apiserver: images.kube_apiserver.reference(mirror, kubernetes_version),
@@ -158,6 +323,13 @@ impl ImagesContext {
                 .reference(mirror, kubernetes_version),
             kine: images.kine.reference(mirror, ""),
             postgres: images.postgres.reference(mirror, ""),
+            k3s: images
+                .k3s
+                .reference(mirror, &format!("{kubernetes_version}-k3s1")),
+            vcluster: images.vcluster.reference(mirror, ""),
+            vcluster_kubernetes: images
+                .vcluster_kubernetes
+                .reference(mirror, vcluster_version),
         }
     }
 }
@@ -183,5 +355,69 @@ impl SystemContext {
                 tls_secret: POSTGRES_TLS_SECRET,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest gap between two runs of `schedule` (every N minutes, hourly or daily).
+    fn longest_gap_seconds(schedule: &str) -> i64 {
+        let minute = schedule.split(' ').next().unwrap_or_default();
+        if let Some(step) = minute.strip_prefix("*/") {
+            // `*/N` restarts at every hour: the gap across the hour is at most N.
+            return step.parse::<i64>().unwrap() * 60;
+        }
+        if schedule.ends_with("* * * *") {
+            3600
+        } else {
+            86_400
+        }
+    }
+
+    #[test]
+    fn renewal_runs_at_least_twice_in_the_last_third_of_a_token_lifetime() {
+        // Each band's edges and the values users pick.
+        for lifetime in [
+            600, 899, 900, 3599, 3600, 21_599, 21_600, 86_400, 518_399, 518_400, 31_536_000,
+        ] {
+            let schedule = refresh_schedule(lifetime);
+            let window = lifetime / 3;
+            assert!(
+                2 * longest_gap_seconds(&schedule) <= window,
+                "{lifetime}: {schedule} leaves no room for a failed run"
+            );
+        }
+        assert_eq!(refresh_schedule(31_536_000), "23 4 * * *");
+        assert_eq!(refresh_schedule(86_400), "23 * * * *");
+        assert_eq!(refresh_schedule(600), "*/1 * * * *");
+    }
+
+    #[test]
+    fn image_references_split_like_vcluster_spells_them() {
+        let parts = ImageParts::split("mirror.corp:5000/hub/loft-sh/kubernetes:v1.36.0@sha256:ab");
+        assert_eq!(
+            parts,
+            ImageParts {
+                registry: "mirror.corp:5000".into(),
+                repository: "hub/loft-sh/kubernetes".into(),
+                tag: "v1.36.0".into(),
+            }
+        );
+        let parts = ImageParts::split("loft-sh/vcluster-oss:0.36.1");
+        assert_eq!(
+            (parts.registry.as_str(), parts.tag.as_str()),
+            ("", "0.36.1")
+        );
+        let parts = ImageParts::split("localhost:5000/vcluster");
+        assert_eq!(
+            (
+                parts.registry.as_str(),
+                parts.repository.as_str(),
+                parts.tag.as_str()
+            ),
+            ("localhost:5000", "vcluster", "")
+        );
     }
 }

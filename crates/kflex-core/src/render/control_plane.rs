@@ -4,17 +4,20 @@
 
 use super::context::{ControlPlaneContext, ControlPlaneRoot, ImagesContext};
 use super::evaluate::context_value;
-use super::finish::{finish, object_error, place};
+use super::finish::{PodSecurity, finish, object_error, place};
+use super::types::{self, SHARED_TEMPLATES};
 use super::{BuiltInHook, HookCatalog, Rendered, Renderer, SetError, hooks, metadata, skeleton};
-use crate::api::{self, ControlPlane, ControlPlaneType};
+use crate::api::{self, ControlPlane};
 use crate::manifest::Manifest;
 use crate::settings::SYSTEM_NAMESPACE;
 
 /// The parts of a control plane template's context that differ between control planes.
-const PER_CONTROL_PLANE: [&str; 3] = [
+const PER_CONTROL_PLANE: [&str; 5] = [
     "/cp",
     "/images/kubeApiserver",
     "/images/kubeControllerManager",
+    "/images/k3s",
+    "/images/vclusterKubernetes",
 ];
 
 impl Renderer {
@@ -23,14 +26,10 @@ impl Renderer {
         cp: &ControlPlane,
         catalog: &HookCatalog,
     ) -> Result<Rendered, SetError> {
+        let profile = types::profile(cp.spec.type_)?;
         api::validate_control_plane(cp)?;
-        let template_dir = match cp.spec.type_ {
-            ControlPlaneType::K8s => "k8s",
-            ControlPlaneType::Ocm => return Err(SetError::Ocm),
-            other => return Err(SetError::Unsupported(other)),
-        };
-        let ctx = ControlPlaneContext::new(cp, &self.settings);
-        let images = ImagesContext::new(&self.settings, &ctx.kubernetes_version);
+        let images = ImagesContext::for_control_plane(&self.settings, cp);
+        let ctx = ControlPlaneContext::new(cp, &self.settings, &images);
         let (uses, mut warnings) = hooks::uses(&cp.spec);
 
         let mut user_objects = Vec::new();
@@ -61,7 +60,7 @@ impl Renderer {
         }
 
         let mut own_objects = Vec::new();
-        if cp.spec.type_ == ControlPlaneType::K8s {
+        if profile.built_in_hooks {
             let port = self.system.postgres.port.to_string();
             let pull_policy = serde_json::to_value(self.settings.image_pull_policy)
                 .map_err(SetError::Context)?
@@ -97,6 +96,7 @@ impl Renderer {
             }
         }
         let root = ControlPlaneRoot {
+            hosting_minor: self.settings.kube_minor(),
             cp: &ctx,
             settings: &self.settings,
             images: &images,
@@ -105,8 +105,10 @@ impl Renderer {
         let root = serde_json::to_value(&root).map_err(SetError::Context)?;
         let abstracted = skeleton::abstract_values(&root, &PER_CONTROL_PLANE);
         let root = context_value(&root);
-        for template in self.templates.rendered_in(template_dir) {
-            own_objects.extend(self.render_template(template, &root, abstracted.as_ref())?);
+        for dir in [SHARED_TEMPLATES, profile.templates] {
+            for template in self.templates.rendered_in(dir) {
+                own_objects.extend(self.render_template(template, &root, abstracted.as_ref())?);
+            }
         }
 
         let mut scopes = self.scopes.clone();
@@ -128,12 +130,15 @@ impl Renderer {
         }
         let mut manifests = own_objects;
         manifests.extend(user_objects);
-        // Hooks' pods may need less than restricted; the namespace then says why.
+        // Hooks' pods (and the tenant's) may need less than restricted; the namespace then
+        // says why.
         warnings.extend(finish(
             &mut manifests,
             Some(&ctx.name),
             home,
-            true,
+            PodSecurity::ControlPlane {
+                tenant_pods: profile.tenant_pods,
+            },
             &self.settings,
         )?);
         Ok(Rendered {

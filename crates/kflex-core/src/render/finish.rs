@@ -12,15 +12,27 @@ use super::{SetError, config_hash, metadata};
 use crate::manifest::{Manifest, ObjectKey, sort_for_install};
 use crate::settings::Settings;
 
+/// How far the Pod Security level of a set's home namespace may fall below restricted.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum PodSecurity {
+    /// Every pod must meet restricted (the system manifests).
+    Restricted,
+    /// A control plane's namespace: it enforces the strictest level its pods meet. Hooks' pods
+    /// may need less, as may kflex's own pods that document an exception; `tenant_pods` is the
+    /// level pods the control plane itself creates there need, and why.
+    ControlPlane {
+        tenant_pods: Option<(Level, &'static str)>,
+    },
+}
+
 /// Checks, labels, annotates and orders `manifests` (already placed), owned by `control_plane`
-/// (`None` for the system), whose pods live in `home`. With `may_relax`, `home` enforces the
-/// strictest Pod Security level its pods meet; otherwise all of them must meet restricted.
-/// Returns warnings for the reviewer.
+/// (`None` for the system), whose pods live in `home`, which enforces the Pod Security level
+/// `policy` allows. Returns warnings for the reviewer.
 pub(super) fn finish(
     manifests: &mut [Manifest],
     control_plane: Option<&str>,
     home: &str,
-    may_relax: bool,
+    policy: PodSecurity,
     settings: &Settings,
 ) -> Result<Vec<String>, SetError> {
     check_duplicates(manifests)?;
@@ -28,7 +40,7 @@ pub(super) fn finish(
         metadata::label(manifest, control_plane)
             .map_err(|err| object_error(manifest, err.field, err.to_string()))?;
     }
-    let warnings = apply_pod_security(manifests, home, may_relax, settings)?;
+    let warnings = apply_pod_security(manifests, home, policy, settings)?;
     config_hash::annotate(manifests);
     sort_for_install(manifests);
     Ok(warnings)
@@ -98,17 +110,29 @@ fn check_duplicates(manifests: &[Manifest]) -> Result<(), SetError> {
 }
 
 /// Labels `home` with the strictest Pod Security level its pods meet (explaining any exception)
-/// and checks that pods elsewhere (the system namespace) meet restricted. With `may_relax`
-/// false, every pod in `home` must meet restricted too.
+/// and checks that pods elsewhere (the system namespace) meet restricted.
 fn apply_pod_security(
     manifests: &mut [Manifest],
     home: &str,
-    may_relax: bool,
+    policy: PodSecurity,
     settings: &Settings,
 ) -> Result<Vec<String>, SetError> {
+    let tenant_pods = match policy {
+        PodSecurity::Restricted => None,
+        PodSecurity::ControlPlane { tenant_pods } => tenant_pods,
+    };
+    let may_relax = matches!(policy, PodSecurity::ControlPlane { .. });
     let mut level = Level::Restricted;
     let mut exceptions = Vec::new();
     let mut relaxed_by = Vec::new();
+    if let Some((tenant_level, why)) = tenant_pods {
+        level = tenant_level;
+        exceptions.push(format!(
+            "the tenant's pods need {}: {why}",
+            tenant_level.as_str()
+        ));
+        relaxed_by.push("the tenant's pods".to_owned());
+    }
     for manifest in manifests.iter() {
         let Some((path, spec)) = pod_security::pod_spec(manifest) else {
             continue;
@@ -120,6 +144,7 @@ fn apply_pod_security(
         let pod_level = pod_security::level_of(&violations);
         let in_home = manifest.namespace() == Some(home);
         let from_hook = manifest.annotation(metadata::HOOK_ANNOTATION).is_some();
+        let documented = manifest.annotation(metadata::POD_SECURITY_EXCEPTION_ANNOTATION);
         let refuse = |violation: &Violation, rule: String| {
             let field = format!(
                 "{}.{}",
@@ -148,18 +173,31 @@ fn apply_pod_security(
                 format!("pods in {namespace} must meet the restricted Pod Security Standard"),
             ));
         }
+        if !from_hook && documented.is_none_or(str::is_empty) {
+            return Err(refuse(
+                &violations[0],
+                format!(
+                    "kflex's own pods must meet the restricted Pod Security Standard, or say why \
+                     not in the annotation {}",
+                    metadata::POD_SECURITY_EXCEPTION_ANNOTATION
+                ),
+            ));
+        }
         level = level.min(pod_level);
-        let details: Vec<String> = violations
-            .iter()
-            .map(|v| format!("{} {}", v.field, v.reason))
-            .collect();
+        let why = match documented {
+            Some(reason) if !from_hook => reason.to_owned(),
+            _ => violations
+                .iter()
+                .map(|v| format!("{} {}", v.field, v.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
         exceptions.push(format!(
-            "{} {} ({}) needs {}: {}",
+            "{} {} ({}) needs {}: {why}",
             manifest.kind(),
             manifest.name(),
             manifest.source(),
             pod_level.as_str(),
-            details.join("; ")
         ));
         relaxed_by.push(format!(
             "{} {} ({})",

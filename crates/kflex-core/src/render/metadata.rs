@@ -14,6 +14,9 @@ pub const CONTROL_PLANE_LABEL: &str = "kflex.kubestellar.org/control-plane";
 pub const HOOK_ANNOTATION: &str = "kflex.kubestellar.org/post-create-hook";
 /// On pod templates that read rendered configuration.
 pub const CONFIG_HASH_ANNOTATION: &str = "kflex.kubestellar.org/config-hash";
+/// On a workload of kflex's own templates whose pods cannot meet restricted: why (reviewed with
+/// the template; without it such a pod is refused).
+pub const POD_SECURITY_EXCEPTION_ANNOTATION: &str = "kflex.kubestellar.org/pod-security-exception";
 /// On a namespace whose Pod Security level is below restricted: why.
 pub const POD_SECURITY_ANNOTATION: &str = "kflex.kubestellar.org/pod-security-exceptions";
 

@@ -9,6 +9,7 @@ mod config_hash;
 mod context;
 mod control_plane;
 mod evaluate;
+mod filters;
 mod finish;
 mod hooks;
 pub mod metadata;
@@ -18,6 +19,7 @@ mod scope;
 mod skeleton;
 mod system;
 mod templates;
+mod types;
 
 use std::collections::HashMap;
 
@@ -86,6 +88,11 @@ pub enum RenderError {
     System(#[source] Box<SetError>),
     #[error("ControlPlane {0:?} is given more than once")]
     DuplicateControlPlane(String),
+    #[error(
+        "ControlPlanes {first:?} and {second:?} are both of type host; a hosting cluster has one \
+         host control plane"
+    )]
+    SecondHost { first: String, second: String },
     #[error("{object} is rendered for both {first} and {second}")]
     SharedObject {
         object: String,
@@ -100,12 +107,11 @@ pub enum SetError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(
-        "spec.type: type ocm is deprecated and kflex does not render it; use type vcluster with a \
-         PostCreateHook that installs OCM inside it"
+        "spec.type: type ocm is deprecated and kflex does not render it; for the same result use \
+         type vcluster with a PostCreateHook that installs an OCM hub inside it (example: \
+         examples/hooks/ocm.yaml in the kflex repository)"
     )]
     Ocm,
-    #[error("spec.type: type {0} is not supported by this version of kflex yet")]
-    Unsupported(ControlPlaneType),
     #[error(
         "{field}: PostCreateHook {hook:?} is not in the input (PostCreateHooks given: {available})"
     )]
@@ -238,6 +244,21 @@ impl Renderer {
     }
 }
 
+/// Refuses a second control plane of type host among `control_planes` (there is one hosting
+/// cluster to stand for).
+pub fn check_single_host<'a>(
+    control_planes: impl IntoIterator<Item = &'a ControlPlane>,
+) -> Result<(), RenderError> {
+    let mut hosts = control_planes
+        .into_iter()
+        .filter(|cp| cp.spec.type_ == ControlPlaneType::Host)
+        .map(|cp| cp.metadata.name.clone().unwrap_or_default());
+    match (hosts.next(), hosts.next()) {
+        (Some(first), Some(second)) => Err(RenderError::SecondHost { first, second }),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses an object that two control planes would both render (cluster-scoped objects, or
 /// objects in the shared system namespace). `sets` pairs each owner, as the message should name
 /// it (`ControlPlane "cp1"`, `the system manifests`), with its objects' keys — all of them, or
@@ -309,10 +330,21 @@ mod tests {
             let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
             slow.shortcut = false;
             for (i, name) in names.iter().enumerate() {
-                let spec = if i % 3 == 0 {
-                    json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
-                } else {
-                    json!({"type": "k8s", "globalVars": {"Msg": name}, "postCreateHooks": [{"hookName": "h"}]})
+                let spec = match i % 6 {
+                    0 => {
+                        json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
+                    }
+                    1 => json!({"type": "k3s", "postCreateHooks": [{"hookName": "h"}]}),
+                    2 => json!({"type": "vcluster", "kubernetesVersion": "v1.35.9"}),
+                    3 => json!({"type": "host", "tokenExpirationSeconds": 3600}),
+                    4 => json!({"type": "external", "bootstrapSecretRef": {
+                        "name": format!("{name}-bootstrap"),
+                        "namespace": "kubeflex-system",
+                        "inClusterKey": "k",
+                    }}),
+                    _ => {
+                        json!({"type": "k8s", "globalVars": {"Msg": name}, "postCreateHooks": [{"hookName": "h"}]})
+                    }
                 };
                 let cp = control_plane(name, spec);
                 assert_eq!(

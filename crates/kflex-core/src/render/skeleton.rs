@@ -32,8 +32,9 @@ pub(crate) struct Abstracted {
 }
 
 /// Replaces every string under the JSON pointers `paths` of `root` with a marker. `None` when a
-/// value could break the verification (whitespace, markers, quotes or escapes), so the caller
-/// takes the ordinary path.
+/// value could break the verification (line breaks, leading or trailing spaces — which a
+/// multi-line double-quoted scalar would fold —, markers, quotes or escapes), so the caller takes
+/// the ordinary path.
 pub(crate) fn abstract_values(root: &Value, paths: &[&str]) -> Option<Abstracted> {
     let mut marked = root.clone();
     let mut values = Vec::new();
@@ -54,10 +55,10 @@ pub(crate) fn abstract_values(root: &Value, paths: &[&str]) -> Option<Abstracted
 fn mark(value: &mut Value, values: &mut Vec<String>) -> Option<()> {
     match value {
         Value::String(text) => {
-            if !text
+            let safe = text
                 .chars()
-                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
-            {
+                .all(|c| (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\');
+            if !safe || text.starts_with(' ') || text.ends_with(' ') {
                 return None;
             }
             let marker = format!("{OPEN}{}{CLOSE}", values.len());
@@ -215,11 +216,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(abstracted.key, other.key, "same shape, same key");
+        // Inner spaces are kept exactly by a double-quoted scalar (a cron schedule).
+        let spaced = abstract_values(&json!({"cp": {"schedule": "*/3 * * * *"}}), &["/cp"]);
+        assert_eq!(spaced.unwrap().values, ["*/3 * * * *"]);
     }
 
     #[test]
     fn values_that_could_break_the_proof_are_not_abstracted() {
-        for bad in ["a b", "a\"b", "a\\b", "é", ""] {
+        for bad in [" a", "a ", "a\nb", "a\tb", "a\"b", "a\\b", "é", ""] {
             let root = json!({"cp": {"name": bad}});
             if bad.is_empty() {
                 assert!(abstract_values(&root, &["/cp"]).is_some());
@@ -235,6 +239,9 @@ mod tests {
         let s = skeleton(&skeleton_text).unwrap();
         let values = vec!["cp1".to_owned(), "key".to_owned()];
         let actual = "a: \"cp1-system\"\n\"key\": \"x\"\n";
+        assert_eq!(s.instantiate(actual, &values).unwrap(), parse(actual));
+        let values = vec!["c p".to_owned(), "k  y".to_owned()];
+        let actual = "a: \"c p-system\"\n\"k  y\": \"x\"\n";
         assert_eq!(s.instantiate(actual, &values).unwrap(), parse(actual));
         // A template that transformed a value produces other text: no shortcut.
         assert!(

@@ -4,7 +4,7 @@
 
 use super::context::{ImagesContext, SystemRoot};
 use super::evaluate::context_value;
-use super::finish::{finish, place};
+use super::finish::{PodSecurity, finish, place};
 use super::{Rendered, Renderer, SetError};
 use crate::api;
 use crate::manifest::Manifest;
@@ -21,7 +21,7 @@ impl Renderer {
             manifests.push(Manifest::new(source, crd).map_err(SetError::CrdShape)?);
         }
         let config_data = flatten_for_config_map(&self.settings);
-        let images = ImagesContext::new(&self.settings, &self.settings.kubernetes_version);
+        let images = ImagesContext::new(&self.settings, &self.settings.kubernetes_version, None);
         let root = SystemRoot {
             settings: &self.settings,
             images: &images,
@@ -47,7 +47,7 @@ impl Renderer {
             &mut manifests,
             None,
             SYSTEM_NAMESPACE,
-            false,
+            PodSecurity::Restricted,
             &self.settings,
         )?;
         Ok(Rendered {

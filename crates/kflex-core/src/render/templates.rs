@@ -85,6 +85,7 @@ impl TemplateSet {
                 detail: err.to_string(),
             })?;
         env.set_syntax(syntax);
+        super::filters::register(&mut env);
         for (name, source) in &self.files {
             if name.split('/').any(|part| part == "hooks") {
                 continue;

@@ -24,7 +24,19 @@ pub struct Images {
     pub kube_controller_manager: ImageRef,
     pub kine: ImageRef,
     pub postgres: ImageRef,
+    /// k3s; an empty tag follows the control plane's Kubernetes version (`v1.34.3-k3s1`).
+    pub k3s: ImageRef,
+    /// vCluster's syncer (the open-source build).
+    pub vcluster: ImageRef,
+    /// The Kubernetes binaries a vcluster runs; an empty tag means the control plane's
+    /// `spec.kubernetesVersion`, else [`VCLUSTER_KUBERNETES_VERSION`].
+    pub vcluster_kubernetes: ImageRef,
 }
+
+/// The Kubernetes version vCluster 0.36 runs by default. vcluster control planes do not follow
+/// the `kubernetesVersion` setting: Loft publishes its Kubernetes image for selected patch
+/// releases only.
+pub const VCLUSTER_KUBERNETES_VERSION: &str = "v1.36.0";
 
 impl Default for Images {
     fn default() -> Self {
@@ -39,6 +51,9 @@ impl Default for Images {
             kube_controller_manager: image("registry.k8s.io/kube-controller-manager", ""),
             kine: image("docker.io/rancher/kine", "v0.14.14"),
             postgres: image("docker.io/library/postgres", "17.6"),
+            k3s: image("docker.io/rancher/k3s", ""),
+            vcluster: image("ghcr.io/loft-sh/vcluster-oss", "0.36.1"),
+            vcluster_kubernetes: image("ghcr.io/loft-sh/kubernetes", ""),
         }
     }
 }

@@ -12,7 +12,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use images::{ImageRef, Images};
+pub use images::{ImageRef, Images, VCLUSTER_KUBERNETES_VERSION};
 pub use layers::{Layer, SettingSource, SettingsError, flatten_for_config_map, known_keys};
 
 /// Namespace of everything installed once per hosting cluster (fixed, as in KubeFlex).
@@ -51,6 +51,10 @@ pub struct Settings {
     pub images: Images,
     /// The shared PostgreSQL in `kubeflex-system`.
     pub postgres: PostgresSettings,
+    /// k3s control planes: their data volume and their own networks.
+    pub k3s: K3sSettings,
+    /// The data volume of each vcluster control plane.
+    pub vcluster: VolumeSettings,
     /// Kinds (`Kind.group`, or `Kind` for the core group) that hooks may use and that are
     /// namespaced, beyond the built-in Kubernetes kinds.
     pub namespaced_kinds: Vec<String>,
@@ -71,6 +75,30 @@ pub struct PostgresSettings {
     pub storage_class_name: String,
     /// `max_connections` of the server.
     pub max_connections: u32,
+}
+
+/// The data volume of a control plane's StatefulSet (one claim per pod, never shared).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeSettings {
+    /// Size of the data volume.
+    pub storage_size: String,
+    /// StorageClass of the data volume; empty means the cluster's default class.
+    pub storage_class_name: String,
+}
+
+/// Settings of k3s control planes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct K3sSettings {
+    /// Size of the data volume (datastore, certificates, the node's container images).
+    pub storage_size: String,
+    /// StorageClass of the data volume; empty means the cluster's default class.
+    pub storage_class_name: String,
+    /// Pod network inside each k3s control plane; must not overlap the hosting cluster's.
+    pub cluster_cidr: String,
+    /// Service network inside each k3s control plane; must not overlap the hosting cluster's.
+    pub service_cidr: String,
 }
 
 /// Service types a control plane's API Service may have.
@@ -107,6 +135,19 @@ impl Default for Settings {
                 storage_size: "8Gi".to_owned(),
                 storage_class_name: String::new(),
                 max_connections: 1000,
+            },
+            // k3s runs its node in the pod: containerd keeps the tenant's images on this volume.
+            k3s: K3sSettings {
+                storage_size: "10Gi".to_owned(),
+                storage_class_name: String::new(),
+                // k3s's own defaults, which a k3s or RKE2 hosting cluster also uses.
+                cluster_cidr: "10.42.0.0/16".to_owned(),
+                service_cidr: "10.43.0.0/16".to_owned(),
+            },
+            // vCluster's own default.
+            vcluster: VolumeSettings {
+                storage_size: "5Gi".to_owned(),
+                storage_class_name: String::new(),
             },
             namespaced_kinds: Vec::new(),
             cluster_scoped_kinds: Vec::new(),

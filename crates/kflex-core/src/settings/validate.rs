@@ -74,25 +74,45 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
         ),
         ("kine", &images.kine, true),
         ("postgres", &images.postgres, true),
+        ("k3s", &images.k3s, false),
+        ("vcluster", &images.vcluster, true),
+        ("vclusterKubernetes", &images.vcluster_kubernetes, false),
     ] {
         check_image(name, image, tag_required)
             .map_err(|(field, reason)| fail(&format!("images.{name}.{field}"), reason))?;
     }
-    if !is_quantity(&settings.postgres.storage_size) {
-        return Err(fail(
-            "postgres.storageSize",
-            format!(
-                "{:?} is not a storage size like 8Gi",
-                settings.postgres.storage_size
+    for (key, volume) in [
+        (
+            "postgres",
+            (
+                &settings.postgres.storage_size,
+                &settings.postgres.storage_class_name,
             ),
-        ));
+        ),
+        (
+            "k3s",
+            (&settings.k3s.storage_size, &settings.k3s.storage_class_name),
+        ),
+        (
+            "vcluster",
+            (
+                &settings.vcluster.storage_size,
+                &settings.vcluster.storage_class_name,
+            ),
+        ),
+    ] {
+        check_volume(volume).map_err(|(field, reason)| fail(&format!("{key}.{field}"), reason))?;
     }
-    let class = &settings.postgres.storage_class_name;
-    if !class.is_empty() && !is_dns_subdomain(class) {
-        return Err(fail(
-            "postgres.storageClassName",
-            format!("{class:?} is not a DNS name"),
-        ));
+    for (key, cidr) in [
+        ("k3s.clusterCidr", &settings.k3s.cluster_cidr),
+        ("k3s.serviceCidr", &settings.k3s.service_cidr),
+    ] {
+        if !is_cidr(cidr) {
+            return Err(fail(
+                key,
+                format!("{cidr:?} is not a network like 10.42.0.0/16"),
+            ));
+        }
     }
     if !(10..=100_000).contains(&settings.postgres.max_connections) {
         return Err(fail(
@@ -141,6 +161,20 @@ pub(super) fn kube_minor(version: &str) -> Option<u32> {
         }
         _ => None,
     }
+}
+
+/// A data volume's size and StorageClass.
+fn check_volume((size, class): (&String, &String)) -> Result<(), (&'static str, String)> {
+    if !is_quantity(size) {
+        return Err((
+            "storageSize",
+            format!("{size:?} is not a storage size like 8Gi"),
+        ));
+    }
+    if !class.is_empty() && !is_dns_subdomain(class) {
+        return Err(("storageClassName", format!("{class:?} is not a DNS name")));
+    }
+    Ok(())
 }
 
 fn check_image(
@@ -199,6 +233,19 @@ fn is_image_path(path: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._:".contains(&b))
         })
+}
+
+/// `address/prefix`, IPv4 or IPv6.
+fn is_cidr(text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let max = match address.parse::<core::net::IpAddr>() {
+        Ok(core::net::IpAddr::V4(_)) => 32,
+        Ok(core::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    prefix.bytes().all(|b| b.is_ascii_digit()) && prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
 
 fn is_quantity(text: &str) -> bool {
@@ -279,6 +326,22 @@ mod tests {
                 Box::new(|s| s.postgres.storage_size = "8 GB".into()),
             ),
             (
+                "k3s.storageClassName",
+                Box::new(|s| s.k3s.storage_class_name = "Fast_SSD".into()),
+            ),
+            (
+                "k3s.serviceCidr",
+                Box::new(|s| s.k3s.service_cidr = "10.43.0.0".into()),
+            ),
+            (
+                "vcluster.storageSize",
+                Box::new(|s| s.vcluster.storage_size = "lots".into()),
+            ),
+            (
+                "images.vcluster.tag",
+                Box::new(|s| s.images.vcluster.tag = String::new()),
+            ),
+            (
                 "namespacedKinds",
                 Box::new(|s| s.namespaced_kinds = vec!["widget.example.com".into()]),
             ),
@@ -295,6 +358,23 @@ mod tests {
             mutate(&mut settings);
             let (got, reason) = check(&settings).unwrap_err();
             assert_eq!(got, key, "{reason}");
+        }
+    }
+
+    #[test]
+    fn networks() {
+        for good in ["10.42.0.0/16", "fd00::/108", "0.0.0.0/0"] {
+            assert!(is_cidr(good), "{good}");
+        }
+        for bad in [
+            "10.42.0.0",
+            "10.42.0.0/33",
+            "10.42/16",
+            "x/8",
+            "10.0.0.0/+8",
+            "",
+        ] {
+            assert!(!is_cidr(bad), "{bad}");
         }
     }
 
