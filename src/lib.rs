@@ -3,6 +3,7 @@
 //! environment, writing output. The rendering itself is `kflex_core::render`.
 
 pub mod batch;
+pub mod bootstrap;
 pub mod cli;
 pub mod input;
 pub mod output;

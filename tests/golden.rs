@@ -343,3 +343,49 @@ fn no_role_grants_everything() {
         }
     }
 }
+
+/// Every `kflex bootstrap …` invocation the renderer writes is one the kflex binary accepts:
+/// the contract of docs/bootstrap.md, checked from both sides.
+#[test]
+fn rendered_bootstrap_invocations_are_accepted_by_the_programs() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (case, object) in golden_objects() {
+        let Some((_, spec)) = pod_security::pod_spec(&object) else {
+            continue;
+        };
+        for container in containers(spec) {
+            let args: Vec<&str> = container
+                .get("args")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if args.first() != Some(&"bootstrap") {
+                continue;
+            }
+            if let Err(err) = kflex::cli::accepts(&args) {
+                panic!(
+                    "{case}: {} runs {args:?}, which kflex refuses:\n{err}",
+                    object.key()
+                );
+            }
+            seen.insert(args[1].to_owned());
+        }
+    }
+    let expected = [
+        "adopt",
+        "database",
+        "host-kubeconfig",
+        "kubeconfig",
+        "password",
+        "pki",
+        "publish-kubeconfig",
+        "tls",
+    ];
+    assert_eq!(
+        seen.iter().map(String::as_str).collect::<Vec<_>>(),
+        expected,
+        "the golden cases exercise every program"
+    );
+}

@@ -19,6 +19,15 @@ pub struct Cli {
 enum Command {
     Render(Box<render::RenderArgs>),
     Crds(crds::CrdsArgs),
+    /// Programs the rendered Jobs and sidecars run inside the hosting cluster (they create every
+    /// secret there; see docs/bootstrap.md).
+    Bootstrap(Box<crate::bootstrap::run::BootstrapArgs>),
+}
+
+/// Whether `args` (without the program name) is a command line kflex accepts; for checking
+/// the invocations the renderer writes into Jobs and sidecars.
+pub fn accepts(args: &[&str]) -> Result<(), clap::Error> {
+    Cli::try_parse_from(std::iter::once("kflex").chain(args.iter().copied())).map(|_| ())
 }
 
 /// Parses the command line and runs the command.
@@ -27,6 +36,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Render(args) => render::run(*args),
         Command::Crds(args) => crds::run(args),
+        Command::Bootstrap(args) => crate::bootstrap::run::run(*args),
     }
 }
 

@@ -1,0 +1,168 @@
+//! `kflex bootstrap publish-kubeconfig`: keeps a control plane's kubeconfig published, from
+//! the file k3s writes or the Secret vCluster writes. With `--watch` it runs as a sidecar,
+//! checking every `--interval` until it is told to stop.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+
+use super::{client, labels, report};
+use crate::bootstrap::duration;
+use crate::bootstrap::publish::{Published, plan};
+use crate::bootstrap::secrets::{KubeSecrets, Outcome, SecretStore, upsert};
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Namespace of the Secrets, `<cp>-system`.
+    #[arg(long)]
+    namespace: String,
+    /// The Secret to write.
+    #[arg(long)]
+    secret: String,
+    /// Source: the kubeconfig file the server writes (k3s).
+    #[arg(long, conflicts_with_all = ["from_secret", "from_key"])]
+    kubeconfig_file: Option<PathBuf>,
+    /// Source: a Secret holding the server's kubeconfig (vCluster's vc-vcluster).
+    #[arg(long, requires = "from_key")]
+    from_secret: Option<String>,
+    /// The source Secret's key.
+    #[arg(long, requires = "from_secret")]
+    from_key: Option<String>,
+    /// Key for the kubeconfig used from outside the hosting cluster.
+    #[arg(long, requires = "server")]
+    key: Option<String>,
+    /// The server that kubeconfig names.
+    #[arg(long, requires = "key")]
+    server: Option<String>,
+    /// Key for the kubeconfig used from inside the hosting cluster.
+    #[arg(long)]
+    in_cluster_key: String,
+    /// The server that kubeconfig names.
+    #[arg(long)]
+    in_cluster_server: String,
+    /// Remove keys with empty values from the Secret.
+    #[arg(long)]
+    drop_empty_keys: bool,
+    /// Keep running, publishing again whenever the source changes.
+    #[arg(long)]
+    watch: bool,
+    /// How often to look at the source.
+    #[arg(long, value_parser = duration::parse, default_value = "10s")]
+    interval: Duration,
+}
+
+enum Source {
+    File(PathBuf),
+    Secret { name: String, key: String },
+}
+
+pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
+    let source = match (&args.kubeconfig_file, &args.from_secret, &args.from_key) {
+        (Some(path), None, None) => Source::File(path.clone()),
+        (None, Some(name), Some(key)) => Source::Secret {
+            name: name.clone(),
+            key: key.clone(),
+        },
+        _ => bail!("give either --kubeconfig-file or --from-secret with --from-key"),
+    };
+    let mut published = vec![Published {
+        key: args.in_cluster_key.clone(),
+        server: args.in_cluster_server.clone(),
+    }];
+    if let (Some(key), Some(server)) = (&args.key, &args.server) {
+        published.insert(
+            0,
+            Published {
+                key: key.clone(),
+                server: server.clone(),
+            },
+        );
+    }
+    let store = KubeSecrets::new(client().await?, &args.namespace);
+    if !args.watch {
+        return match publish_once(&store, &args, &source, &published).await? {
+            Some(outcome) => {
+                report("Secret", &args.namespace, &args.secret, outcome);
+                Ok(())
+            }
+            None => bail!("the source kubeconfig does not exist yet"),
+        };
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let mut waiting_reported = false;
+    loop {
+        match publish_once(&store, &args, &source, &published).await {
+            Ok(Some(outcome)) => {
+                if outcome != Outcome::Unchanged {
+                    report("Secret", &args.namespace, &args.secret, outcome);
+                }
+            }
+            Ok(None) if !waiting_reported => {
+                eprintln!("waiting for the source kubeconfig");
+                waiting_reported = true;
+            }
+            Ok(None) => {}
+            // A sidecar outlives passing API or file errors; say so and try again.
+            Err(err) => eprintln!("error: {err:#}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = terminate.recv() => return Ok(()),
+        }
+    }
+}
+
+/// Publishes from `source`; `None` while the source does not exist yet.
+async fn publish_once(
+    store: &KubeSecrets,
+    args: &PublishArgs,
+    source: &Source,
+    published: &[Published],
+) -> anyhow::Result<Option<Outcome>> {
+    // The source's bytes, unless the source is the Secret being written (read with it below).
+    let read_apart = match source {
+        Source::File(path) => match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        },
+        Source::Secret { name, key } if *name != args.secret => {
+            let bytes = store
+                .get(name)
+                .await?
+                .and_then(|secret| secret.data.get(key).cloned())
+                .filter(|bytes| !bytes.is_empty());
+            match bytes {
+                Some(bytes) => Some(bytes),
+                None => return Ok(None),
+            }
+        }
+        Source::Secret { .. } => None,
+    };
+    let own_key = match source {
+        Source::Secret { key, .. } => key.as_str(),
+        Source::File(_) => "",
+    };
+    let mut missing = false;
+    let outcome = upsert(store, &args.secret, &labels(None), |current| {
+        let source_bytes = match &read_apart {
+            Some(bytes) => bytes.as_slice(),
+            None => match current
+                .and_then(|d| d.get(own_key))
+                .filter(|b| !b.is_empty())
+            {
+                Some(bytes) => bytes.as_slice(),
+                None => {
+                    missing = true;
+                    return Ok(None);
+                }
+            },
+        };
+        plan(current, source_bytes, published, args.drop_empty_keys)
+    })
+    .await?;
+    Ok((!missing).then_some(outcome))
+}

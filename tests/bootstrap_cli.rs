@@ -1,0 +1,182 @@
+//! The `kflex bootstrap` programs as the rendered Jobs run them: the binary, its flags, its
+//! exit status and what it prints (never a secret).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Output;
+
+use assert_cmd::Command;
+use kflex::bootstrap::database::{self, Target};
+use kflex::bootstrap::secrets::MemorySecrets;
+use support::postgres::Postgres;
+
+fn kflex(args: &[&str]) -> Command {
+    let mut cmd = Command::cargo_bin("kflex").expect("binary built");
+    cmd.env_clear().args(args);
+    cmd
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes the files the database Job mounts: the admin password and the CA.
+fn mounted(pg: &Postgres) -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let password = dir.path().join("password");
+    std::fs::write(&password, &pg.admin_password).expect("written");
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &pg.ca_pem).expect("written");
+    let path = |p: std::path::PathBuf| p.to_str().expect("UTF-8").to_owned();
+    (dir, path(password), path(ca))
+}
+
+fn database_args<'a>(pg_port: &'a str, password: &'a str, ca: &'a str) -> Vec<&'a str> {
+    vec![
+        "bootstrap",
+        "database",
+        "--control-plane=cp-1",
+        "--host=localhost",
+        "--port",
+        pg_port,
+        "--admin-user=postgres",
+        "--admin-password-file",
+        password,
+        "--ca-file",
+        ca,
+        "--database=cp_1",
+        "--role=cp_1",
+        "--secret-namespace=cp-1-system",
+        "--secret=kine-datastore",
+    ]
+}
+
+async fn role_exists(pg: &Postgres) -> bool {
+    let (server, admin) = (pg.server(), pg.admin());
+    let client = database::connect(&server, &admin, "postgres")
+        .await
+        .expect("admin connects");
+    client
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'cp_1'", &[])
+        .await
+        .expect("query")
+        .is_some()
+}
+
+#[tokio::test]
+async fn the_database_program_drops_what_it_made() {
+    let pg = Postgres::start();
+    let (server, admin) = (pg.server(), pg.admin());
+    let target = Target {
+        database: "cp_1".into(),
+        role: "cp_1".into(),
+    };
+    database::ensure(
+        &server,
+        &admin,
+        &target,
+        &MemorySecrets::new("cp-1-system"),
+        "kine-datastore",
+        &BTreeMap::new(),
+    )
+    .await
+    .expect("made");
+    let (_dir, password, ca) = mounted(&pg);
+    let port = pg.port.to_string();
+    let mut args = database_args(&port, &password, &ca);
+    args.push("--drop");
+    let output = kflex(&args).output().expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "database \"cp_1\": dropped\nrole \"cp_1\": dropped\n"
+    );
+    assert!(!role_exists(&pg).await);
+    assert!(output.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn without_the_kubernetes_api_nothing_is_changed_and_no_secret_is_printed() {
+    let pg = Postgres::start();
+    let (dir, password, ca) = mounted(&pg);
+    // A kubeconfig whose API server is not there.
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\n\
+         contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .expect("written");
+    let port = pg.port.to_string();
+    let output = kflex(&database_args(&port, &password, &ca))
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.starts_with("error: ") && text.contains("Secret cp-1-system/kine-datastore"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&pg.admin_password),
+        "the admin password must never be printed"
+    );
+    assert!(
+        !role_exists(&pg).await,
+        "the Secret is read before anything is created"
+    );
+}
+
+#[test]
+fn a_missing_password_file_is_named() {
+    let output = kflex(&database_args(
+        "5432",
+        "/nonexistent/password",
+        "/nonexistent/ca.crt",
+    ))
+    .output()
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("reading /nonexistent/password"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn flags_that_do_not_fit_together_are_refused_before_anything_runs() {
+    // Two sources at once.
+    let output = kflex(&[
+        "bootstrap",
+        "publish-kubeconfig",
+        "--namespace=x",
+        "--secret=s",
+        "--kubeconfig-file=/k",
+        "--from-secret=v",
+        "--from-key=config",
+        "--in-cluster-key=c",
+        "--in-cluster-server=https://x",
+    ])
+    .output()
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    // A duration that is not one.
+    let output = kflex(&[
+        "bootstrap",
+        "pki",
+        "--namespace=x",
+        "--dns-name=a",
+        "--leaf-validity=1y",
+    ])
+    .output()
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("not a duration like 8760h"),
+        "{}",
+        stderr(&output)
+    );
+}
