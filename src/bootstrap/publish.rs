@@ -4,8 +4,21 @@
 //! with every cluster's server replaced; other keys of the Secret are left alone (optionally
 //! dropping empty ones, which KubeFlex's CLI would wait on forever).
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
 use super::kubeconfig;
-use super::secrets::SecretData;
+use super::secrets::{Outcome, SecretData, SecretStore, upsert};
+
+/// Where the server's kubeconfig comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A file the server writes (k3s).
+    File(PathBuf),
+    /// A key of a Secret in the same namespace (vCluster's vc-vcluster).
+    Secret { name: String, key: String },
+}
 
 /// A key to publish and the server it names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +45,60 @@ pub fn plan(
         data.retain(|_, value| !value.is_empty());
     }
     Ok((current != Some(&data)).then_some(data))
+}
+
+/// Publishes from `source` into Secret `secret`; `None` while the source does not exist yet.
+pub async fn publish<S: SecretStore>(
+    store: &S,
+    secret: &str,
+    source: &Source,
+    published: &[Published],
+    drop_empty_keys: bool,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<Option<Outcome>> {
+    // The source's bytes, unless the source is the Secret being written (read with it below).
+    let read_apart = match source {
+        Source::File(path) => match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        },
+        Source::Secret { name, key } if name != secret => {
+            let bytes = store
+                .get(name)
+                .await?
+                .and_then(|found| found.data.get(key).cloned())
+                .filter(|bytes| !bytes.is_empty());
+            match bytes {
+                Some(bytes) => Some(bytes),
+                None => return Ok(None),
+            }
+        }
+        Source::Secret { .. } => None,
+    };
+    let own_key = match source {
+        Source::Secret { key, .. } => key.as_str(),
+        Source::File(_) => "",
+    };
+    let mut missing = false;
+    let outcome = upsert(store, secret, labels, |current| {
+        let source_bytes = match &read_apart {
+            Some(bytes) => bytes.as_slice(),
+            None => match current
+                .and_then(|d| d.get(own_key))
+                .filter(|b| !b.is_empty())
+            {
+                Some(bytes) => bytes.as_slice(),
+                None => {
+                    missing = true;
+                    return Ok(None);
+                }
+            },
+        };
+        plan(current, source_bytes, published, drop_empty_keys)
+    })
+    .await?;
+    Ok((!missing).then_some(outcome))
 }
 
 #[cfg(test)]
@@ -120,5 +187,124 @@ mod tests {
     #[test]
     fn a_source_that_is_not_a_kubeconfig_is_an_error() {
         assert!(plan(None, b"{not yaml", &[], false).is_err());
+    }
+}
+
+#[cfg(test)]
+mod publishing {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::bootstrap::kubeconfig::{Credentials, cluster, single, to_yaml};
+    use crate::bootstrap::secrets::MemorySecrets;
+
+    fn kubeconfig_from(server: &str, ca: &str) -> Vec<u8> {
+        let config = single(
+            cluster("default", server, ca),
+            "u",
+            Credentials::Token("t"),
+            "c",
+            None,
+        );
+        to_yaml(&config).unwrap().into_bytes()
+    }
+
+    fn run(
+        store: &MemorySecrets,
+        secret: &str,
+        source: &Source,
+        drop_empty: bool,
+    ) -> Option<Outcome> {
+        let published = [Published {
+            key: "config-incluster".into(),
+            server: "https://in.cluster".into(),
+        }];
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(publish(
+                store,
+                secret,
+                source,
+                &published,
+                drop_empty,
+                &BTreeMap::new(),
+            ))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_source_is_waited_for_then_published_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k3s.yaml");
+        let store = MemorySecrets::new("edge-system");
+        let source = Source::File(path.clone());
+        assert_eq!(
+            run(&store, "k3s-config", &source, false),
+            None,
+            "not written yet"
+        );
+        assert!(store.data("k3s-config").is_none());
+        std::fs::write(&path, kubeconfig_from("https://127.0.0.1:6443", "CA")).unwrap();
+        assert_eq!(
+            run(&store, "k3s-config", &source, false),
+            Some(Outcome::Created)
+        );
+        assert_eq!(
+            run(&store, "k3s-config", &source, false),
+            Some(Outcome::Unchanged)
+        );
+        // k3s rewrote its file (new certificates): published again.
+        std::fs::write(&path, kubeconfig_from("https://127.0.0.1:6443", "CA2")).unwrap();
+        assert_eq!(
+            run(&store, "k3s-config", &source, false),
+            Some(Outcome::Updated)
+        );
+    }
+
+    #[test]
+    fn the_syncer_secret_gets_its_in_cluster_key_and_loses_empty_ones() {
+        let store = MemorySecrets::new("vc-system");
+        let source = Source::Secret {
+            name: "vc-vcluster".into(),
+            key: "config".into(),
+        };
+        assert_eq!(
+            run(&store, "vc-vcluster", &source, true),
+            None,
+            "no Secret yet"
+        );
+        store.put(
+            "vc-vcluster",
+            SecretData::from([
+                (
+                    "config".to_owned(),
+                    kubeconfig_from("https://vc.example.com:9443", "CA"),
+                ),
+                ("token".to_owned(), Vec::new()),
+            ]),
+        );
+        assert_eq!(
+            run(&store, "vc-vcluster", &source, true),
+            Some(Outcome::Updated)
+        );
+        let data = store.data("vc-vcluster").unwrap();
+        assert!(data.contains_key("config-incluster") && !data.contains_key("token"));
+        // The syncer writes its Secret again on restart: the in-cluster key comes back.
+        store.put(
+            "vc-vcluster",
+            SecretData::from([(
+                "config".to_owned(),
+                kubeconfig_from("https://vc.example.com:9443", "CA"),
+            )]),
+        );
+        assert_eq!(
+            run(&store, "vc-vcluster", &source, true),
+            Some(Outcome::Updated)
+        );
+        assert_eq!(
+            run(&store, "vc-vcluster", &source, true),
+            Some(Outcome::Unchanged)
+        );
     }
 }

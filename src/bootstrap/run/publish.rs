@@ -10,8 +10,8 @@ use clap::Args;
 
 use super::{client, labels, report};
 use crate::bootstrap::duration;
-use crate::bootstrap::publish::{Published, plan};
-use crate::bootstrap::secrets::{KubeSecrets, Outcome, SecretStore, upsert};
+use crate::bootstrap::publish::{Published, Source, publish};
+use crate::bootstrap::secrets::{KubeSecrets, Outcome};
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
@@ -53,11 +53,6 @@ pub struct PublishArgs {
     interval: Duration,
 }
 
-enum Source {
-    File(PathBuf),
-    Secret { name: String, key: String },
-}
-
 pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     let source = match (&args.kubeconfig_file, &args.from_secret, &args.from_key) {
         (Some(path), None, None) => Source::File(path.clone()),
@@ -81,8 +76,23 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
         );
     }
     let store = KubeSecrets::new(client().await?, &args.namespace);
+    // Label only a Secret kflex owns, not the one vCluster writes and kflex adds a key to.
+    let labels = match &source {
+        Source::Secret { name, .. } if *name == args.secret => Default::default(),
+        _ => labels(None),
+    };
+    let once = || {
+        publish(
+            &store,
+            &args.secret,
+            &source,
+            &published,
+            args.drop_empty_keys,
+            &labels,
+        )
+    };
     if !args.watch {
-        return match publish_once(&store, &args, &source, &published).await? {
+        return match once().await? {
             Some(outcome) => {
                 report("Secret", &args.namespace, &args.secret, outcome);
                 Ok(())
@@ -94,7 +104,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
         .context("listening for SIGTERM")?;
     let mut waiting_reported = false;
     loop {
-        match publish_once(&store, &args, &source, &published).await {
+        match once().await {
             Ok(Some(outcome)) => {
                 if outcome != Outcome::Unchanged {
                     report("Secret", &args.namespace, &args.secret, outcome);
@@ -113,56 +123,4 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
             _ = terminate.recv() => return Ok(()),
         }
     }
-}
-
-/// Publishes from `source`; `None` while the source does not exist yet.
-async fn publish_once(
-    store: &KubeSecrets,
-    args: &PublishArgs,
-    source: &Source,
-    published: &[Published],
-) -> anyhow::Result<Option<Outcome>> {
-    // The source's bytes, unless the source is the Secret being written (read with it below).
-    let read_apart = match source {
-        Source::File(path) => match std::fs::read(path) {
-            Ok(bytes) => Some(bytes),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-        },
-        Source::Secret { name, key } if *name != args.secret => {
-            let bytes = store
-                .get(name)
-                .await?
-                .and_then(|secret| secret.data.get(key).cloned())
-                .filter(|bytes| !bytes.is_empty());
-            match bytes {
-                Some(bytes) => Some(bytes),
-                None => return Ok(None),
-            }
-        }
-        Source::Secret { .. } => None,
-    };
-    let own_key = match source {
-        Source::Secret { key, .. } => key.as_str(),
-        Source::File(_) => "",
-    };
-    let mut missing = false;
-    let outcome = upsert(store, &args.secret, &labels(None), |current| {
-        let source_bytes = match &read_apart {
-            Some(bytes) => bytes.as_slice(),
-            None => match current
-                .and_then(|d| d.get(own_key))
-                .filter(|b| !b.is_empty())
-            {
-                Some(bytes) => bytes.as_slice(),
-                None => {
-                    missing = true;
-                    return Ok(None);
-                }
-            },
-        };
-        plan(current, source_bytes, published, args.drop_empty_keys)
-    })
-    .await?;
-    Ok((!missing).then_some(outcome))
 }
