@@ -5,5 +5,6 @@
 pub mod batch;
 pub mod bootstrap;
 pub mod cli;
+pub mod controller;
 pub mod input;
 pub mod output;

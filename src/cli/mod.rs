@@ -22,6 +22,7 @@ enum Command {
     /// Programs the rendered Jobs and sidecars run inside the hosting cluster (they create every
     /// secret there; see docs/bootstrap.md).
     Bootstrap(Box<crate::bootstrap::run::BootstrapArgs>),
+    Controller(Box<crate::controller::run::ControllerArgs>),
 }
 
 /// Whether `args` (without the program name) is a command line kflex accepts; for checking
@@ -37,6 +38,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Render(args) => render::run(*args),
         Command::Crds(args) => crds::run(args),
         Command::Bootstrap(args) => crate::bootstrap::run::run(*args),
+        Command::Controller(args) => crate::controller::run::run(*args),
     }
 }
 

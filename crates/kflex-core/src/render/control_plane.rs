@@ -61,39 +61,7 @@ impl Renderer {
 
         let mut own_objects = Vec::new();
         if profile.built_in_hooks {
-            let port = self.system.postgres.port.to_string();
-            let pull_policy = serde_json::to_value(self.settings.image_pull_policy)
-                .map_err(SetError::Context)?
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            for BuiltInHook {
-                path,
-                name: hook_name,
-                hook,
-            } in &self.built_in_hooks
-            {
-                let vars = hooks::variables(
-                    hook,
-                    None,
-                    None,
-                    &[
-                        ("Namespace", &ctx.namespace),
-                        ("ControlPlaneName", &ctx.name),
-                        ("HookName", hook_name),
-                        ("SystemNamespace", SYSTEM_NAMESPACE),
-                        ("KflexImage", &images.kflex),
-                        ("ImagePullPolicy", &pull_policy),
-                        ("DatabaseName", &ctx.database_name),
-                        ("PostgresHost", &self.system.postgres.host),
-                        ("PostgresPort", &port),
-                        ("PostgresSecret", self.system.postgres.secret),
-                        ("PostgresSecretKey", self.system.postgres.secret_key),
-                        ("PostgresTlsSecret", self.system.postgres.tls_secret),
-                    ],
-                );
-                own_objects.extend(hooks::expand(hook_name, hook, &vars, path).map_err(Box::new)?);
-            }
+            own_objects = self.expand_built_in(&self.built_in_hooks, &ctx, &images)?;
         }
         let root = ControlPlaneRoot {
             hosting_minor: self.settings.kube_minor(),
@@ -146,6 +114,77 @@ impl Renderer {
             manifests,
             warnings,
         })
+    }
+}
+
+impl Renderer {
+    /// The objects of kflex's own hooks in `hooks` for the control plane of `ctx`.
+    fn expand_built_in(
+        &self,
+        hooks: &[BuiltInHook],
+        ctx: &ControlPlaneContext,
+        images: &ImagesContext,
+    ) -> Result<Vec<Manifest>, SetError> {
+        let port = self.system.postgres.port.to_string();
+        let pull_policy = serde_json::to_value(self.settings.image_pull_policy)
+            .map_err(SetError::Context)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut objects = Vec::new();
+        for BuiltInHook {
+            path,
+            name: hook_name,
+            hook,
+        } in hooks
+        {
+            let vars = hooks::variables(
+                hook,
+                None,
+                None,
+                &[
+                    ("Namespace", &ctx.namespace),
+                    ("ControlPlaneName", &ctx.name),
+                    ("HookName", hook_name),
+                    ("SystemNamespace", SYSTEM_NAMESPACE),
+                    ("KflexImage", &images.kflex),
+                    ("ImagePullPolicy", &pull_policy),
+                    ("DatabaseName", &ctx.database_name),
+                    ("PostgresHost", &self.system.postgres.host),
+                    ("PostgresPort", &port),
+                    ("PostgresSecret", self.system.postgres.secret),
+                    ("PostgresSecretKey", self.system.postgres.secret_key),
+                    ("PostgresTlsSecret", self.system.postgres.tls_secret),
+                ],
+            );
+            objects.extend(hooks::expand(hook_name, hook, &vars, path).map_err(Box::new)?);
+        }
+        Ok(objects)
+    }
+
+    /// What removing `cp` needs run before its objects go (type k8s: the Job that drops its
+    /// database and role from the shared PostgreSQL). Placed and labelled like its objects; the
+    /// controller creates these while deleting and never renders them otherwise.
+    pub(super) fn render_cleanup_objects(
+        &self,
+        cp: &ControlPlane,
+    ) -> Result<Vec<Manifest>, SetError> {
+        let profile = types::profile(cp.spec.type_)?;
+        api::validate_control_plane(cp)?;
+        if !profile.built_in_hooks {
+            return Ok(Vec::new());
+        }
+        let images = ImagesContext::for_control_plane(&self.settings, cp);
+        let ctx = ControlPlaneContext::new(cp, &self.settings, &images);
+        let mut objects = self.expand_built_in(&self.cleanup_hooks, &ctx, &images)?;
+        let home = ctx.namespace.as_str();
+        for manifest in &mut objects {
+            place(manifest, &self.scopes, home, &[home, SYSTEM_NAMESPACE])?;
+            metadata::label(manifest, Some(&ctx.name))
+                .map_err(|err| object_error(manifest, err.field, err.to_string()))?;
+        }
+        crate::manifest::sort_for_install(&mut objects);
+        Ok(objects)
     }
 }
 

@@ -33,9 +33,12 @@ use scope::Scopes;
 
 pub use hooks::{DuplicateHook, HookCatalog, HookError};
 pub use templates::{TemplateError, TemplateSet};
+pub use types::{KubeconfigSecret, TypeFacts, Workload, facts};
 
 /// Built-in hooks of type k8s: the per-control-plane database in the shared Postgres.
 const K8S_BUILT_IN_HOOKS: &str = "postgres/hooks";
+/// What deleting a k8s control plane runs first: dropping its database.
+const K8S_CLEANUP_HOOKS: &str = "postgres/cleanup";
 
 /// The objects rendered for one control plane, or for the system.
 #[derive(Clone, Debug, PartialEq)]
@@ -179,6 +182,7 @@ pub struct Renderer {
     env: Environment<'static>,
     templates: TemplateSet,
     built_in_hooks: Vec<BuiltInHook>,
+    cleanup_hooks: Vec<BuiltInHook>,
     scopes: Scopes,
     system: SystemContext,
     skeletons: skeleton::SkeletonCache,
@@ -190,27 +194,8 @@ impl Renderer {
     /// Compiles `templates` and loads the built-in hooks.
     pub fn new(settings: Settings, templates: &TemplateSet) -> Result<Self, RenderError> {
         let env = templates.compile().map_err(RenderError::Templates)?;
-        let mut built_in_hooks = Vec::new();
-        for (path, text) in templates.files_in(K8S_BUILT_IN_HOOKS) {
-            let hook: PostCreateHook =
-                serde_saphyr::from_str(text).map_err(|source| RenderError::BuiltInHook {
-                    path: path.to_owned(),
-                    source: Box::new(source),
-                })?;
-            let name = hook
-                .metadata
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| RenderError::BuiltInHookName {
-                    path: path.to_owned(),
-                })?;
-            built_in_hooks.push(BuiltInHook {
-                path: path.to_owned(),
-                name,
-                hook,
-            });
-        }
+        let built_in_hooks = load_built_in_hooks(templates, K8S_BUILT_IN_HOOKS)?;
+        let cleanup_hooks = load_built_in_hooks(templates, K8S_CLEANUP_HOOKS)?;
         Ok(Self {
             scopes: Scopes::from_settings(&settings),
             system: SystemContext::new(&settings),
@@ -218,6 +203,7 @@ impl Renderer {
             settings,
             env,
             built_in_hooks,
+            cleanup_hooks,
             skeletons: skeleton::SkeletonCache::default(),
             shortcut: true,
         })
@@ -237,11 +223,51 @@ impl Renderer {
             })
     }
 
+    /// What deleting `cp` runs before its objects go; empty for most types (see
+    /// `render_cleanup_objects`).
+    pub fn render_cleanup(&self, cp: &ControlPlane) -> Result<Vec<Manifest>, RenderError> {
+        let name = cp.metadata.name.clone().unwrap_or_default();
+        self.render_cleanup_objects(cp)
+            .map_err(|source| RenderError::ControlPlane {
+                name,
+                source: Box::new(source),
+            })
+    }
+
     /// Renders the one-time system manifests.
     pub fn render_system(&self) -> Result<Rendered, RenderError> {
         self.render_system_objects()
             .map_err(|err| RenderError::System(Box::new(err)))
     }
+}
+
+/// The hooks in `dir` of `templates` (kflex's own, in PostCreateHook form).
+fn load_built_in_hooks(
+    templates: &TemplateSet,
+    dir: &str,
+) -> Result<Vec<BuiltInHook>, RenderError> {
+    let mut hooks = Vec::new();
+    for (path, text) in templates.files_in(dir) {
+        let hook: PostCreateHook =
+            serde_saphyr::from_str(text).map_err(|source| RenderError::BuiltInHook {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+        let name = hook
+            .metadata
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| RenderError::BuiltInHookName {
+                path: path.to_owned(),
+            })?;
+        hooks.push(BuiltInHook {
+            path: path.to_owned(),
+            name,
+            hook,
+        });
+    }
+    Ok(hooks)
 }
 
 /// Refuses a second control plane of type host among `control_planes` (there is one hosting
@@ -361,6 +387,33 @@ mod tests {
                 fast.skeletons.eligible()
             );
             assert_eq!(slow.skeletons.eligible(), 0);
+        }
+    }
+
+    #[test]
+    fn deleting_a_k8s_control_plane_first_drops_its_database() {
+        let renderer = Renderer::new(Settings::default(), &TemplateSet::embedded()).unwrap();
+        let cleanup = renderer
+            .render_cleanup(&control_plane("cp-1", json!({"type": "k8s"})))
+            .unwrap();
+        assert_eq!(cleanup.len(), 1);
+        let job = &cleanup[0];
+        assert_eq!((job.kind(), job.name()), ("Job", "db-drop-cp-1"));
+        assert_eq!(job.namespace(), Some("kubeflex-system"));
+        assert_eq!(job.label(metadata::CONTROL_PLANE_LABEL), Some("cp-1"));
+        let (_, spec) = pod_security::pod_spec(job).unwrap();
+        assert!(pod_security::check(spec).is_empty(), "restricted");
+        let args = &job.object()["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert!(args.as_array().unwrap().iter().any(|a| a == "--drop"));
+        assert!(
+            args.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--database=cp_1")
+        );
+        for other in ["k3s", "vcluster", "host"] {
+            let cp = control_plane("x", json!({"type": other}));
+            assert!(renderer.render_cleanup(&cp).unwrap().is_empty(), "{other}");
         }
     }
 

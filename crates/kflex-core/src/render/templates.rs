@@ -23,6 +23,9 @@ pub struct TemplateError {
     pub detail: String,
 }
 
+/// Directories holding PostCreateHook-form data rather than minijinja templates.
+const DATA_DIRECTORIES: [&str; 2] = ["hooks", "cleanup"];
+
 impl TemplateSet {
     /// The templates built into kflex.
     pub fn embedded() -> Self {
@@ -70,7 +73,8 @@ impl TemplateSet {
             .collect()
     }
 
-    /// A minijinja environment holding every template except data directories (`hooks/`).
+    /// A minijinja environment holding every template except data directories (`hooks/` and
+    /// `cleanup/`, which hold PostCreateHook-form files).
     pub(crate) fn compile(&self) -> Result<Environment<'static>, TemplateError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -87,7 +91,7 @@ impl TemplateSet {
         env.set_syntax(syntax);
         super::filters::register(&mut env);
         for (name, source) in &self.files {
-            if name.split('/').any(|part| part == "hooks") {
+            if name.split('/').any(|part| DATA_DIRECTORIES.contains(&part)) {
                 continue;
             }
             env.add_template_owned(name.clone(), source.clone())

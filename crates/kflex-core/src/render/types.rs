@@ -48,3 +48,69 @@ pub(super) fn profile(type_: ControlPlaneType) -> Result<TypeProfile, SetError> 
         ControlPlaneType::Ocm => return Err(SetError::Ocm),
     })
 }
+
+/// What a type's control plane provides at runtime, for the controller's status and
+/// readiness: where its kubeconfig ends up, and which workload serves its API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeFacts {
+    /// The kubeconfig Secret in `<cp>-system` (`status.secretRef`).
+    pub kubeconfig: KubeconfigSecret,
+    /// The workload in `<cp>-system` that must be ready before the API can answer; `None` for
+    /// the types that run nothing (host, external).
+    pub workload: Option<Workload>,
+}
+
+/// A kubeconfig Secret: its name, the key for use from outside the hosting cluster (empty when
+/// there is none, as for host) and the key for use from inside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KubeconfigSecret {
+    pub name: &'static str,
+    pub key: &'static str,
+    pub in_cluster_key: &'static str,
+}
+
+/// A workload by kind (`Deployment` or `StatefulSet`, group apps) and name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub kind: &'static str,
+    pub name: &'static str,
+}
+
+/// The runtime facts of `type_` (KubeFlex's names); `None` for ocm, which kflex does not run.
+pub fn facts(type_: ControlPlaneType) -> Option<TypeFacts> {
+    let secret = |name, key, in_cluster_key| KubeconfigSecret {
+        name,
+        key,
+        in_cluster_key,
+    };
+    let workload = |kind, name| Some(Workload { kind, name });
+    Some(match type_ {
+        ControlPlaneType::K8s => TypeFacts {
+            kubeconfig: secret("admin-kubeconfig", "kubeconfig", "kubeconfig-incluster"),
+            workload: workload("Deployment", "kube-apiserver"),
+        },
+        ControlPlaneType::K3s => TypeFacts {
+            kubeconfig: secret("k3s-config", "config", "config-incluster"),
+            workload: workload("StatefulSet", "k3s-server"),
+        },
+        ControlPlaneType::Vcluster => TypeFacts {
+            kubeconfig: secret("vc-vcluster", "config", "config-incluster"),
+            workload: workload("StatefulSet", "vcluster"),
+        },
+        // The hosting cluster's in-cluster URL does not work from outside it: no off-cluster key.
+        ControlPlaneType::Host => TypeFacts {
+            kubeconfig: secret("admin-kubeconfig", "", "kubeconfig-incluster"),
+            workload: None,
+        },
+        // The adopted cluster's own URL works from anywhere.
+        ControlPlaneType::External => TypeFacts {
+            kubeconfig: secret(
+                "admin-kubeconfig",
+                "kubeconfig-incluster",
+                "kubeconfig-incluster",
+            ),
+            workload: None,
+        },
+        ControlPlaneType::Ocm => return None,
+    })
+}

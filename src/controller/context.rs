@@ -1,0 +1,128 @@
+//! Everything a reconcile needs besides the ControlPlane: the API client, the caches the
+//! watches fill, the renderer, what was applied last, and the controller's options.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kflex_core::api::PostCreateHook;
+use kflex_core::manifest::ObjectKey;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::caches::MetaCaches;
+use super::config::{CONFIG_MAP, RendererCache};
+use super::metrics::Metrics;
+use super::readiness::ApiProbe;
+use super::resources::Resources;
+
+/// Tunables.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How often an unchanged, Ready control plane is looked at again.
+    pub resync: Duration,
+    /// How soon a control plane that is not Ready yet is looked at again.
+    pub not_ready_requeue: Duration,
+    /// How long deletion waits for cleanup before giving up on it.
+    pub cleanup_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(600),
+            not_ready_requeue: Duration::from_secs(15),
+            cleanup_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The time as Unix seconds (replaceable in tests).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// What was applied for one control plane: the rendered set's hash and each object's
+/// fingerprint right after.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    pub hash: String,
+    pub fingerprints: HashMap<ObjectKey, String>,
+}
+
+pub struct Context {
+    pub client: kube::Client,
+    pub resources: Resources,
+    pub system_namespace: String,
+    pub config: Store<ConfigMap>,
+    pub hooks: Store<PostCreateHook>,
+    pub caches: MetaCaches,
+    pub renderers: RendererCache,
+    pub records: Mutex<HashMap<String, Record>>,
+    pub failures: Mutex<HashMap<String, u32>>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub probe: Arc<dyn ApiProbe>,
+    pub options: Options,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("system_namespace", &self.system_namespace)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// The data of the configuration ConfigMap, if it exists.
+    pub fn config_data(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        let key = ObjectRef::new(CONFIG_MAP).within(&self.system_namespace);
+        self.config
+            .get(&key)
+            .map(|cm| cm.data.clone().unwrap_or_default())
+    }
+
+    pub fn record(&self, control_plane: &str) -> Option<Record> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(control_plane)
+            .cloned()
+    }
+
+    pub fn remember(&self, control_plane: &str, record: Record) {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(control_plane.to_owned(), record);
+    }
+
+    pub fn forget(&self, control_plane: &str) {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(control_plane);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(control_plane);
+        self.metrics.forget(control_plane);
+    }
+
+    /// Counts a failed reconcile of `control_plane`; the number of failures in a row.
+    pub fn failed(&self, control_plane: &str) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(control_plane.to_owned()).or_default();
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    pub fn succeeded(&self, control_plane: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(control_plane);
+    }
+}

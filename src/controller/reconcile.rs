@@ -1,0 +1,353 @@
+//! One reconcile of one ControlPlane: render it exactly as `kflex render` would, apply what
+//! changed, prune what is no longer rendered, and report status — writing nothing at all when
+//! nothing changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kflex_core::api::{ControlPlane, SecretReference};
+use kflex_core::manifest::Manifest;
+use kflex_core::render::{HookCatalog, RenderError, SetError, facts, metadata};
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::cleanup::{self, FINALIZER};
+use super::context::{Context, Record};
+use super::ownership::{self, CONTAINS_GROUP_KINDS};
+use super::readiness::{api_serving, object_ready};
+use super::status::{self, Condition, Findings, READY, SYNCED};
+use super::{apply, events, prune, settings_for, timestamp};
+
+/// The annotation that pauses reconciliation of a control plane.
+pub const PAUSED: &str = "kflex.kubestellar.org/paused";
+
+/// A reconcile failed; the controller retries with backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct Error(#[from] anyhow::Error);
+
+/// Reconciles `cp`.
+pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let timer = std::time::Instant::now();
+    let outcome = if cp.metadata.deletion_timestamp.is_some() {
+        cleanup::cleanup(&cp, &ctx).await
+    } else {
+        sync(&cp, &ctx).await
+    };
+    ctx.metrics
+        .reconcile_seconds
+        .observe(timer.elapsed().as_secs_f64());
+    match outcome {
+        Ok(action) => {
+            ctx.succeeded(&name);
+            ctx.metrics.count_reconcile("ok");
+            Ok(action)
+        }
+        Err(err) => {
+            ctx.metrics.count_reconcile("error");
+            Err(Error(err))
+        }
+    }
+}
+
+/// After a failed reconcile: try again, waiting longer after each failure in a row (5 s
+/// doubling, at most 5 minutes).
+pub fn error_policy(cp: Arc<ControlPlane>, err: &Error, ctx: Arc<Context>) -> Action {
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let failures = ctx.failed(&name);
+    let seconds = 5u64
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(300);
+    tracing::warn!(control_plane = %name, failures, retry_in_s = seconds, error = %err, "reconcile failed");
+    Action::requeue(std::time::Duration::from_secs(seconds))
+}
+
+/// The hooks `cp` uses, in KubeFlex's order (deprecated single hook first; first use wins).
+fn hook_names(cp: &ControlPlane) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let spec = &cp.spec;
+    let uses = spec.post_create_hook.iter().cloned().chain(
+        spec.post_create_hooks
+            .iter()
+            .flatten()
+            .map(|u| u.hook_name.clone()),
+    );
+    for name in uses {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// A fingerprint of the whole rendered set, as applied (ownership included).
+fn set_hash(manifests: &[Manifest]) -> String {
+    let mut hasher = Sha256::new();
+    for manifest in manifests {
+        hasher.update(
+            serde_json::to_string(manifest.object())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        hasher.update(b"\n");
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn report(ctx: &Context, cp: &ControlPlane, findings: &Findings) -> anyhow::Result<()> {
+    let api: Api<ControlPlane> = Api::all(ctx.client.clone());
+    let (next, transitions) = status::next(cp, findings, &timestamp(ctx));
+    status::write(&api, cp, &next).await?;
+    events::publish(ctx, cp, &transitions).await;
+    Ok(())
+}
+
+/// A reconcile that cannot go on until the ControlPlane, a hook or the configuration changes.
+async fn blocked(
+    ctx: &Context,
+    cp: &ControlPlane,
+    reason: &str,
+    message: String,
+) -> anyhow::Result<Action> {
+    let findings = Findings {
+        synced: Some(Condition::new(SYNCED, false, reason, message)),
+        ..Findings::default()
+    };
+    report(ctx, cp, &findings).await?;
+    Ok(Action::await_change())
+}
+
+/// The finalizer and the ApplySet parent metadata on the ControlPlane, in one write when
+/// something is missing.
+async fn ensure_parent(
+    ctx: &Context,
+    cp: &ControlPlane,
+    kinds: &BTreeSet<String>,
+    namespaces: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let (labels, annotations) = ownership::parent_metadata(&name, kinds, namespaces);
+    let have_labels = cp.metadata.labels.clone().unwrap_or_default();
+    let have_annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    let finalizers = cp.metadata.finalizers.clone().unwrap_or_default();
+    let subset = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
+    let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
+    if has_finalizer && subset(&labels, &have_labels) && subset(&annotations, &have_annotations) {
+        return Ok(());
+    }
+    let mut metadata = json!({"labels": labels, "annotations": annotations});
+    if !has_finalizer {
+        let mut with_ours = finalizers;
+        with_ours.push(FINALIZER.to_owned());
+        metadata["finalizers"] = json!(with_ours);
+        // Pinned to the version read, so a finalizer someone added meanwhile is not lost.
+        metadata["resourceVersion"] = json!(cp.metadata.resource_version);
+    }
+    let api: Api<ControlPlane> = Api::all(ctx.client.clone());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": metadata })),
+    )
+    .await
+    .map_err(|err| {
+        anyhow::anyhow!("writing the finalizer and ApplySet metadata of ControlPlane {name}: {err}")
+    })?;
+    Ok(())
+}
+
+async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    if annotations.get(PAUSED).is_some_and(|v| v == "true") {
+        ctx.metrics.count_reconcile("paused");
+        return blocked(
+            ctx,
+            cp,
+            "ReconcilePaused",
+            format!("reconciliation is paused by annotation {PAUSED}=\"true\""),
+        )
+        .await;
+    }
+    let settings = match settings_for(ctx) {
+        Ok(settings) => settings,
+        Err(err) => return blocked(ctx, cp, "ConfigError", format!("{err:#}")).await,
+    };
+    let renderer = ctx.renderers.get(&settings)?;
+    let hooks: Vec<_> = ctx.hooks.state().iter().map(|h| (**h).clone()).collect();
+    let catalog = match HookCatalog::new(hooks) {
+        Ok(catalog) => catalog,
+        Err(err) => return blocked(ctx, cp, "ReconcileError", err.to_string()).await,
+    };
+    let rendered = match renderer.render(cp, &catalog) {
+        Ok(rendered) => rendered,
+        Err(err) => {
+            let reason = match &err {
+                RenderError::ControlPlane { source, .. }
+                    if matches!(**source, SetError::MissingHook { .. }) =>
+                {
+                    "PostCreateHookNotFound"
+                }
+                _ => "ReconcileError",
+            };
+            let message = anyhow::Error::from(err)
+                .chain()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+            return blocked(ctx, cp, reason, message).await;
+        }
+    };
+    let mut manifests = rendered.manifests;
+    ownership::decorate(&mut manifests, cp);
+    let hash = set_hash(&manifests);
+    let previous_kinds = ownership::split(annotations.get(CONTAINS_GROUP_KINDS));
+    let kinds = ownership::group_kinds(&manifests);
+    let all_kinds: BTreeSet<String> = previous_kinds.union(&kinds).cloned().collect();
+    ensure_parent(ctx, cp, &all_kinds, &ownership::namespaces(&manifests)).await?;
+
+    let previous = ctx.record(&name);
+    let applied = apply::apply_set(ctx, &manifests, previous.as_ref(), &hash).await?;
+    ctx.metrics.count_objects("applied", applied.written.len());
+    ctx.metrics.count_objects("unchanged", applied.unchanged);
+    for job in &applied.replaced_jobs {
+        ctx.metrics.count_objects("replaced", 1);
+        events::normal(
+            ctx,
+            cp,
+            "JobReplaced",
+            &format!("{job} changed and was created again"),
+        )
+        .await;
+    }
+    if previous.as_ref().is_none_or(|p| p.hash != hash) {
+        let id = ownership::applyset_id(&name);
+        let pruned = prune::prune(ctx, &id, &all_kinds, &manifests).await?;
+        ctx.metrics.count_objects("pruned", pruned.len());
+        if all_kinds != kinds {
+            // Shrink the parent's kinds now that the old ones are gone.
+            let mut shrunk = cp.clone();
+            let mut finalizers = shrunk.metadata.finalizers.take().unwrap_or_default();
+            if !finalizers.iter().any(|f| f == FINALIZER) {
+                finalizers.push(FINALIZER.to_owned());
+            }
+            shrunk.metadata.finalizers = Some(finalizers);
+            ensure_parent(ctx, &shrunk, &kinds, &ownership::namespaces(&manifests)).await?;
+        }
+    }
+    ctx.remember(
+        &name,
+        Record {
+            hash,
+            fingerprints: applied.fingerprints,
+        },
+    );
+
+    let findings = readiness(ctx, cp, &manifests).await?;
+    let is_ready = findings.ready.as_ref().is_some_and(|c| c.status);
+    ctx.metrics.set_ready(&name, is_ready);
+    report(ctx, cp, &findings).await?;
+    Ok(Action::requeue(if is_ready {
+        ctx.options.resync
+    } else {
+        ctx.options.not_ready_requeue
+    }))
+}
+
+/// Status findings after a successful apply: secretRef, hooks, and Ready.
+async fn readiness(
+    ctx: &Context,
+    cp: &ControlPlane,
+    manifests: &[Manifest],
+) -> anyhow::Result<Findings> {
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let namespace = format!("{name}-system");
+    let Some(type_facts) = facts(cp.spec.type_) else {
+        anyhow::bail!("type {} has no runtime facts", cp.spec.type_);
+    };
+    let secret = type_facts.kubeconfig;
+    let secret_ref = SecretReference {
+        namespace: namespace.clone(),
+        name: secret.name.to_owned(),
+        key: secret.key.to_owned(),
+        in_cluster_key: secret.in_cluster_key.to_owned(),
+    };
+    let workload_ready = match type_facts.workload {
+        None => true,
+        Some(workload) => {
+            let resource =
+                ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", workload.kind));
+            object_ready(&ctx.client, &resource, Some(&namespace), workload.name).await?
+        }
+    };
+    let serving =
+        workload_ready && api_serving(&ctx.client, ctx.probe.as_ref(), &namespace, &secret).await?;
+
+    let wait = cp.spec.wait_for_post_create_hooks.unwrap_or(false);
+    let mut hooks = BTreeMap::new();
+    for hook in hook_names(cp) {
+        let mut ready = true;
+        if wait {
+            for manifest in manifests
+                .iter()
+                .filter(|m| m.annotation(metadata::HOOK_ANNOTATION) == Some(hook.as_str()))
+            {
+                let resource = ctx
+                    .resources
+                    .resolve(manifest.api_version(), manifest.kind())
+                    .await?;
+                if !object_ready(
+                    &ctx.client,
+                    &resource,
+                    manifest.namespace(),
+                    manifest.name(),
+                )
+                .await?
+                {
+                    ready = false;
+                    break;
+                }
+            }
+        }
+        hooks.insert(hook, ready);
+    }
+    let completed = hooks.values().all(|ready| *ready);
+    let ready = if !serving {
+        let message = match type_facts.workload {
+            Some(workload) if !workload_ready => {
+                format!("{} {} is not ready", workload.kind, workload.name)
+            }
+            _ => format!(
+                "the API does not answer through Secret {namespace}/{} key {}",
+                secret.name, secret.in_cluster_key
+            ),
+        };
+        Condition::new(READY, false, "Unavailable", message)
+    } else if wait && !completed {
+        Condition::new(
+            READY,
+            false,
+            "WaitingForPostCreateHooks",
+            "Waiting for PostCreateHook completion",
+        )
+    } else {
+        Condition::new(READY, true, "Available", "")
+    };
+    Ok(Findings {
+        synced: Some(Condition::new(SYNCED, true, "ReconcileSuccess", "")),
+        ready: Some(ready),
+        secret_ref: Some(secret_ref),
+        hooks: Some(hooks),
+        hooks_completed: Some(completed),
+    })
+}

@@ -1,0 +1,259 @@
+//! `kflex controller`: the process — logging, the API client, leader election, the HTTP
+//! endpoints, and the kube-runtime Controller wired to the watches, until SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use futures::{FutureExt as _, StreamExt as _};
+use kflex_core::api::ControlPlane;
+use kube::api::Api;
+use kube::runtime::Controller;
+use kube::runtime::controller::Config as ControllerConfig;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+
+use super::context::{Context, Options};
+use super::metrics::Metrics;
+use super::readiness::KubeconfigProbe;
+use super::reconcile::{error_policy, reconcile};
+use super::resources::Resources;
+use super::server::{Endpoints, Health, serve};
+use super::watches::{Watches, owner_of, users_of};
+use crate::bootstrap::duration;
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Applies what `kflex render` prints for every ControlPlane, prunes what it no longer
+/// prints, and reports status. Runs in the hosting cluster (see `kflex render --system`).
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Take part in leader election (a Lease in the system namespace); only the leader works.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Where `/metrics` is served.
+    #[arg(long, default_value = ":8080")]
+    metrics_bind_address: String,
+    /// Where `/healthz` and `/readyz` are served.
+    #[arg(long, default_value = ":8081")]
+    health_probe_bind_address: String,
+    /// The namespace of kflex's own objects (configuration, PostgreSQL, the Lease).
+    #[arg(long, env = "POD_NAMESPACE", default_value = kflex_core::settings::SYSTEM_NAMESPACE)]
+    system_namespace: String,
+    /// ControlPlanes reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+    /// How often an unchanged, Ready control plane is looked at again.
+    #[arg(long, value_parser = duration::parse, default_value = "10m")]
+    resync: Duration,
+    /// How long deletion waits for cleanup (the k8s database drop) before giving up on it.
+    #[arg(long, value_parser = duration::parse, default_value = "10m")]
+    cleanup_timeout: Duration,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// This replica's name in leader election (the pod's name).
+    #[arg(long, env = "POD_NAME", default_value = "kflex-controller")]
+    identity: String,
+}
+
+/// `:8080` → `0.0.0.0:8080`.
+fn socket(address: &str) -> anyhow::Result<SocketAddr> {
+    let full = if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_owned()
+    };
+    full.parse()
+        .with_context(|| format!("{address:?} is not an address like :8080"))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) is harmless.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    // One thread: reconciles wait on the API far more than they compute, and it keeps memory low.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve_until_stopped(args))
+}
+
+async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster configuration or $KUBECONFIG)")?;
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let _metrics_server = serve(
+        socket(&args.metrics_bind_address)?,
+        Endpoints::Metrics,
+        health.clone(),
+        metrics.clone(),
+    )
+    .await?;
+    let _probe_server = serve(
+        socket(&args.health_probe_bind_address)?,
+        Endpoints::Probes,
+        health.clone(),
+        metrics.clone(),
+    )
+    .await?;
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let stop = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    .boxed()
+    .shared();
+
+    let lease = if args.leader_elect {
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "kflex-controller")
+                .with_namespace(&args.system_namespace)
+                .with_identity(&args.identity)
+                .build()
+                .await
+                .context("setting up leader election")?;
+        let (mut leading, task) = manager.watch().await;
+        tracing::info!(identity = %args.identity, "waiting to become the leader");
+        tokio::select! {
+            _ = async { while !*leading.borrow_and_update() { if leading.changed().await.is_err() { break; } } } => {}
+            () = stop.clone() => return Ok(()),
+        }
+        tracing::info!("leading");
+        Some((leading, task))
+    } else {
+        None
+    };
+
+    let (lost_leadership, leadership_task) = match lease {
+        Some((mut leading, task)) => (
+            futures::future::Either::Left(async move {
+                while *leading.borrow_and_update() {
+                    if leading.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }),
+            Some(task),
+        ),
+        None => (
+            futures::future::Either::Right(futures::future::pending::<()>()),
+            None,
+        ),
+    };
+
+    // Routes exist only on OpenShift: watch them when the configuration says so (read once;
+    // turning OpenShift on later needs a restart of the controller).
+    let config: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), &args.system_namespace);
+    let data = config
+        .get_opt(super::config::CONFIG_MAP)
+        .await
+        .context("reading the configuration ConfigMap")?
+        .and_then(|cm| cm.data);
+    let openshift = super::config::settings(&args.system_namespace, data.as_ref())
+        .map(|s| s.is_open_shift)
+        .unwrap_or(false);
+    let watches = Watches::new(&client, &args.system_namespace, openshift);
+    let ctx = Arc::new(Context {
+        resources: Resources::new(client.clone()),
+        system_namespace: args.system_namespace.clone(),
+        config: watches.config.clone(),
+        hooks: watches.hooks.clone(),
+        caches: watches.caches.clone(),
+        renderers: Default::default(),
+        records: Default::default(),
+        failures: Default::default(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "kflex".into(),
+                instance: Some(args.identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        probe: Arc::new(KubeconfigProbe {
+            timeout: Duration::from_secs(5),
+        }),
+        options: Options {
+            resync: args.resync,
+            cleanup_timeout: args.cleanup_timeout,
+            ..Options::default()
+        },
+        clock: Arc::new(|| time::OffsetDateTime::now_utc().unix_timestamp()),
+        client: client.clone(),
+    });
+
+    let controller = Controller::new(
+        Api::<ControlPlane>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(ControllerConfig::default().concurrency(args.concurrency));
+    let control_planes = controller.store();
+    let all = control_planes.clone();
+    let every = move || {
+        all.state()
+            .iter()
+            .map(|cp| ObjectRef::from_obj(cp.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let Watches {
+        config_stream,
+        hook_stream,
+        member_streams,
+        ..
+    } = watches;
+    let mut controller = controller
+        .watches_stream(config_stream, move |_| every())
+        .watches_stream(hook_stream, move |hook| users_of(&control_planes, &hook));
+    for (resource, stream) in member_streams {
+        controller = controller.watches_stream_with(stream, |meta| owner_of(&meta), resource);
+    }
+    health.ready.store(true, Ordering::SeqCst);
+    tracing::info!(namespace = %args.system_namespace, concurrency = args.concurrency, "reconciling ControlPlanes");
+    controller
+        .graceful_shutdown_on(async move {
+            tokio::select! {
+                () = stop => tracing::info!("stopping"),
+                () = lost_leadership => tracing::warn!("lost leadership; stopping"),
+            }
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "controller event");
+            }
+        })
+        .await;
+    if let Some(task) = leadership_task {
+        task.abort();
+    }
+    Ok(())
+}
