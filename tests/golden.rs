@@ -344,10 +344,11 @@ fn no_role_grants_everything() {
     }
 }
 
-/// Every `kflex bootstrap …` invocation the renderer writes is one the kflex binary accepts:
-/// the contract of docs/bootstrap.md, checked from both sides.
+/// Every invocation of the kflex image the renderer writes (`kflex bootstrap …`, `kflex
+/// controller …`) is one the kflex binary accepts: the contract of docs/bootstrap.md, checked
+/// from both sides.
 #[test]
-fn rendered_bootstrap_invocations_are_accepted_by_the_programs() {
+fn rendered_kflex_invocations_are_accepted_by_the_binary() {
     let mut seen = std::collections::BTreeSet::new();
     for (case, object) in golden_objects() {
         let Some((_, spec)) = pod_security::pod_spec(&object) else {
@@ -361,7 +362,11 @@ fn rendered_bootstrap_invocations_are_accepted_by_the_programs() {
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect();
-            if args.first() != Some(&"bootstrap") {
+            let image = container
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !image.contains("/kflex:") {
                 continue;
             }
             if let Err(err) = kflex::cli::accepts(&args) {
@@ -370,18 +375,19 @@ fn rendered_bootstrap_invocations_are_accepted_by_the_programs() {
                     object.key()
                 );
             }
-            seen.insert(args[1].to_owned());
+            seen.insert(args[..args.len().min(2)].join(" "));
         }
     }
     let expected = [
-        "adopt",
-        "database",
-        "host-kubeconfig",
-        "kubeconfig",
-        "password",
-        "pki",
-        "publish-kubeconfig",
-        "tls",
+        "bootstrap adopt",
+        "bootstrap database",
+        "bootstrap host-kubeconfig",
+        "bootstrap kubeconfig",
+        "bootstrap password",
+        "bootstrap pki",
+        "bootstrap publish-kubeconfig",
+        "bootstrap tls",
+        "controller --leader-elect",
     ];
     assert_eq!(
         seen.iter().map(String::as_str).collect::<Vec<_>>(),

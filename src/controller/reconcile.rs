@@ -33,10 +33,13 @@ pub struct Error(#[from] anyhow::Error);
 pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let timer = std::time::Instant::now();
-    let outcome = if cp.metadata.deletion_timestamp.is_some() {
-        cleanup::cleanup(&cp, &ctx).await
-    } else {
-        sync(&cp, &ctx).await
+    let outcome = match fresh(&ctx, &name).await {
+        Ok(None) => Ok(Action::await_change()),
+        Ok(Some(cp)) if cp.metadata.deletion_timestamp.is_some() => {
+            cleanup::cleanup(&cp, &ctx).await
+        }
+        Ok(Some(cp)) => sync(&cp, &ctx).await,
+        Err(err) => Err(err),
     };
     ctx.metrics
         .reconcile_seconds
@@ -52,6 +55,15 @@ pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Actio
             Err(Error(err))
         }
     }
+}
+
+/// The ControlPlane as the API has it now. The watch cache the controller was woken from can
+/// lag behind the controller's own last writes; deciding on it would write from stale state.
+async fn fresh(ctx: &Context, name: &str) -> anyhow::Result<Option<ControlPlane>> {
+    let api: Api<ControlPlane> = Api::all(ctx.client.clone());
+    api.get_opt(name)
+        .await
+        .map_err(|err| anyhow::anyhow!("reading ControlPlane {name}: {err}"))
 }
 
 /// After a failed reconcile: try again, waiting longer after each failure in a row (5 s

@@ -169,22 +169,64 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
         ),
     };
 
+    let shutdown = async move {
+        tokio::select! {
+            () = stop => tracing::info!("stopping"),
+            () = lost_leadership => tracing::warn!("lost leadership; stopping"),
+        }
+    };
+    let running = Running {
+        system_namespace: args.system_namespace.clone(),
+        concurrency: args.concurrency,
+        options: Options {
+            resync: args.resync,
+            cleanup_timeout: args.cleanup_timeout,
+            ..Options::default()
+        },
+        identity: args.identity.clone(),
+    };
+    run_controller(client, running, metrics, health, shutdown).await?;
+    if let Some(task) = leadership_task {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// How a controller runs, apart from its API client.
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub system_namespace: String,
+    pub concurrency: u16,
+    pub options: Options,
+    /// The name Events are reported under.
+    pub identity: String,
+}
+
+/// Runs the controller against `client` until `shutdown` completes (the process's main loop,
+/// and the end-to-end suite's in-process controller).
+pub async fn run_controller(
+    client: kube::Client,
+    running: Running,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
     // Routes exist only on OpenShift: watch them when the configuration says so (read once;
     // turning OpenShift on later needs a restart of the controller).
     let config: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(client.clone(), &args.system_namespace);
+        Api::namespaced(client.clone(), &running.system_namespace);
     let data = config
         .get_opt(super::config::CONFIG_MAP)
         .await
         .context("reading the configuration ConfigMap")?
         .and_then(|cm| cm.data);
-    let openshift = super::config::settings(&args.system_namespace, data.as_ref())
+    let openshift = super::config::settings(&running.system_namespace, data.as_ref())
         .map(|s| s.is_open_shift)
         .unwrap_or(false);
-    let watches = Watches::new(&client, &args.system_namespace, openshift);
+    let watches = Watches::new(&client, &running.system_namespace, openshift);
     let ctx = Arc::new(Context {
         resources: Resources::new(client.clone()),
-        system_namespace: args.system_namespace.clone(),
+        system_namespace: running.system_namespace.clone(),
         config: watches.config.clone(),
         hooks: watches.hooks.clone(),
         caches: watches.caches.clone(),
@@ -195,18 +237,14 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
             client.clone(),
             Reporter {
                 controller: "kflex".into(),
-                instance: Some(args.identity.clone()),
+                instance: Some(running.identity.clone()),
             },
         ),
-        metrics: metrics.clone(),
+        metrics,
         probe: Arc::new(KubeconfigProbe {
             timeout: Duration::from_secs(5),
         }),
-        options: Options {
-            resync: args.resync,
-            cleanup_timeout: args.cleanup_timeout,
-            ..Options::default()
-        },
+        options: running.options,
         clock: Arc::new(|| time::OffsetDateTime::now_utc().unix_timestamp()),
         client: client.clone(),
     });
@@ -215,7 +253,7 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
         Api::<ControlPlane>::all(client.clone()),
         watcher::Config::default(),
     )
-    .with_config(ControllerConfig::default().concurrency(args.concurrency));
+    .with_config(ControllerConfig::default().concurrency(running.concurrency));
     let control_planes = controller.store();
     let all = control_planes.clone();
     let every = move || {
@@ -237,14 +275,9 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
         controller = controller.watches_stream_with(stream, |meta| owner_of(&meta), resource);
     }
     health.ready.store(true, Ordering::SeqCst);
-    tracing::info!(namespace = %args.system_namespace, concurrency = args.concurrency, "reconciling ControlPlanes");
+    tracing::info!(namespace = %running.system_namespace, concurrency = running.concurrency, "reconciling ControlPlanes");
     controller
-        .graceful_shutdown_on(async move {
-            tokio::select! {
-                () = stop => tracing::info!("stopping"),
-                () = lost_leadership => tracing::warn!("lost leadership; stopping"),
-            }
-        })
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
@@ -252,8 +285,5 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
             }
         })
         .await;
-    if let Some(task) = leadership_task {
-        task.abort();
-    }
     Ok(())
 }

@@ -651,6 +651,10 @@ impl FakeApi {
                 }
             }
         }
+        if target.group == "apiextensions.k8s.io" && target.plural == "customresourcedefinitions" {
+            // The fake serves every kind at once: a CRD is established as soon as it exists.
+            object["status"] = json!({"conditions": [{"type": "Established", "status": "True"}]});
+        }
         let created = previous.is_none();
         let stored = state.store(&key, object, previous.as_ref());
         json_response(
@@ -762,4 +766,56 @@ impl tower::Service<Request<kube::client::Body>> for FakeApi {
 /// Whether `plural` is namespaced in the fake's view.
 pub fn is_namespaced(plural: &str) -> bool {
     NAMESPACED.contains(&plural)
+}
+
+impl FakeApi {
+    /// Serves the fake over plain HTTP on a free loopback port, for processes that reach an API
+    /// server through a kubeconfig (the `kflex controller` binary in benchmarks); its address.
+    pub async fn serve_http(&self) -> std::io::Result<std::net::SocketAddr> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let fake = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let fake = fake.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: Request<hyper::body::Incoming>| {
+                            let fake = fake.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let request = Request::from_parts(
+                                    parts,
+                                    kube::client::Body::from(bytes.to_vec()),
+                                );
+                                Ok::<_, Infallible>(fake.handle(request).await)
+                            }
+                        },
+                    );
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        Ok(address)
+    }
+
+    /// A kubeconfig for [`FakeApi::serve_http`]'s address.
+    pub fn kubeconfig(address: std::net::SocketAddr) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{address}\n\
+             users:\n- name: fake\n  user:\n    token: fake\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
+             current-context: fake\n"
+        )
+    }
 }

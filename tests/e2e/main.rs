@@ -1,0 +1,455 @@
+//! End to end, against a real cluster: `KFLEX_E2E_KUBECONFIG=~/.kube/config cargo test --test e2e
+//! -- --nocapture`. Without that variable the suite is skipped (it says so).
+//!
+//! It installs the system manifests (`kflex render --system`, without the controller's
+//! Deployment, since the controller runs in this process instead), starts the controller,
+//! creates every acceptance ControlPlane with its hooks, and checks what the API shows: every
+//! rendered object exists with its ownership metadata, the status says Synced with the right
+//! secretRef, Pod Security labels are set. It then edits one control plane (a hook's variable,
+//! then a hook removed), deletes them all and checks the cleanup. Pods need not run: a cluster
+//! without nodes (or without kflex's image) is fine. Everything it creates is removed at the end
+//! unless KFLEX_E2E_KEEP is set.
+//!
+//! It changes the cluster: use a disposable one (kind, k3d). It refuses to run if ControlPlanes
+//! already exist there.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kflex::controller::context::Options;
+use kflex::controller::metrics::Metrics;
+use kflex::controller::resources::Resources;
+use kflex::controller::run::{Running, run_controller};
+use kflex::controller::server::Health;
+use kflex_core::api::{ControlPlane, PostCreateHook};
+use kflex_core::manifest::Manifest;
+use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
+use kflex_core::settings::Settings;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+const FIELD_MANAGER: &str = "kflex-e2e";
+const TIMEOUT: Duration = Duration::from_secs(180);
+const ACCEPTANCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/acceptance");
+
+async fn apply(
+    client: &kube::Client,
+    resources: &Resources,
+    manifest: &Manifest,
+) -> anyhow::Result<()> {
+    let resource = resources
+        .resolve(manifest.api_version(), manifest.kind())
+        .await?;
+    let api: Api<DynamicObject> = match manifest.namespace() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(
+        manifest.name(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(Value::Object(manifest.object().clone())),
+    )
+    .await
+    .with_context(|| format!("applying {}", manifest.key()))?;
+    Ok(())
+}
+
+/// Polls `check` until it is true, or fails naming `what` after [`TIMEOUT`].
+async fn eventually<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(err) => last_error = Some(err),
+        }
+        if started.elapsed() > TIMEOUT {
+            match last_error {
+                Some(err) => bail!(
+                    "{what}: not true after {}s; last error: {err:#}",
+                    TIMEOUT.as_secs()
+                ),
+                None => bail!("{what}: not true after {}s", TIMEOUT.as_secs()),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn documents(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_saphyr::from_multiple(&text)?)
+}
+
+/// The acceptance ControlPlanes and hooks.
+fn acceptance() -> anyhow::Result<(Vec<ControlPlane>, Vec<PostCreateHook>)> {
+    let mut control_planes = Vec::new();
+    let mut hooks = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(ACCEPTANCE)?.collect::<Result<_, _>>()?;
+    files.sort_by_key(std::fs::DirEntry::path);
+    for entry in files {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        for document in documents(&path)? {
+            match document["kind"].as_str() {
+                Some("ControlPlane") => control_planes.push(serde_json::from_value(document)?),
+                Some("PostCreateHook") => hooks.push(serde_json::from_value(document)?),
+                _ => {}
+            }
+        }
+    }
+    Ok((control_planes, hooks))
+}
+
+fn condition(cp: &ControlPlane, type_: &str) -> Option<(String, String)> {
+    cp.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+async fn run(kubeconfig: &str) -> anyhow::Result<()> {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(kubeconfig).context("reading KFLEX_E2E_KUBECONFIG")?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    // The controller acts as its ServiceAccount, so its RBAC and its admission policy are what
+    // is tested, not the suite's own (administrator's) rights.
+    let mut as_controller = config.clone();
+    as_controller.auth_info.impersonate =
+        Some("system:serviceaccount:kubeflex-system:kubeflex-controller-manager".into());
+    let controller_client = kube::Client::try_from(as_controller)?;
+    let client = kube::Client::try_from(config)?;
+    let resources = Resources::new(client.clone());
+    let settings = Settings::default();
+    let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())?;
+
+    // 1. The system manifests, without the in-cluster controller.
+    let system = renderer.render_system()?;
+    for manifest in &system.manifests {
+        if manifest.kind() == "Deployment" && manifest.name() == "kubeflex-controller-manager" {
+            continue;
+        }
+        apply(&client, &resources, manifest).await?;
+        if manifest.kind() == "CustomResourceDefinition" {
+            let crds: Api<DynamicObject> = Api::all_with(
+                client.clone(),
+                &resources
+                    .resolve(manifest.api_version(), manifest.kind())
+                    .await?,
+            );
+            let name = manifest.name().to_owned();
+            eventually(&format!("CRD {name} established"), || {
+                let crds = crds.clone();
+                let name = name.clone();
+                async move {
+                    let crd = crds.get(&name).await?;
+                    Ok(kflex::controller::readiness::ready(
+                        "apiextensions.k8s.io",
+                        "CustomResourceDefinition",
+                        &crd.data,
+                    ))
+                }
+            })
+            .await?;
+        }
+    }
+    let control_plane_api: Api<ControlPlane> = Api::all(client.clone());
+    if !control_plane_api
+        .list(&Default::default())
+        .await?
+        .items
+        .is_empty()
+    {
+        bail!("the cluster already has ControlPlanes; run the suite on a disposable cluster");
+    }
+
+    // 2. The controller, in this process.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = Options {
+        resync: Duration::from_secs(30),
+        not_ready_requeue: Duration::from_secs(5),
+        // The database drop Job needs kflex's image; do not wait ten minutes for it here.
+        cleanup_timeout: Duration::from_secs(20),
+    };
+    let running = Running {
+        system_namespace: "kubeflex-system".into(),
+        concurrency: 4,
+        options,
+        identity: "kflex-e2e".into(),
+    };
+    let controller = tokio::spawn(run_controller(
+        controller_client,
+        running,
+        Arc::new(Metrics::default()),
+        Arc::new(Health::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // 3. Every acceptance control plane, with its hooks (and external's bootstrap Secret).
+    let (control_planes, hooks) = acceptance()?;
+    let hook_api: Api<PostCreateHook> = Api::all(client.clone());
+    for hook in &hooks {
+        hook_api
+            .patch(
+                hook.metadata.name.as_deref().unwrap_or_default(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(hook),
+            )
+            .await
+            .context("creating a PostCreateHook")?;
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "kubeflex-system");
+    let bootstrap = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ext-bootstrap", "namespace": "kubeflex-system"},
+                           "stringData": {"kubeconfig-incluster": "apiVersion: v1\nkind: Config\n"}});
+    secrets
+        .patch(
+            "ext-bootstrap",
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&bootstrap),
+        )
+        .await?;
+    for cp in &control_planes {
+        let name = cp.metadata.name.clone().unwrap_or_default();
+        control_plane_api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(cp),
+            )
+            .await
+            .with_context(|| format!("creating ControlPlane {name}"))?;
+    }
+    let catalog = HookCatalog::new(hooks.clone())?;
+    for cp in &control_planes {
+        let name = cp.metadata.name.clone().unwrap_or_default();
+        let api = control_plane_api.clone();
+        eventually(&format!("ControlPlane {name} Synced"), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let live = api.get(&name).await?;
+                Ok(condition(&live, "Synced").is_some_and(|(status, _)| status == "True"))
+            }
+        })
+        .await?;
+        let live = control_plane_api.get(&name).await?;
+        let facts = kflex_core::render::facts(cp.spec.type_).context("a supported type")?;
+        let secret_ref = live
+            .status
+            .as_ref()
+            .and_then(|s| s.secret_ref.clone())
+            .context("a secretRef")?;
+        assert_eq!(secret_ref.name, facts.kubeconfig.name, "{name}");
+        assert_eq!(
+            secret_ref.in_cluster_key, facts.kubeconfig.in_cluster_key,
+            "{name}"
+        );
+        assert!(
+            condition(&live, "Ready").is_some(),
+            "{name}: Ready is reported"
+        );
+        // Every rendered object is there, owned by the ControlPlane and in its ApplySet.
+        let rendered = renderer.render(cp, &catalog)?;
+        for manifest in &rendered.manifests {
+            let resource = resources
+                .resolve(manifest.api_version(), manifest.kind())
+                .await?;
+            let api: Api<DynamicObject> = match manifest.namespace() {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            let object = api
+                .get(manifest.name())
+                .await
+                .with_context(|| format!("{name}: {}", manifest.key()))?;
+            let owners = object.metadata.owner_references.clone().unwrap_or_default();
+            assert!(
+                owners
+                    .iter()
+                    .any(|o| o.kind == "ControlPlane" && o.name == name),
+                "{name}: {} is not owned",
+                manifest.key()
+            );
+            assert!(
+                object
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key("applyset.kubernetes.io/part-of")),
+                "{name}: {} is not in the ApplySet",
+                manifest.key()
+            );
+        }
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace = namespaces.get(&format!("{name}-system")).await?;
+        let labels = namespace.metadata.labels.unwrap_or_default();
+        assert!(
+            labels.contains_key("pod-security.kubernetes.io/enforce"),
+            "{name}: Pod Security labels"
+        );
+        eprintln!(
+            "ControlPlane {name}: Synced, {} objects in place",
+            rendered.manifests.len()
+        );
+    }
+
+    // 4. Edits: a hook variable changes an object; a hook removed is pruned.
+    let team_a = "team-a";
+    let patch = json!({"spec": {"globalVars": {"MESSAGE": "edited by the e2e suite"}}});
+    control_plane_api
+        .patch(team_a, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let hello_objects =
+        |catalog: &HookCatalog, cp: &ControlPlane| -> anyhow::Result<Vec<Manifest>> {
+            Ok(renderer
+                .render(cp, catalog)?
+                .manifests
+                .into_iter()
+                .filter(|m| {
+                    m.annotation(kflex_core::render::metadata::HOOK_ANNOTATION) == Some("hello")
+                })
+                .collect())
+        };
+    let edited = control_plane_api.get(team_a).await?;
+    let expected = hello_objects(&catalog, &edited)?;
+    for manifest in &expected {
+        let resource = resources
+            .resolve(manifest.api_version(), manifest.kind())
+            .await?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            manifest.namespace().unwrap_or_default(),
+            &resource,
+        );
+        // What the suite renders lacks the controller's ownership metadata; compare the rest.
+        let mut want = Value::Object(manifest.object().clone());
+        if let Some(metadata) = want.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("labels");
+            metadata.remove("annotations");
+        }
+        let name = manifest.name().to_owned();
+        eventually(&format!("{} follows the edit", manifest.key()), || {
+            let api = api.clone();
+            let want = want.clone();
+            let name = name.clone();
+            async move {
+                let live = serde_json::to_value(api.get(&name).await?)?;
+                Ok(kflex::controller::drift::contains(&want, &live))
+            }
+        })
+        .await?;
+    }
+    let remove = json!({"spec": {"postCreateHooks": [{"hookName": "kubectl-check"}]}});
+    control_plane_api
+        .patch(team_a, &PatchParams::default(), &Patch::Merge(&remove))
+        .await?;
+    for manifest in &expected {
+        let resource = resources
+            .resolve(manifest.api_version(), manifest.kind())
+            .await?;
+        let api: Api<DynamicObject> = match manifest.namespace() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let name = manifest.name().to_owned();
+        eventually(&format!("{} pruned", manifest.key()), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move { Ok(api.get_opt(&name).await?.is_none()) }
+        })
+        .await?;
+    }
+    eprintln!("ControlPlane {team_a}: an edit applied, a removed hook pruned");
+
+    // 5. Deletion: every ControlPlane goes (cleanup bounded), with its cluster-scoped objects.
+    for cp in &control_planes {
+        let name = cp.metadata.name.clone().unwrap_or_default();
+        control_plane_api
+            .delete(&name, &DeleteParams::default())
+            .await?;
+    }
+    for cp in &control_planes {
+        let name = cp.metadata.name.clone().unwrap_or_default();
+        let api = control_plane_api.clone();
+        eventually(&format!("ControlPlane {name} deleted"), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move { Ok(api.get_opt(&name).await?.is_none()) }
+        })
+        .await?;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace = namespaces.get_opt(&format!("{name}-system")).await?;
+        assert!(
+            namespace.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()),
+            "{name}: its namespace is being deleted"
+        );
+    }
+    let bindings: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resources
+            .resolve("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
+            .await?,
+    );
+    assert!(
+        bindings.get_opt("kflex-host-hosting").await?.is_none(),
+        "host's binding is gone"
+    );
+    eprintln!("every ControlPlane deleted and cleaned up");
+
+    let _ = stop.send(());
+    let _ = controller.await;
+
+    // 6. What the suite installed.
+    if std::env::var_os("KFLEX_E2E_KEEP").is_none() {
+        for hook in &hooks {
+            let _ = hook_api
+                .delete(
+                    hook.metadata.name.as_deref().unwrap_or_default(),
+                    &DeleteParams::default(),
+                )
+                .await;
+        }
+        for manifest in system.manifests.iter().rev() {
+            if manifest.kind() == "Namespace" || manifest.kind() == "CustomResourceDefinition" {
+                let resource = resources
+                    .resolve(manifest.api_version(), manifest.kind())
+                    .await?;
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+                let _ = api.delete(manifest.name(), &DeleteParams::default()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kflex_on_a_real_cluster() {
+    let Some(kubeconfig) = std::env::var_os("KFLEX_E2E_KUBECONFIG") else {
+        eprintln!(
+            "skipped: set KFLEX_E2E_KUBECONFIG to a disposable cluster's kubeconfig to run the end-to-end suite"
+        );
+        return;
+    };
+    if let Err(err) = run(&kubeconfig.to_string_lossy()).await {
+        panic!("end-to-end: {err:#}");
+    }
+}
