@@ -126,7 +126,11 @@ impl Harness {
 fn applies(writes: &[Logged]) -> Vec<&Logged> {
     writes
         .iter()
-        .filter(|w| w.method == Method::PATCH && !w.path.contains("/controlplanes/"))
+        .filter(|w| {
+            w.method == Method::PATCH
+                && !w.path.contains("/controlplanes/")
+                && !w.path.contains("/events")
+        })
         .collect()
 }
 
@@ -483,6 +487,32 @@ async fn failed_applies_are_retried_with_backoff_and_nothing_is_lost() {
         2,
         "kube-apiserver and kube-controller-manager"
     );
+}
+
+#[tokio::test]
+async fn an_ocm_control_plane_is_refused_for_good_with_its_replacement() {
+    let h = Harness::new(false).await;
+    h.create_control_plane("old", json!({"type": "ocm"}));
+    h.fake.clear_log();
+    assert_eq!(
+        h.reconcile("old").await.expect("reconciled"),
+        Action::await_change()
+    );
+    let writes = h.fake.writes();
+    assert!(applies(&writes).is_empty(), "{writes:#?}");
+    for type_ in ["Synced", "Ready"] {
+        let condition = h.condition("old", type_);
+        assert_eq!(
+            (condition["status"].as_str(), condition["reason"].as_str()),
+            (Some("False"), Some("Unsupported"))
+        );
+        assert!(
+            condition["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("type vcluster")),
+            "{condition}"
+        );
+    }
 }
 
 #[tokio::test]

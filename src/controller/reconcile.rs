@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kflex_core::api::{ControlPlane, SecretReference};
+use kflex_core::api::{ControlPlane, ControlPlaneType, SecretReference};
 use kflex_core::manifest::Manifest;
 use kflex_core::render::{HookCatalog, RenderError, SetError, facts, metadata};
 use kube::api::{Api, Patch, PatchParams};
@@ -137,6 +137,40 @@ async fn blocked(
     Ok(Action::await_change())
 }
 
+/// A control plane `kflex render` refuses: say why, and do not apply anything. A type kflex does
+/// not run (ocm) is also not Ready, for good: KubeFlex left it waiting forever.
+async fn not_rendered(
+    ctx: &Context,
+    cp: &ControlPlane,
+    missing_hook: bool,
+    message: String,
+) -> anyhow::Result<Action> {
+    let (synced, ready) = if cp.spec.type_ == ControlPlaneType::Ocm {
+        let ready = Condition::new(READY, false, "Unsupported", message.clone());
+        (
+            Condition::new(SYNCED, false, "Unsupported", message),
+            Some(ready),
+        )
+    } else if missing_hook {
+        (
+            Condition::new(SYNCED, false, "PostCreateHookNotFound", message),
+            None,
+        )
+    } else {
+        (
+            Condition::new(SYNCED, false, "ReconcileError", message),
+            None,
+        )
+    };
+    let findings = Findings {
+        synced: Some(synced),
+        ready,
+        ..Findings::default()
+    };
+    report(ctx, cp, &findings).await?;
+    Ok(Action::await_change())
+}
+
 /// The finalizer and the ApplySet parent metadata on the ControlPlane, in one write when
 /// something is missing.
 async fn ensure_parent(
@@ -204,20 +238,16 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     let rendered = match renderer.render(cp, &catalog) {
         Ok(rendered) => rendered,
         Err(err) => {
-            let reason = match &err {
-                RenderError::ControlPlane { source, .. }
-                    if matches!(**source, SetError::MissingHook { .. }) =>
-                {
-                    "PostCreateHookNotFound"
-                }
-                _ => "ReconcileError",
-            };
+            let missing_hook = matches!(
+                &err,
+                RenderError::ControlPlane { source, .. } if matches!(**source, SetError::MissingHook { .. })
+            );
             let message = anyhow::Error::from(err)
                 .chain()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(": ");
-            return blocked(ctx, cp, reason, message).await;
+            return not_rendered(ctx, cp, missing_hook, message).await;
         }
     };
     let mut manifests = rendered.manifests;
