@@ -14,7 +14,8 @@ use kflex::controller::metrics::Metrics;
 use kflex::controller::readiness::ApiProbe;
 use kflex::controller::reconcile::{error_policy, reconcile};
 use kflex::controller::resources::Resources;
-use kflex::controller::watches::{Watches, users_of};
+use kflex::controller::run::{Running, run_controller};
+use kflex::controller::watches::Watches;
 use kflex_core::api::ControlPlane;
 use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
 use kflex_core::settings::Settings;
@@ -40,6 +41,8 @@ struct Harness {
     fake: FakeApi,
     ctx: Arc<Context>,
     clock: Arc<AtomicI64>,
+    /// The watches, until they are started.
+    watches: std::sync::Mutex<Option<Watches>>,
 }
 
 impl Harness {
@@ -47,10 +50,19 @@ impl Harness {
         Self::over(FakeApi::new(), serving).await
     }
 
-    /// A controller (nothing remembered) over an existing fake.
+    /// A controller (nothing remembered) over an existing fake, its caches filled.
     async fn over(fake: FakeApi, serving: bool) -> Self {
+        let harness = Self::starting(fake, serving);
+        harness.start_watches();
+        harness.settle().await;
+        harness
+    }
+
+    /// A controller over an existing fake whose watches have not started: its caches are empty
+    /// until [`Harness::start_watches`].
+    fn starting(fake: FakeApi, serving: bool) -> Self {
         let client = fake.client();
-        let mut watches = Watches::new(&client, "kubeflex-system", false);
+        let watches = Watches::new(&client, "kubeflex-system", false);
         let clock = Arc::new(AtomicI64::new(NOW));
         let time = clock.clone();
         let ctx = Arc::new(Context {
@@ -75,10 +87,19 @@ impl Harness {
             clock: Arc::new(move || time.load(Ordering::SeqCst)),
             client,
         });
-        watches.drive();
-        let harness = Self { fake, ctx, clock };
-        harness.settle().await;
-        harness
+        Self {
+            fake,
+            ctx,
+            clock,
+            watches: std::sync::Mutex::new(Some(watches)),
+        }
+    }
+
+    fn start_watches(&self) {
+        let taken = self.watches.lock().ok().and_then(|mut w| w.take());
+        if let Some(mut watches) = taken {
+            watches.drive();
+        }
     }
 
     /// Lets the watches catch up with the fake.
@@ -109,6 +130,25 @@ impl Harness {
         let result = reconcile(self.control_plane(name), self.ctx.clone()).await;
         self.settle().await;
         result
+    }
+
+    /// The reasons of the Events published so far, in the order the fake stored them.
+    fn event_reasons(&self) -> Vec<String> {
+        self.fake
+            .objects("events.k8s.io", "events")
+            .iter()
+            .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    fn annotation(&self, name: &str, key: &str) -> Option<String> {
+        self.fake
+            .get(GROUP, "controlplanes", None, name)
+            .and_then(|cp| {
+                cp["metadata"]["annotations"][key]
+                    .as_str()
+                    .map(str::to_owned)
+            })
     }
 
     fn condition(&self, name: &str, type_: &str) -> Value {
@@ -246,10 +286,18 @@ async fn a_resync_of_an_unchanged_control_plane_writes_nothing() {
         "no apply, no status, no Event"
     );
 
-    // After a restart (nothing remembered) the live objects are read, and still nothing written.
-    let restarted = Harness::over(h.fake.clone(), false).await;
+    // Right after a restart — nothing remembered, the caches still listing — the reconcile
+    // waits for the caches, reads, and still writes nothing.
+    let restarted = Harness::starting(h.fake.clone(), false);
     restarted.fake.clear_log();
-    restarted.reconcile("cp1").await.expect("after a restart");
+    let reconciling = tokio::spawn(reconcile(
+        restarted.control_plane("cp1"),
+        restarted.ctx.clone(),
+    ));
+    restarted.settle().await;
+    assert!(!reconciling.is_finished(), "waiting for the caches");
+    restarted.start_watches();
+    reconciling.await.expect("joined").expect("after a restart");
     assert_eq!(restarted.fake.writes(), Vec::<Logged>::new());
 }
 
@@ -389,18 +437,10 @@ async fn a_missing_hook_blocks_until_it_is_created() {
     );
     assert!(applies(&h.fake.writes()).is_empty(), "nothing is applied");
 
-    // Creating the hook wakes the ControlPlane (the watch maps the hook to its users).
-    let hook = h.fake.put(GROUP, "postcreatehooks", hello_hook());
+    // Once the hook exists, the next reconcile applies it (that creating it wakes the
+    // ControlPlane is shown with the running controller, below).
+    h.fake.put(GROUP, "postcreatehooks", hello_hook());
     h.settle().await;
-    let store = {
-        let (reader, mut writer) = kube::runtime::reflector::store::<ControlPlane>();
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(
-            (*h.control_plane("cp1")).clone(),
-        ));
-        reader
-    };
-    let woken = users_of(&store, &serde_json::from_value(hook).expect("a hook"));
-    assert_eq!(woken.len(), 1);
     h.reconcile("cp1").await.expect("reconciled");
     assert_eq!(h.condition("cp1", "Synced")["status"], "True");
     assert!(
@@ -442,8 +482,9 @@ async fn a_changed_job_is_replaced_and_reported() {
         .unwrap_or_default();
     assert!(image.ends_with(":0.2.0"), "{image}");
     assert!(
-        events(&log).iter().any(|e| e.method == Method::POST),
-        "a JobReplaced Event"
+        h.event_reasons().contains(&"JobReplaced".to_owned()),
+        "{:?}",
+        h.event_reasons()
     );
 }
 
@@ -522,13 +563,56 @@ async fn a_paused_control_plane_is_left_alone() {
         GROUP,
         "controlplanes",
         json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
-               "metadata": {"name": "cp1", "annotations": {"kflex.kubestellar.org/paused": "true"}},
+               "metadata": {"name": "new", "annotations": {"kflex.kubestellar.org/paused": "true"}},
                "spec": {"type": "k8s"}}),
     );
     h.fake.clear_log();
-    h.reconcile("cp1").await.expect("reconciled");
+    h.reconcile("new").await.expect("reconciled");
     assert!(applies(&h.fake.writes()).is_empty());
+    assert_eq!(h.condition("new", "Synced")["reason"], "ReconcilePaused");
+
+    // A synced control plane, paused: drift stays until it is resumed.
+    h.create_control_plane("cp1", json!({"type": "k8s"}));
+    h.reconcile("cp1").await.expect("synced");
+    let pause = |value: Value| {
+        h.fake
+            .edit(
+                GROUP,
+                "controlplanes",
+                None,
+                "cp1",
+                &json!({"metadata": {"annotations": {"kflex.kubestellar.org/paused": value}}}),
+            )
+            .expect("annotated");
+    };
+    pause(json!("true"));
+    h.fake
+        .edit(
+            "apps",
+            "deployments",
+            Some("cp1-system"),
+            "kube-apiserver",
+            &json!({"spec": {"replicas": 3}}),
+        )
+        .expect("edited");
+    h.settle().await;
+    h.fake.clear_log();
+    h.reconcile("cp1").await.expect("paused");
+    assert!(
+        applies(&h.fake.writes()).is_empty(),
+        "{:#?}",
+        h.fake.writes()
+    );
     assert_eq!(h.condition("cp1", "Synced")["reason"], "ReconcilePaused");
+    pause(Value::Null);
+    h.settle().await;
+    h.reconcile("cp1").await.expect("resumed");
+    let deployment = h
+        .fake
+        .get("apps", "deployments", Some("cp1-system"), "kube-apiserver")
+        .expect("there");
+    assert_eq!(deployment["spec"]["replicas"], 1, "the drift is corrected");
+    assert_eq!(h.condition("cp1", "Synced")["status"], "True");
 }
 
 #[tokio::test]
@@ -586,6 +670,16 @@ async fn deletion_drops_the_database_then_releases_the_control_plane() {
         "the drop Job runs"
     );
     assert_eq!(h.condition("cp1", "Ready")["reason"], "Deleting");
+    // The account the Job runs as has no owner reference (a foreground deletion would remove
+    // it first) and is still there.
+    let account = h
+        .fake
+        .get("", "serviceaccounts", Some("kubeflex-system"), "db-cp1")
+        .expect("the drop Job's ServiceAccount is there while it runs");
+    assert!(
+        account["metadata"].get("ownerReferences").is_none(),
+        "{account}"
+    );
     h.fake
         .edit(
             "batch",
@@ -610,6 +704,12 @@ async fn deletion_drops_the_database_then_releases_the_control_plane() {
     assert!(
         h.fake.get("", "namespaces", None, "cp1-system").is_none(),
         "cluster-scoped members go"
+    );
+    assert!(
+        h.fake
+            .get("", "serviceaccounts", Some("kubeflex-system"), "db-cp1")
+            .is_none(),
+        "members in the system namespace go"
     );
 }
 
@@ -650,7 +750,444 @@ async fn a_failing_cleanup_is_reported_and_given_up_after_the_timeout() {
     h.reconcile("cp1").await.expect("given up");
     assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
     assert!(
-        !events(&h.fake.writes()).is_empty(),
-        "a CleanupAbandoned Event"
+        h.event_reasons().contains(&"CleanupAbandoned".to_owned()),
+        "{:?}",
+        h.event_reasons()
     );
+}
+
+fn secret_hook() -> Value {
+    json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "PostCreateHook",
+           "metadata": {"name": "token"},
+           "spec": {"templates": [{"apiVersion": "v1", "kind": "Secret",
+                                   "metadata": {"name": "token-{{.ControlPlaneName}}"},
+                                   "stringData": {"token": "t"}}]}})
+}
+
+/// As the controller's ClusterRole has it: Secrets may be written and read by name, never
+/// listed or watched.
+fn deny_listing_secrets(fake: &FakeApi) {
+    fake.deny("list", "secrets");
+    fake.deny("watch", "secrets");
+}
+
+fn secret_listings(log: &[Logged]) -> Vec<&Logged> {
+    log.iter()
+        .filter(|r| r.method == Method::GET && r.path.ends_with("/secrets"))
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_are_pruned_and_cleaned_up_without_listing_them() {
+    let fake = FakeApi::new();
+    deny_listing_secrets(&fake);
+    let h = Harness::over(fake, false).await;
+    h.fake.put(GROUP, "postcreatehooks", secret_hook());
+    h.settle().await;
+    h.create_control_plane(
+        "vc1",
+        json!({"type": "vcluster", "postCreateHooks": [{"hookName": "token"}]}),
+    );
+    h.reconcile("vc1").await.expect("synced");
+    assert_eq!(h.condition("vc1", "Synced")["status"], "True");
+    assert_eq!(
+        h.annotation("vc1", "kflex.kubestellar.org/secrets")
+            .as_deref(),
+        Some("vc1-system/token-vc1,vc1-system/vc-config-vcluster"),
+        "the parent names its Secrets"
+    );
+
+    // The hook goes while the controller is down: the restarted one still prunes its Secret.
+    h.fake
+        .edit(
+            GROUP,
+            "controlplanes",
+            None,
+            "vc1",
+            &json!({"spec": {"postCreateHooks": null}}),
+        )
+        .expect("edited");
+    let restarted = Harness::over(h.fake.clone(), false).await;
+    restarted.reconcile("vc1").await.expect("pruned");
+    assert!(
+        restarted
+            .fake
+            .get("", "secrets", Some("vc1-system"), "token-vc1")
+            .is_none()
+    );
+    assert!(
+        restarted
+            .fake
+            .get("", "secrets", Some("vc1-system"), "vc-config-vcluster")
+            .is_some()
+    );
+    assert_eq!(
+        restarted
+            .annotation("vc1", "kflex.kubestellar.org/secrets")
+            .as_deref(),
+        Some("vc1-system/vc-config-vcluster")
+    );
+
+    let api: kube::Api<ControlPlane> = kube::Api::all(restarted.fake.client());
+    api.delete("vc1", &Default::default())
+        .await
+        .expect("deleted");
+    restarted.settle().await;
+    restarted.reconcile("vc1").await.expect("released");
+    assert!(
+        restarted
+            .fake
+            .get(GROUP, "controlplanes", None, "vc1")
+            .is_none(),
+        "deletion completes"
+    );
+    assert_eq!(
+        secret_listings(&restarted.fake.log()),
+        Vec::<&Logged>::new()
+    );
+}
+
+#[tokio::test]
+async fn an_object_that_fails_is_reported_and_the_others_still_applied() {
+    let h = Harness::new(false).await;
+    h.create_control_plane("cp1", json!({"type": "k8s"}));
+    // The Service comes before the Deployments in install order.
+    h.fake.fail(
+        Method::PATCH,
+        "/namespaces/cp1-system/services/cp1",
+        403,
+        "Forbidden",
+        usize::MAX,
+    );
+    let err = h.reconcile("cp1").await.expect_err("an object failed");
+    assert!(err.to_string().contains("Service cp1-system/cp1"), "{err}");
+    let synced = h.condition("cp1", "Synced");
+    assert_eq!(
+        (synced["status"].as_str(), synced["reason"].as_str()),
+        (Some("False"), Some("ApplyFailed"))
+    );
+    assert!(
+        synced["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Service cp1-system/cp1") && m.contains("403")),
+        "{synced}"
+    );
+    assert!(
+        h.fake
+            .get(
+                "apps",
+                "deployments",
+                Some("cp1-system"),
+                "kube-controller-manager"
+            )
+            .is_some(),
+        "objects after the failing one are applied"
+    );
+
+    // Still failing: no second status write, no second Event.
+    h.fake.clear_log();
+    h.reconcile("cp1").await.expect_err("still failing");
+    assert!(control_plane_writes(&h.fake.writes()).is_empty());
+    assert!(events(&h.fake.writes()).is_empty());
+
+    // Fixed: the one object is applied and Synced flips back.
+    h.fake.heal();
+    h.fake.clear_log();
+    h.reconcile("cp1").await.expect("fixed");
+    let writes = h.fake.writes();
+    let applied = applies(&writes);
+    assert_eq!(applied.len(), 1, "{applied:#?}");
+    assert!(applied[0].path.ends_with("/services/cp1"));
+    assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+}
+
+#[tokio::test]
+async fn two_control_planes_cannot_share_an_object() {
+    let h = Harness::new(false).await;
+    h.fake.put(
+        GROUP,
+        "postcreatehooks",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "PostCreateHook",
+               "metadata": {"name": "shared"},
+               "spec": {"templates": [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                                       "metadata": {"name": "team-reader"},
+                                       "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}]}}),
+    );
+    h.settle().await;
+    for name in ["cp1", "cp2"] {
+        h.create_control_plane(
+            name,
+            json!({"type": "host", "postCreateHooks": [{"hookName": "shared"}]}),
+        );
+    }
+    h.reconcile("cp1").await.expect("the first takes it");
+    h.fake.clear_log();
+    let err = h.reconcile("cp2").await.expect_err("the second is refused");
+    assert!(
+        err.to_string().contains("belongs to ControlPlane cp1"),
+        "{err}"
+    );
+    assert!(
+        !h.fake
+            .writes()
+            .iter()
+            .any(|w| w.path.ends_with("/clusterroles/team-reader")),
+        "cp1's object is left alone"
+    );
+    let role = h
+        .fake
+        .get(
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            "team-reader",
+        )
+        .expect("there");
+    assert_eq!(role["metadata"]["ownerReferences"][0]["name"], "cp1");
+    assert_eq!(h.condition("cp2", "Synced")["reason"], "ApplyFailed");
+}
+
+#[tokio::test]
+async fn a_binding_whose_role_changed_is_replaced_and_reported() {
+    let h = Harness::new(false).await;
+    h.fake.put(
+        GROUP,
+        "postcreatehooks",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "PostCreateHook",
+               "metadata": {"name": "grant"},
+               "spec": {"templates": [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                                       "metadata": {"name": "grant"},
+                                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "{{.Role}}"},
+                                       "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "{{.Namespace}}"}]}]}}),
+    );
+    h.settle().await;
+    let uses = |role: &str| json!([{"hookName": "grant", "vars": {"Role": role}}]);
+    h.create_control_plane(
+        "cp1",
+        json!({"type": "host", "postCreateHooks": uses("view")}),
+    );
+    h.reconcile("cp1").await.expect("first");
+    h.fake
+        .edit(
+            GROUP,
+            "controlplanes",
+            None,
+            "cp1",
+            &json!({"spec": {"postCreateHooks": uses("edit")}}),
+        )
+        .expect("edited");
+    h.settle().await;
+    h.fake.clear_log();
+    h.reconcile("cp1").await.expect("replaced");
+    let path = "/apis/rbac.authorization.k8s.io/v1/namespaces/cp1-system/rolebindings/grant";
+    let on_binding: Vec<Method> = h
+        .fake
+        .writes()
+        .iter()
+        .filter(|w| w.path == path)
+        .map(|w| w.method.clone())
+        .collect();
+    assert_eq!(on_binding, [Method::PATCH, Method::DELETE, Method::PATCH]);
+    let binding = h
+        .fake
+        .get(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            Some("cp1-system"),
+            "grant",
+        )
+        .expect("there");
+    assert_eq!(binding["roleRef"]["name"], "edit");
+    assert!(
+        h.event_reasons().contains(&"BindingReplaced".to_owned()),
+        "{:?}",
+        h.event_reasons()
+    );
+}
+
+#[tokio::test]
+async fn an_unwatched_object_deleted_is_restored_at_the_next_resync() {
+    let h = Harness::new(false).await;
+    h.create_control_plane("vc1", json!({"type": "vcluster"}));
+    h.reconcile("vc1").await.expect("first");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(h.fake.client(), "vc1-system");
+    secrets
+        .delete("vc-config-vcluster", &Default::default())
+        .await
+        .expect("deleted");
+    // Secrets are not watched: before the resync interval nothing notices (and nothing is
+    // written).
+    h.fake.clear_log();
+    h.reconcile("vc1").await.expect("early");
+    assert!(h.fake.writes().is_empty(), "{:#?}", h.fake.writes());
+    let resync = i64::try_from(Options::default().resync.as_secs()).expect("seconds");
+    h.clock.store(NOW + resync, Ordering::SeqCst);
+    h.reconcile("vc1").await.expect("resync");
+    let writes = h.fake.writes();
+    let applied = applies(&writes);
+    assert_eq!(applied.len(), 1, "{applied:#?}");
+    assert!(
+        h.fake
+            .get("", "secrets", Some("vc1-system"), "vc-config-vcluster")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_label_removed_from_an_object_is_put_back() {
+    let h = Harness::new(false).await;
+    h.create_control_plane("cp1", json!({"type": "k8s"}));
+    h.reconcile("cp1").await.expect("first");
+    h.fake
+        .edit(
+            "apps",
+            "deployments",
+            Some("cp1-system"),
+            "kube-apiserver",
+            &json!({"metadata": {"labels": {"applyset.kubernetes.io/part-of": null}}}),
+        )
+        .expect("edited");
+    h.settle().await;
+    h.fake.clear_log();
+    h.reconcile("cp1").await.expect("reconciled");
+    let writes = h.fake.writes();
+    let applied = applies(&writes);
+    assert_eq!(applied.len(), 1, "{writes:#?}");
+    let deployment = h
+        .fake
+        .get("apps", "deployments", Some("cp1-system"), "kube-apiserver")
+        .expect("there");
+    assert!(
+        deployment["metadata"]["labels"]["applyset.kubernetes.io/part-of"].is_string(),
+        "back in the set"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_releasing_the_finalizer_is_retried() {
+    let h = Harness::new(false).await;
+    h.create_control_plane("cp1", json!({"type": "host"}));
+    h.reconcile("cp1").await.expect("created");
+    let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+    api.delete("cp1", &Default::default())
+        .await
+        .expect("deleted");
+    h.settle().await;
+    h.fake
+        .fail(Method::PATCH, "/controlplanes/cp1", 409, "Conflict", 1);
+    h.reconcile("cp1").await.expect_err("a conflict");
+    assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_some());
+    h.reconcile("cp1").await.expect("released");
+    assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+}
+
+#[tokio::test]
+async fn a_broken_configuration_does_not_hold_deletion_forever() {
+    let h = Harness::new(false).await;
+    h.create_control_plane("cp1", json!({"type": "k8s"}));
+    h.reconcile("cp1").await.expect("created");
+    h.fake.put(
+        "",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+               "data": {"no.such.setting": "x"}}),
+    );
+    let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+    api.delete("cp1", &Default::default())
+        .await
+        .expect("deleted");
+    h.settle().await;
+    h.clock.store(DELETED_AT + 10, Ordering::SeqCst);
+    h.reconcile("cp1").await.expect("reported");
+    let synced = h.condition("cp1", "Synced");
+    assert_eq!(synced["reason"], "CleanupFailed");
+    assert!(
+        synced["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no.such.setting")),
+        "{synced}"
+    );
+    let timeout = i64::try_from(Options::default().cleanup_timeout.as_secs()).expect("seconds");
+    h.clock.store(DELETED_AT + timeout, Ordering::SeqCst);
+    h.reconcile("cp1").await.expect("given up");
+    assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+    assert!(h.event_reasons().contains(&"CleanupAbandoned".to_owned()));
+}
+
+/// Polls `check` until it holds (the running controller works in the background).
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen within 10s");
+}
+
+#[tokio::test]
+async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
+    let fake = FakeApi::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = Running {
+        system_namespace: "kubeflex-system".into(),
+        concurrency: 2,
+        options: Options::default(),
+        identity: "test".into(),
+    };
+    let controller = tokio::spawn(run_controller(
+        fake.client(),
+        running,
+        Arc::new(Metrics::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    fake.put(
+        GROUP,
+        "controlplanes",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+               "metadata": {"name": "cp1"},
+               "spec": {"type": "host", "postCreateHooks": [{"hookName": "hello"}]}}),
+    );
+    let reason = |fake: &FakeApi| {
+        fake.get(GROUP, "controlplanes", None, "cp1")
+            .and_then(|cp| {
+                cp["status"]["conditions"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned())
+            })
+            .and_then(|c| c["reason"].as_str().map(str::to_owned))
+    };
+    eventually("Synced=False PostCreateHookNotFound", || {
+        reason(&fake).as_deref() == Some("PostCreateHookNotFound")
+    })
+    .await;
+    // Let the reconciles its own status write caused settle (debounced), so that the hook is
+    // the only change: only the hook watch can wake the ControlPlane now (no requeue).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    fake.clear_log();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        fake.log().iter().all(|r| r.query.contains("watch")),
+        "quiet: {:#?}",
+        fake.log()
+    );
+    fake.put(GROUP, "postcreatehooks", hello_hook());
+    eventually("the hook's ConfigMap", || {
+        fake.get("", "configmaps", Some("cp1-system"), "hello-cp1")
+            .is_some()
+    })
+    .await;
+    eventually("Synced=True", || {
+        reason(&fake).as_deref() == Some("ReconcileSuccess")
+    })
+    .await;
+    let _ = stop.send(());
+    controller
+        .await
+        .expect("joined")
+        .expect("the controller stops cleanly");
 }

@@ -1,15 +1,17 @@
 //! Server-side apply of a rendered set, in install order, touching only what changed.
 //!
 //! Field manager `kflex`, conflicts forced (kflex sends only the fields it renders, so only
-//! those change hands). An object is skipped when it is as applied (see `drift`). A Job whose
-//! template changed cannot be updated: it is deleted and created again. A CustomResourceDefinition
-//! is waited for until established, so the objects of its kind that follow can be applied.
+//! those change hands). An object is skipped when it is as applied (see `drift`). An object
+//! whose change the API refuses as immutable is replaced where that loses nothing: a Job (its
+//! template) and a RoleBinding or ClusterRoleBinding (its roleRef). A CustomResourceDefinition
+//! is waited for until established, so the objects of its kind that follow can be applied. One
+//! object failing does not stop the others; every failure is reported.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use kflex_core::manifest::{Manifest, ObjectKey};
+use kflex_core::render::metadata::CONTROL_PLANE_LABEL;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use serde_json::Value;
@@ -22,18 +24,38 @@ use super::readiness::ready;
 /// The field manager of everything the controller applies.
 pub const FIELD_MANAGER: &str = "kflex";
 
+/// An object deleted and created again because the API refused to change it in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replaced {
+    pub key: ObjectKey,
+    /// The Event reason reporting it: `JobReplaced` or `BindingReplaced`.
+    pub reason: &'static str,
+}
+
 /// What applying a set did.
 #[derive(Debug, Default)]
 pub struct Applied {
     /// Objects written, in order.
     pub written: Vec<ObjectKey>,
     pub unchanged: usize,
-    /// Jobs deleted and created again because their template changed.
-    pub replaced_jobs: Vec<ObjectKey>,
+    pub replaced: Vec<Replaced>,
+    /// Each object's fingerprint after this pass (objects that failed have none).
     pub fingerprints: HashMap<ObjectKey, String>,
+    /// One line per object that could not be applied.
+    pub failures: Vec<String>,
 }
 
-fn api_for(
+/// How much to trust what was recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct Trust {
+    /// The rendered set is the one recorded.
+    pub same_set: bool,
+    /// Read objects of kinds no cache watches, even when the set is the same (the periodic
+    /// check that finds them edited or deleted).
+    pub verify_unwatched: bool,
+}
+
+pub fn api_for(
     client: &kube::Client,
     resource: &ApiResource,
     namespace: Option<&str>,
@@ -49,83 +71,57 @@ enum Decision {
     Write,
 }
 
-/// Applies `manifests` (in order); `previous` is what was applied before, `hash` this set's.
+/// Applies `manifests` of control plane `control_plane` (in order); `previous` is what was
+/// applied before.
 pub async fn apply_set(
     ctx: &Context,
+    control_plane: &str,
     manifests: &[Manifest],
     previous: Option<&Record>,
-    hash: &str,
-) -> anyhow::Result<Applied> {
-    let same_set = previous.is_some_and(|record| record.hash == hash);
+    trust: Trust,
+) -> Applied {
     let mut applied = Applied::default();
     for manifest in manifests {
         let key = manifest.key();
-        let resource = ctx
+        let resource = match ctx
             .resources
             .resolve(manifest.api_version(), manifest.kind())
-            .await?;
-        let api = api_for(&ctx.client, &resource, manifest.namespace());
-        let desired = Value::Object(manifest.object().clone());
-        let recorded = previous.and_then(|r| r.fingerprints.get(&key));
-        let cached = ctx.caches.lookup(
-            manifest.group(),
-            manifest.kind(),
-            manifest.namespace(),
-            manifest.name(),
-        );
-        let decision = match (&cached, recorded) {
-            (Cached::Present { fingerprint }, Some(recorded))
-                if same_set && fingerprint == recorded =>
-            {
-                Decision::Keep(recorded.clone())
+            .await
+        {
+            Ok(resource) => resource,
+            Err(err) => {
+                applied.failures.push(format!("{key}: {err:#}"));
+                continue;
             }
-            // A kind no cache watches: trust what was applied while the set is the same.
-            (Cached::Unknown, Some(recorded)) if same_set => Decision::Keep(recorded.clone()),
-            (Cached::Absent, _) => Decision::Write,
-            _ => match api.get_opt(manifest.name()).await {
-                Ok(Some(live)) => {
-                    let live_value =
-                        serde_json::to_value(&live).context("reading a live object")?;
-                    if contains(&desired, &live_value) {
-                        Decision::Keep(fingerprint(
-                            live.metadata.generation,
-                            live.metadata.resource_version.as_deref(),
-                        ))
-                    } else {
-                        Decision::Write
-                    }
-                }
-                // Absent, or not readable (a Secret the controller may only write): write.
-                Ok(None) | Err(_) => Decision::Write,
-            },
         };
+        let api = api_for(&ctx.client, &resource, manifest.namespace());
+        let recorded = previous.and_then(|r| r.fingerprints.get(&key));
+        let decision = decide(ctx, control_plane, manifest, &api, recorded, trust).await;
         match decision {
-            Decision::Keep(fingerprint) => {
+            Ok(Decision::Keep(fingerprint)) => {
                 applied.unchanged += 1;
                 applied.fingerprints.insert(key, fingerprint);
             }
-            Decision::Write => {
-                let (live, replaced) = apply_one(&api, manifest, &desired).await?;
-                if replaced {
-                    applied.replaced_jobs.push(key.clone());
+            Ok(Decision::Write) => match write_and_wait(&api, manifest).await {
+                Ok((live, replaced)) => {
+                    tracing::info!(%control_plane, object = %key, replaced = replaced.is_some(), "applied");
+                    if let Some(reason) = replaced {
+                        applied.replaced.push(Replaced {
+                            key: key.clone(),
+                            reason,
+                        });
+                    }
+                    applied
+                        .fingerprints
+                        .insert(key.clone(), fingerprint(&live.metadata));
+                    applied.written.push(key);
                 }
-                if manifest.group() == "apiextensions.k8s.io"
-                    && manifest.kind() == "CustomResourceDefinition"
-                {
-                    wait_established(&api, manifest.name()).await?;
-                }
-                applied.fingerprints.insert(
-                    key.clone(),
-                    fingerprint(
-                        live.metadata.generation,
-                        live.metadata.resource_version.as_deref(),
-                    ),
-                );
-                applied.written.push(key);
-            }
+                Err(err) => applied.failures.push(format!("{err:#}")),
+            },
+            Err(err) => applied.failures.push(err),
         }
     }
-    Ok(applied)
+    applied
 }
 
 fn describe(err: &kube::Error) -> String {
@@ -135,49 +131,153 @@ fn describe(err: &kube::Error) -> String {
     }
 }
 
-/// Applies one object; a Job whose template changed is replaced (`true`).
-async fn apply_one(
+fn taken(key: &ObjectKey, other: &str) -> String {
+    format!(
+        "{key} belongs to ControlPlane {other}; two control planes cannot share an object (rename it, e.g. with {{{{.ControlPlaneName}}}})"
+    )
+}
+
+/// Whether `manifest` must be written, from the cache, the record and (when those do not
+/// settle it) the live object.
+async fn decide(
+    ctx: &Context,
+    control_plane: &str,
+    manifest: &Manifest,
+    api: &Api<DynamicObject>,
+    recorded: Option<&String>,
+    trust: Trust,
+) -> Result<Decision, String> {
+    let key = manifest.key();
+    let cached = ctx.caches.lookup(
+        manifest.group(),
+        manifest.kind(),
+        manifest.namespace(),
+        manifest.name(),
+    );
+    match (&cached, recorded) {
+        (
+            Cached::Present {
+                control_plane: Some(other),
+                ..
+            },
+            _,
+        ) if other != control_plane => return Err(taken(&key, other)),
+        (Cached::Present { fingerprint, .. }, Some(recorded))
+            if trust.same_set && fingerprint == recorded =>
+        {
+            return Ok(Decision::Keep(recorded.clone()));
+        }
+        (Cached::Unknown, Some(recorded)) if trust.same_set && !trust.verify_unwatched => {
+            return Ok(Decision::Keep(recorded.clone()));
+        }
+        // Never applied, and the cache (complete before any reconcile) has not seen it.
+        (Cached::Absent, None) => return Ok(Decision::Write),
+        // Otherwise read: the cache may not have caught up with the controller's own write.
+        _ => {}
+    }
+    match api.get_opt(manifest.name()).await {
+        Ok(Some(live)) => {
+            let owner = live
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(CONTROL_PLANE_LABEL));
+            if let Some(other) = owner.filter(|other| *other != control_plane) {
+                return Err(taken(&key, other));
+            }
+            let live_value = serde_json::to_value(&live).map_err(|e| format!("{key}: {e}"))?;
+            let desired = Value::Object(manifest.object().clone());
+            Ok(if contains(&desired, &live_value) {
+                Decision::Keep(fingerprint(&live.metadata))
+            } else {
+                Decision::Write
+            })
+        }
+        Ok(None) => Ok(Decision::Write),
+        // A Secret the controller may write but not read: trust the record while it holds.
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(match recorded {
+            Some(recorded) if trust.same_set => Decision::Keep(recorded.clone()),
+            _ => Decision::Write,
+        }),
+        Err(err) => Err(format!("reading {key}: {}", describe(&err))),
+    }
+}
+
+/// Writes `manifest`; a CustomResourceDefinition is then waited for until established.
+async fn write_and_wait(
     api: &Api<DynamicObject>,
     manifest: &Manifest,
-    desired: &Value,
-) -> anyhow::Result<(DynamicObject, bool)> {
+) -> anyhow::Result<(DynamicObject, Option<&'static str>)> {
+    let written = write(api, manifest).await?;
+    if manifest.group() == "apiextensions.k8s.io" && manifest.kind() == "CustomResourceDefinition" {
+        wait_established(api, manifest.name()).await?;
+    }
+    Ok(written)
+}
+
+/// Why the API refused a change in place that kflex may undo by replacing the object: the
+/// Event reason, or `None` when the object must not be replaced.
+fn replacement(manifest: &Manifest, status: &kube::core::Status) -> Option<&'static str> {
+    if status.code != 422 {
+        return None;
+    }
+    match (manifest.group(), manifest.kind()) {
+        ("batch", "Job") if status.message.contains("immutable") => Some("JobReplaced"),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if status.message.contains("roleRef") =>
+        {
+            Some("BindingReplaced")
+        }
+        _ => None,
+    }
+}
+
+/// Applies one object; one the API refuses to change in place is replaced where allowed (the
+/// Event reason).
+async fn write(
+    api: &Api<DynamicObject>,
+    manifest: &Manifest,
+) -> anyhow::Result<(DynamicObject, Option<&'static str>)> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let name = manifest.name();
-    match api.patch(name, &params, &Patch::Apply(desired)).await {
-        Ok(live) => Ok((live, false)),
-        Err(kube::Error::Api(status))
-            if manifest.group() == "batch"
-                && manifest.kind() == "Job"
-                && status.code == 422
-                && status.message.contains("immutable") =>
-        {
-            match api.delete(name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(err) => anyhow::bail!(
-                    "deleting {} to replace it: {}",
-                    manifest.key(),
-                    describe(&err)
-                ),
-            }
-            wait_gone(api, name)
-                .await
-                .with_context(|| format!("replacing {}", manifest.key()))?;
-            let live = api
-                .patch(name, &params, &Patch::Apply(desired))
-                .await
-                .map_err(|err| {
-                    anyhow::anyhow!("creating {} again: {}", manifest.key(), describe(&err))
-                })?;
-            Ok((live, true))
-        }
-        Err(err) => Err(anyhow::anyhow!(
-            "applying {} (from {}): {}",
-            manifest.key(),
+    let key = manifest.key();
+    let desired = Value::Object(manifest.object().clone());
+    let status = match api.patch(name, &params, &Patch::Apply(&desired)).await {
+        Ok(live) => return Ok((live, None)),
+        Err(kube::Error::Api(status)) => status,
+        Err(err) => anyhow::bail!(
+            "applying {key} (from {}): {}",
             manifest.source(),
             describe(&err)
-        )),
+        ),
+    };
+    let Some(reason) = replacement(manifest, &status) else {
+        let hint = if manifest.kind() == "StatefulSet" && status.code == 422 {
+            "; kflex does not replace StatefulSets (their volumes hold data): to apply this \
+             change, delete it with `kubectl delete --cascade=orphan` and kflex creates it again"
+        } else {
+            ""
+        };
+        anyhow::bail!(
+            "applying {key} (from {}): {} ({}){hint}",
+            manifest.source(),
+            status.message,
+            status.code
+        );
+    };
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_not_found() => {}
+        Err(err) => anyhow::bail!("deleting {key} to replace it: {}", describe(&err)),
     }
+    wait_gone(api, name)
+        .await
+        .map_err(|err| anyhow::anyhow!("replacing {key}: {err:#}"))?;
+    let live = api
+        .patch(name, &params, &Patch::Apply(&desired))
+        .await
+        .map_err(|err| anyhow::anyhow!("creating {key} again: {}", describe(&err)))?;
+    Ok((live, Some(reason)))
 }
 
 const POLL: Duration = Duration::from_millis(250);

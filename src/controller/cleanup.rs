@@ -1,9 +1,11 @@
 //! Deleting a control plane. The finalizer holds the ControlPlane while kflex cleans up what
 //! Kubernetes' garbage collector cannot: for type k8s, a Job drops its database and role from
-//! the shared PostgreSQL. Then the cluster-scoped members of its set are deleted and the
-//! finalizer released; the garbage collector removes the rest through owner references. A
-//! cleanup that keeps failing is reported, and after `cleanup_timeout` given up with a warning,
-//! so deletion never hangs forever.
+//! the shared PostgreSQL. Then the members the garbage collector does not remove (those in the
+//! system namespace, which carry no owner reference so the drop can still use them) and the
+//! cluster-scoped ones are deleted, and the finalizer released; the garbage collector removes
+//! the rest through owner references. Whatever keeps failing — the Job, the configuration, the
+//! API — is reported, and after `cleanup_timeout` given up with a warning, so deletion never
+//! hangs forever.
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::apply::FIELD_MANAGER;
 use super::context::Context;
-use super::ownership::{self, CONTAINS_GROUP_KINDS};
+use super::ownership::{self, Members};
 use super::prune;
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::{events, settings_for};
@@ -86,7 +88,73 @@ async fn delete_job(ctx: &Context, job: &Manifest) -> anyhow::Result<()> {
     }
 }
 
-/// Cleans up after `cp`, which is being deleted; releases it when done (or given up).
+/// Runs the cleanup Jobs (the k8s database drop): whether all finished, or what went wrong.
+async fn drop_databases(cp: &ControlPlane, ctx: &Context) -> Result<bool, String> {
+    let jobs = cleanup_jobs(cp, ctx)?;
+    let mut done = true;
+    let mut problems = Vec::new();
+    for job in &jobs {
+        match run_job(ctx, job).await {
+            Ok(JobState::Succeeded) => {}
+            Ok(JobState::Running) => done = false,
+            Ok(JobState::Failed(reason)) => problems.push(reason),
+            Err(err) => problems.push(format!("{err:#}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(done)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn cleanup_jobs(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
+    let settings = settings_for(ctx).map_err(|err| format!("{err:#}"))?;
+    let renderer = ctx
+        .renderers
+        .get(&settings)
+        .map_err(|err| format!("{err:#}"))?;
+    renderer
+        .render_cleanup(cp)
+        .map_err(|err| format!("rendering the cleanup Jobs: {err:#}"))
+}
+
+/// Deletes what the garbage collector does not: the cleanup Jobs, and the members that have no
+/// owner reference (those in the system namespace) or are cluster-scoped (so they go now, not
+/// whenever the collector gets to them).
+async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for job in cleanup_jobs(cp, ctx).unwrap_or_default() {
+        if let Err(err) = delete_job(ctx, &job).await {
+            problems.push(format!("{err:#}"));
+        }
+    }
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    let recorded = Members::recorded(&annotations);
+    match prune::members(ctx, &ownership::applyset_id(&name), &recorded).await {
+        Ok(members) => {
+            for member in members.iter().filter(|m| {
+                m.key.namespace.is_none()
+                    || m.key.namespace.as_deref() == Some(ctx.system_namespace.as_str())
+            }) {
+                if let Err(err) = prune::delete(ctx, member).await {
+                    problems.push(format!("{err:#}"));
+                }
+            }
+        }
+        Err(err) => problems.push(format!("finding the members of {name}: {err:#}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Cleans up after `cp`, which is being deleted; releases it when done. Any cleanup problem is
+/// reported and retried until `cleanup_timeout` after the deletion; then it is given up with a
+/// Warning Event and the ControlPlane released anyway.
 pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let finalizers = cp.metadata.finalizers.clone().unwrap_or_default();
@@ -94,12 +162,6 @@ pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action>
         return Ok(Action::await_change());
     };
     let api: Api<ControlPlane> = Api::all(ctx.client.clone());
-    let deleting = Condition::new(
-        READY,
-        false,
-        "Deleting",
-        "the control plane is being deleted",
-    );
     let deleted_at = cp
         .metadata
         .deletion_timestamp
@@ -108,62 +170,58 @@ pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action>
     let timeout = i64::try_from(ctx.options.cleanup_timeout.as_secs()).unwrap_or(i64::MAX);
     let overdue = (ctx.clock)() >= deleted_at.saturating_add(timeout);
 
-    let settings = settings_for(ctx)?;
-    let renderer = ctx.renderers.get(&settings)?;
-    let jobs = renderer.render_cleanup(cp).unwrap_or_default();
-    let mut problem = None;
-    let mut running = false;
-    for job in &jobs {
-        match run_job(ctx, job).await {
-            Ok(JobState::Succeeded) => {}
-            Ok(JobState::Running) => running = true,
-            Ok(JobState::Failed(reason)) => problem = Some(reason),
-            Err(err) => problem = Some(format!("{err:#}")),
+    // The database goes first: removing the members removes the ServiceAccount its Job runs as.
+    let outcome = match drop_databases(cp, ctx).await {
+        Ok(true) => remove_members(cp, ctx).await.map(|()| true),
+        other => other,
+    };
+    match outcome {
+        Ok(true) => {}
+        Ok(false) | Err(_) if !overdue => {
+            let synced = match &outcome {
+                Err(problem) => Condition::new(SYNCED, false, "CleanupFailed", problem.clone()),
+                _ => Condition::new(
+                    SYNCED,
+                    true,
+                    "CleanupRunning",
+                    "waiting for the cleanup Jobs",
+                ),
+            };
+            let findings = Findings {
+                synced: Some(synced),
+                ready: Some(Condition::new(
+                    READY,
+                    false,
+                    "Deleting",
+                    "the control plane is being deleted",
+                )),
+                ..Findings::default()
+            };
+            let (next, transitions) = status::next(cp, &findings, &super::timestamp(ctx));
+            status::write(&api, cp, &next).await?;
+            events::publish(ctx, cp, &transitions).await;
+            return Ok(Action::requeue(POLL));
+        }
+        Ok(false) | Err(_) => {
+            let problem = match outcome {
+                Err(problem) => problem,
+                _ => "the cleanup Jobs did not finish".to_owned(),
+            };
+            // Best effort: what can still be removed is.
+            let left = remove_members(cp, ctx)
+                .await
+                .err()
+                .map(|more| format!("; also: {more}"))
+                .unwrap_or_default();
+            events::warn(
+                ctx,
+                cp,
+                "CleanupAbandoned",
+                &format!("gave up cleaning up after {timeout}s: {problem}{left}"),
+            )
+            .await;
         }
     }
-    if (running || problem.is_some()) && !overdue {
-        let synced = match &problem {
-            Some(reason) => Condition::new(SYNCED, false, "CleanupFailed", reason.clone()),
-            None => Condition::new(
-                SYNCED,
-                true,
-                "CleanupRunning",
-                "waiting for the cleanup Jobs",
-            ),
-        };
-        let findings = Findings {
-            synced: Some(synced),
-            ready: Some(deleting),
-            ..Findings::default()
-        };
-        let (next, transitions) = status::next(cp, &findings, &super::timestamp(ctx));
-        status::write(&api, cp, &next).await?;
-        events::publish(ctx, cp, &transitions).await;
-        return Ok(Action::requeue(POLL));
-    }
-    if running || problem.is_some() {
-        events::warn(
-            ctx,
-            cp,
-            "CleanupAbandoned",
-            &format!(
-                "gave up cleaning up after {}s: {}",
-                timeout,
-                problem
-                    .as_deref()
-                    .unwrap_or("the cleanup Jobs did not finish")
-            ),
-        )
-        .await;
-    }
-    for job in &jobs {
-        delete_job(ctx, job).await?;
-    }
-    // Cluster-scoped members (their namespace, a host's binding, hooks' cluster objects).
-    let annotations = cp.metadata.annotations.clone().unwrap_or_default();
-    let kinds = ownership::split(annotations.get(CONTAINS_GROUP_KINDS));
-    let id = ownership::applyset_id(&name);
-    prune::delete_cluster_scoped(ctx, &id, &kinds).await?;
     // Pinned to the version read, so a finalizer someone added meanwhile is not lost.
     let mut remaining = finalizers;
     remaining.remove(index);

@@ -45,9 +45,15 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// fingerprint right after.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
+    /// Empty when the last pass did not complete (something failed to apply or prune).
     pub hash: String,
     pub fingerprints: HashMap<ObjectKey, String>,
+    /// When objects of kinds no cache watches were last read (Unix seconds).
+    pub verified_at: i64,
 }
+
+/// How long a reconcile waits for the caches' initial lists before giving up (and retrying).
+const CACHE_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Context {
     pub client: kube::Client,
@@ -82,6 +88,33 @@ impl Context {
         self.config
             .get(&key)
             .map(|cm| cm.data.clone().unwrap_or_default())
+    }
+
+    /// Waits until the configuration, the hooks and every member cache hold their initial
+    /// lists: deciding on a cache still filling would apply defaults, miss hooks, and rewrite
+    /// objects it has not seen yet.
+    pub async fn caches_ready(&self) -> anyhow::Result<()> {
+        let all = async {
+            self.config
+                .wait_until_ready()
+                .await
+                .map_err(|_| "the configuration cache stopped".to_owned())?;
+            self.hooks
+                .wait_until_ready()
+                .await
+                .map_err(|_| "the PostCreateHook cache stopped".to_owned())?;
+            self.caches.wait_until_ready().await
+        };
+        match tokio::time::timeout(CACHE_WAIT, all).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(problem)) => Err(anyhow::anyhow!(problem)),
+            Err(_) => Err(anyhow::anyhow!(
+                "the caches have not listed after {}s (still listing: {}); nothing is applied \
+                 from incomplete caches — can the controller list and watch these kinds?",
+                CACHE_WAIT.as_secs(),
+                self.caches.pending().join(", ")
+            )),
+        }
     }
 
     pub fn record(&self, control_plane: &str) -> Option<Record> {

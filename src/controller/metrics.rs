@@ -87,6 +87,15 @@ impl Metrics {
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
+    /// How many objects were counted under `action` so far.
+    pub fn objects_counted(&self, action: &str) -> u64 {
+        self.objects
+            .get_or_create(&ActionLabel {
+                action: action.to_owned(),
+            })
+            .get()
+    }
+
     pub fn set_ready(&self, control_plane: &str, ready: bool) {
         self.ready
             .get_or_create(&ControlPlaneLabel {

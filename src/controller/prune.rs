@@ -1,95 +1,122 @@
-//! Removing what a control plane no longer renders: objects of its ApplySet (label
-//! `applyset.kubernetes.io/part-of`) of the kinds it used to have, that the new set does not
-//! hold. Nothing without that label is ever touched.
+//! Finding and removing the members of a control plane's ApplySet (label
+//! `applyset.kubernetes.io/part-of`) of the kinds its parent records. Nothing without that
+//! label is ever touched.
+//!
+//! Members are found without listing what the controller may not list: watched kinds from the
+//! metadata caches, Secrets from the names the parent records, other kinds by a label-selected
+//! metadata LIST.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use anyhow::Context as _;
-use kflex_core::manifest::{Manifest, ObjectKey};
+use kflex_core::manifest::ObjectKey;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
-use kube::core::ApiResource;
+use kube::core::{ApiResource, GroupVersionKind};
 
+use super::apply::api_for;
 use super::context::Context;
-use super::ownership::{PART_OF, group_kind_of};
+use super::ownership::{Members, PART_OF};
 
-/// Deletes the members of ApplySet `id` of `group_kinds` that `current` does not hold; the
-/// keys deleted.
+/// One member found in the cluster.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub resource: ApiResource,
+    pub key: ObjectKey,
+}
+
+fn member(resource: &ApiResource, namespace: Option<String>, name: String) -> Member {
+    Member {
+        key: ObjectKey {
+            group: resource.group.clone(),
+            kind: resource.kind.clone(),
+            namespace,
+            name,
+        },
+        resource: resource.clone(),
+    }
+}
+
+/// The members of ApplySet `id` of the kinds (and Secrets) `recorded` names.
+pub async fn members(ctx: &Context, id: &str, recorded: &Members) -> anyhow::Result<Vec<Member>> {
+    let mut found = Vec::new();
+    for group_kind in &recorded.kinds {
+        let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
+        if group.is_empty() && kind == "Secret" {
+            let secrets = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Secret"));
+            for entry in &recorded.secrets {
+                if let Some((namespace, name)) = entry.split_once('/') {
+                    found.push(member(
+                        &secrets,
+                        Some(namespace.to_owned()),
+                        name.to_owned(),
+                    ));
+                }
+            }
+            continue;
+        }
+        if let Some((resource, cached)) = ctx.caches.members(group, kind, id) {
+            found.extend(
+                cached
+                    .into_iter()
+                    .map(|(namespace, name)| member(&resource, namespace, name)),
+            );
+            continue;
+        }
+        let Some(resource) = ctx.resources.resolve_group_kind(group_kind).await? else {
+            // The kind is not served any more, so none of its objects exist.
+            continue;
+        };
+        let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
+        let listed = all
+            .list_metadata(&ListParams::default().labels(&format!("{PART_OF}={id}")))
+            .await
+            .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural))?;
+        found.extend(listed.items.into_iter().map(|m| {
+            member(
+                &resource,
+                m.metadata.namespace,
+                m.metadata.name.unwrap_or_default(),
+            )
+        }));
+    }
+    Ok(found)
+}
+
+/// Deletes `member` (already gone is fine).
+pub async fn delete(ctx: &Context, member: &Member) -> anyhow::Result<()> {
+    let api = api_for(
+        &ctx.client,
+        &member.resource,
+        member.key.namespace.as_deref(),
+    );
+    match api
+        .delete(&member.key.name, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(err) => Err(anyhow::anyhow!("deleting {}: {err}", member.key)),
+    }
+}
+
+/// Deletes the members of ApplySet `id` (of what `recorded` names) that `wanted` does not hold;
+/// the keys deleted.
 pub async fn prune(
     ctx: &Context,
     id: &str,
-    group_kinds: &BTreeSet<String>,
-    current: &[Manifest],
+    recorded: &Members,
+    wanted: &HashSet<ObjectKey>,
 ) -> anyhow::Result<Vec<ObjectKey>> {
-    let wanted: HashSet<ObjectKey> = current.iter().map(Manifest::key).collect();
-    let selector = ListParams::default().labels(&format!("{PART_OF}={id}"));
     let mut deleted = Vec::new();
-    for group_kind in group_kinds {
-        let resource = match current.iter().find(|m| group_kind_of(m) == *group_kind) {
-            Some(manifest) => {
-                ctx.resources
-                    .resolve(manifest.api_version(), manifest.kind())
-                    .await?
-            }
-            None => ctx.resources.resolve_group_kind(group_kind).await?,
-        };
-        let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
-        let members = all
-            .list_metadata(&selector)
-            .await
-            .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural))?;
-        for member in members {
-            let name = member.metadata.name.clone().unwrap_or_default();
-            let namespace = member.metadata.namespace.clone();
-            let key = ObjectKey {
-                group: resource.group.clone(),
-                kind: resource.kind.clone(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-            };
-            if wanted.contains(&key) {
-                continue;
-            }
-            let api: Api<DynamicObject> = match &namespace {
-                Some(namespace) => Api::namespaced_with(ctx.client.clone(), namespace, &resource),
-                None => Api::all_with(ctx.client.clone(), &resource),
-            };
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => deleted.push(key),
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(err) => return Err(anyhow::anyhow!("pruning {key}: {err}")),
-            }
+    for member in members(ctx, id, recorded).await? {
+        if wanted.contains(&member.key) {
+            continue;
         }
+        delete(ctx, &member)
+            .await
+            .with_context(|| format!("pruning {}", member.key))?;
+        tracing::info!(applyset = id, object = %member.key, "pruned");
+        deleted.push(member.key);
     }
     Ok(deleted)
-}
-
-/// Deletes the cluster-scoped members of ApplySet `id` of `group_kinds` (at deletion: what the
-/// garbage collector would otherwise remove later).
-pub async fn delete_cluster_scoped(
-    ctx: &Context,
-    id: &str,
-    group_kinds: &BTreeSet<String>,
-) -> anyhow::Result<()> {
-    let selector = ListParams::default().labels(&format!("{PART_OF}={id}"));
-    for group_kind in group_kinds {
-        let resource: ApiResource = ctx.resources.resolve_group_kind(group_kind).await?;
-        let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
-        let members = all
-            .list_metadata(&selector)
-            .await
-            .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural))?;
-        for member in members
-            .items
-            .iter()
-            .filter(|m| m.metadata.namespace.is_none())
-        {
-            let name = member.metadata.name.clone().unwrap_or_default();
-            match all.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(err) => anyhow::bail!("deleting {} {name}: {err}", resource.kind),
-            }
-        }
-    }
-    Ok(())
 }

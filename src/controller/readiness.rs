@@ -16,7 +16,8 @@ pub trait ApiProbe: Send + Sync {
     fn serving<'a>(&'a self, kubeconfig: &'a [u8]) -> BoxFuture<'a, bool>;
 }
 
-/// Answers with a real request (`/version`) within `timeout`.
+/// Answers with a real request within `timeout`: `GET /api`, which (unlike `/version`) needs
+/// the kubeconfig's credentials to be accepted, so an expired token is not Ready.
 #[derive(Debug)]
 pub struct KubeconfigProbe {
     pub timeout: Duration,
@@ -42,7 +43,7 @@ impl ApiProbe for KubeconfigProbe {
                 return false;
             };
             matches!(
-                tokio::time::timeout(self.timeout, client.apiserver_version()).await,
+                tokio::time::timeout(self.timeout, client.list_core_api_versions()).await,
                 Ok(Ok(_))
             )
         })
@@ -92,6 +93,17 @@ pub async fn object_ready(
         return Ok(false);
     };
     Ok(ready(&resource.group, &resource.kind, &object.data))
+}
+
+/// Whether readiness of `group`/`kind` depends on more than existing (see [`ready`]).
+pub fn has_rule(group: &str, kind: &str) -> bool {
+    matches!(
+        (group, kind),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
+            | ("batch", "Job")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("", "Pod")
+    )
 }
 
 fn int(value: &Value, pointer: &str) -> Option<i64> {
@@ -151,5 +163,20 @@ mod tests {
             &crd
         ));
         assert!(ready("", "ConfigMap", &json!({})));
+    }
+
+    #[test]
+    fn kinds_with_a_rule_are_not_ready_by_existing() {
+        for (group, kind) in [
+            ("apps", "Deployment"),
+            ("apps", "StatefulSet"),
+            ("batch", "Job"),
+            ("apiextensions.k8s.io", "CustomResourceDefinition"),
+            ("", "Pod"),
+        ] {
+            assert!(has_rule(group, kind));
+            assert!(!ready(group, kind, &json!({"spec": {}})), "{kind}");
+        }
+        assert!(!has_rule("", "Secret") && !has_rule("", "ConfigMap"));
     }
 }

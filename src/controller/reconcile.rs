@@ -2,11 +2,11 @@
 //! changed, prune what is no longer rendered, and report status — writing nothing at all when
 //! nothing changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kflex_core::api::{ControlPlane, ControlPlaneType, SecretReference};
-use kflex_core::manifest::Manifest;
+use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{HookCatalog, RenderError, SetError, facts, metadata};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -14,10 +14,11 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::apply::Trust;
 use super::cleanup::{self, FINALIZER};
 use super::context::{Context, Record};
-use super::ownership::{self, CONTAINS_GROUP_KINDS};
-use super::readiness::{api_serving, object_ready};
+use super::ownership::{self, Members};
+use super::readiness::{api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::{apply, events, prune, settings_for, timestamp};
 
@@ -33,21 +34,14 @@ pub struct Error(#[from] anyhow::Error);
 pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let timer = std::time::Instant::now();
-    let outcome = match fresh(&ctx, &name).await {
-        Ok(None) => Ok(Action::await_change()),
-        Ok(Some(cp)) if cp.metadata.deletion_timestamp.is_some() => {
-            cleanup::cleanup(&cp, &ctx).await
-        }
-        Ok(Some(cp)) => sync(&cp, &ctx).await,
-        Err(err) => Err(err),
-    };
+    let outcome = reconcile_named(&ctx, &name).await;
     ctx.metrics
         .reconcile_seconds
         .observe(timer.elapsed().as_secs_f64());
     match outcome {
-        Ok(action) => {
+        Ok((action, result)) => {
             ctx.succeeded(&name);
-            ctx.metrics.count_reconcile("ok");
+            ctx.metrics.count_reconcile(result);
             Ok(action)
         }
         Err(err) => {
@@ -55,6 +49,32 @@ pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Actio
             Err(Error(err))
         }
     }
+}
+
+/// Reconciles ControlPlane `name`; the action and the result the metrics count (`ok` or
+/// `paused`).
+async fn reconcile_named(ctx: &Context, name: &str) -> anyhow::Result<(Action, &'static str)> {
+    ctx.caches_ready().await?;
+    let Some(cp) = fresh(ctx, name).await? else {
+        // Gone (released by kflex, or its finalizer removed by someone): forget it.
+        ctx.forget(name);
+        return Ok((Action::await_change(), "ok"));
+    };
+    if cp.metadata.deletion_timestamp.is_some() {
+        return Ok((cleanup::cleanup(&cp, ctx).await?, "ok"));
+    }
+    let annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    if annotations.get(PAUSED).is_some_and(|v| v == "true") {
+        let action = blocked(
+            ctx,
+            &cp,
+            "ReconcilePaused",
+            format!("reconciliation is paused by annotation {PAUSED}=\"true\""),
+        )
+        .await?;
+        return Ok((action, "paused"));
+    }
+    Ok((sync(&cp, ctx).await?, "ok"))
 }
 
 /// The ControlPlane as the API has it now. The watch cache the controller was woken from can
@@ -165,32 +185,61 @@ async fn not_rendered(
     let findings = Findings {
         synced: Some(synced),
         ready,
+        observed: true,
         ..Findings::default()
     };
     report(ctx, cp, &findings).await?;
     Ok(Action::await_change())
 }
 
+/// A pass that did not complete: Synced says why (once; the message is stable while the
+/// problem is), and the reconcile fails so it is retried with backoff.
+async fn failed(
+    ctx: &Context,
+    cp: &ControlPlane,
+    reason: &str,
+    problems: &[String],
+) -> anyhow::Result<Action> {
+    const SHOWN: usize = 3;
+    let mut message = problems
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > SHOWN {
+        message.push_str(&format!(" (and {} more)", problems.len() - SHOWN));
+    }
+    let findings = Findings {
+        synced: Some(Condition::new(SYNCED, false, reason, message.clone())),
+        observed: true,
+        ..Findings::default()
+    };
+    report(ctx, cp, &findings).await?;
+    Err(anyhow::anyhow!("{reason}: {message}"))
+}
+
 /// The finalizer and the ApplySet parent metadata on the ControlPlane, in one write when
-/// something is missing.
+/// something is missing; the ControlPlane as it is afterwards.
 async fn ensure_parent(
     ctx: &Context,
     cp: &ControlPlane,
-    kinds: &BTreeSet<String>,
-    namespaces: &BTreeSet<String>,
-) -> anyhow::Result<()> {
+    members: &Members,
+) -> anyhow::Result<ControlPlane> {
     let name = cp.metadata.name.clone().unwrap_or_default();
-    let (labels, annotations) = ownership::parent_metadata(&name, kinds, namespaces);
+    let (labels, annotations) = ownership::parent_metadata(&name, members);
     let have_labels = cp.metadata.labels.clone().unwrap_or_default();
     let have_annotations = cp.metadata.annotations.clone().unwrap_or_default();
     let finalizers = cp.metadata.finalizers.clone().unwrap_or_default();
-    let subset = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
-        want.iter().all(|(k, v)| have.get(k) == Some(v))
-    };
     let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
-    if has_finalizer && subset(&labels, &have_labels) && subset(&annotations, &have_annotations) {
-        return Ok(());
+    let labelled = labels.iter().all(|(k, v)| have_labels.get(k) == Some(v));
+    let annotated = annotations
+        .iter()
+        .all(|(k, v)| have_annotations.get(k) == v.as_ref());
+    if has_finalizer && labelled && annotated {
+        return Ok(cp.clone());
     }
+    // `null` removes an annotation in a merge patch.
     let mut metadata = json!({"labels": labels, "annotations": annotations});
     if !has_finalizer {
         let mut with_ours = finalizers;
@@ -208,23 +257,12 @@ async fn ensure_parent(
     .await
     .map_err(|err| {
         anyhow::anyhow!("writing the finalizer and ApplySet metadata of ControlPlane {name}: {err}")
-    })?;
-    Ok(())
+    })
 }
 
 async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let annotations = cp.metadata.annotations.clone().unwrap_or_default();
-    if annotations.get(PAUSED).is_some_and(|v| v == "true") {
-        ctx.metrics.count_reconcile("paused");
-        return blocked(
-            ctx,
-            cp,
-            "ReconcilePaused",
-            format!("reconciliation is paused by annotation {PAUSED}=\"true\""),
-        )
-        .await;
-    }
     let settings = match settings_for(ctx) {
         Ok(settings) => settings,
         Err(err) => return blocked(ctx, cp, "ConfigError", format!("{err:#}")).await,
@@ -251,40 +289,59 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         }
     };
     let mut manifests = rendered.manifests;
-    ownership::decorate(&mut manifests, cp);
+    ownership::decorate(&mut manifests, cp, &ctx.system_namespace);
     let hash = set_hash(&manifests);
-    let previous_kinds = ownership::split(annotations.get(CONTAINS_GROUP_KINDS));
-    let kinds = ownership::group_kinds(&manifests);
-    let all_kinds: BTreeSet<String> = previous_kinds.union(&kinds).cloned().collect();
-    ensure_parent(ctx, cp, &all_kinds, &ownership::namespaces(&manifests)).await?;
+    let current = Members::of(&manifests);
+    // Until pruned, the parent names both the old members and the new.
+    let recorded = Members::recorded(&annotations).union(&current);
+    let parent = ensure_parent(ctx, cp, &recorded).await?;
 
     let previous = ctx.record(&name);
-    let applied = apply::apply_set(ctx, &manifests, previous.as_ref(), &hash).await?;
+    let now = (ctx.clock)();
+    let resync = i64::try_from(ctx.options.resync.as_secs()).unwrap_or(i64::MAX);
+    let verified_at = previous.as_ref().map_or(0, |p| p.verified_at);
+    let trust = Trust {
+        same_set: previous.as_ref().is_some_and(|p| p.hash == hash),
+        verify_unwatched: now.saturating_sub(verified_at) >= resync,
+    };
+    let applied = apply::apply_set(ctx, &name, &manifests, previous.as_ref(), trust).await;
     ctx.metrics.count_objects("applied", applied.written.len());
     ctx.metrics.count_objects("unchanged", applied.unchanged);
-    for job in &applied.replaced_jobs {
+    for replaced in &applied.replaced {
         ctx.metrics.count_objects("replaced", 1);
         events::normal(
             ctx,
             cp,
-            "JobReplaced",
-            &format!("{job} changed and was created again"),
+            replaced.reason,
+            &format!(
+                "{} could not be changed in place and was created again",
+                replaced.key
+            ),
         )
         .await;
     }
-    if previous.as_ref().is_none_or(|p| p.hash != hash) {
+    let incomplete = |fingerprints| Record {
+        hash: String::new(),
+        fingerprints,
+        verified_at,
+    };
+    if !applied.failures.is_empty() {
+        ctx.remember(&name, incomplete(applied.fingerprints));
+        return failed(ctx, cp, "ApplyFailed", &applied.failures).await;
+    }
+    if !trust.same_set || recorded != current {
+        let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
         let id = ownership::applyset_id(&name);
-        let pruned = prune::prune(ctx, &id, &all_kinds, &manifests).await?;
-        ctx.metrics.count_objects("pruned", pruned.len());
-        if all_kinds != kinds {
-            // Shrink the parent's kinds now that the old ones are gone.
-            let mut shrunk = cp.clone();
-            let mut finalizers = shrunk.metadata.finalizers.take().unwrap_or_default();
-            if !finalizers.iter().any(|f| f == FINALIZER) {
-                finalizers.push(FINALIZER.to_owned());
+        match prune::prune(ctx, &id, &recorded, &wanted).await {
+            Ok(pruned) => ctx.metrics.count_objects("pruned", pruned.len()),
+            Err(err) => {
+                ctx.remember(&name, incomplete(applied.fingerprints));
+                return failed(ctx, cp, "PruneFailed", &[format!("{err:#}")]).await;
             }
-            shrunk.metadata.finalizers = Some(finalizers);
-            ensure_parent(ctx, &shrunk, &kinds, &ownership::namespaces(&manifests)).await?;
+        }
+        if recorded != current {
+            // The old members are gone: the parent names only the current ones.
+            ensure_parent(ctx, &parent, &current).await?;
         }
     }
     ctx.remember(
@@ -292,6 +349,11 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         Record {
             hash,
             fingerprints: applied.fingerprints,
+            verified_at: if trust.verify_unwatched {
+                now
+            } else {
+                verified_at
+            },
         },
     );
 
@@ -340,10 +402,12 @@ async fn readiness(
     for hook in hook_names(cp) {
         let mut ready = true;
         if wait {
-            for manifest in manifests
-                .iter()
-                .filter(|m| m.annotation(metadata::HOOK_ANNOTATION) == Some(hook.as_str()))
-            {
+            // Objects ready by existing exist: they were just applied (and the controller may
+            // not be allowed to read them, e.g. a Secret).
+            for manifest in manifests.iter().filter(|m| {
+                m.annotation(metadata::HOOK_ANNOTATION) == Some(hook.as_str())
+                    && has_rule(m.group(), m.kind())
+            }) {
                 let resource = ctx
                     .resources
                     .resolve(manifest.api_version(), manifest.kind())
@@ -391,5 +455,6 @@ async fn readiness(
         secret_ref: Some(secret_ref),
         hooks: Some(hooks),
         hooks_completed: Some(completed),
+        observed: true,
     })
 }

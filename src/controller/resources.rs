@@ -9,7 +9,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 
 /// API groups whose plurals follow kube-rs's rules (Kubernetes' own and OpenShift's routes),
 /// with the version kflex uses of each.
-const WELL_KNOWN_GROUPS: [(&str, &str); 16] = [
+const WELL_KNOWN_GROUPS: [(&str, &str); 17] = [
     ("", "v1"),
     ("apps", "v1"),
     ("batch", "v1"),
@@ -22,6 +22,7 @@ const WELL_KNOWN_GROUPS: [(&str, &str); 16] = [
     ("scheduling.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),
     ("discovery.k8s.io", "v1"),
+    ("events.k8s.io", "v1"),
     ("autoscaling", "v2"),
     ("apiregistration.k8s.io", "v1"),
     ("route.openshift.io", "v1"),
@@ -76,21 +77,31 @@ impl Resources {
     }
 
     /// The API resource of `Kind.group` (core kinds: `Kind`), in the version kflex uses for
-    /// Kubernetes' own groups, else the one the API server prefers.
-    pub async fn resolve_group_kind(&self, group_kind: &str) -> anyhow::Result<ApiResource> {
+    /// Kubernetes' own groups, else the one the API server prefers; `None` when the API server
+    /// does not serve that kind (any more: a hook's CustomResourceDefinition was removed).
+    pub async fn resolve_group_kind(
+        &self,
+        group_kind: &str,
+    ) -> anyhow::Result<Option<ApiResource>> {
         let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
         if let Some(version) = well_known(group) {
-            return Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(
+            return Ok(Some(ApiResource::from_gvk(&GroupVersionKind::gvk(
                 group, version, kind,
-            )));
+            ))));
         }
-        let api_group = kube::discovery::group(&self.client, group)
-            .await
-            .with_context(|| format!("discovering API group {group:?} of {group_kind}"))?;
-        let (resource, _) = api_group
+        let api_group = match kube::discovery::group(&self.client, group).await {
+            Ok(api_group) => api_group,
+            Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(_))) => {
+                return Ok(None);
+            }
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("discovering API group {group:?} of {group_kind}"));
+            }
+        };
+        Ok(api_group
             .recommended_kind(kind)
-            .with_context(|| format!("API group {group:?} has no kind {kind}"))?;
-        Ok(resource)
+            .map(|(resource, _)| resource))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GroupVersionKind, ApiResource>> {

@@ -46,9 +46,6 @@ pub struct ControllerArgs {
     /// Where `/healthz` and `/readyz` are served.
     #[arg(long, default_value = ":8081")]
     health_probe_bind_address: String,
-    /// The namespace of kflex's own objects (configuration, PostgreSQL, the Lease).
-    #[arg(long, env = "POD_NAMESPACE", default_value = kflex_core::settings::SYSTEM_NAMESPACE)]
-    system_namespace: String,
     /// ControlPlanes reconciled at once.
     #[arg(long, default_value_t = 4)]
     concurrency: u16,
@@ -100,7 +97,21 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
     runtime.block_on(serve_until_stopped(args))
 }
 
+/// kflex's objects live in one namespace, which the rendered manifests name; a controller
+/// deployed elsewhere would look for its configuration in the wrong place.
+fn check_namespace() -> anyhow::Result<&'static str> {
+    let expected = kflex_core::settings::SYSTEM_NAMESPACE;
+    match std::env::var("POD_NAMESPACE") {
+        Ok(namespace) if !namespace.is_empty() && namespace != expected => anyhow::bail!(
+            "the controller runs in namespace {namespace:?} ($POD_NAMESPACE), but kflex's system \
+             namespace is {expected:?}: install it with `kflex render --system`"
+        ),
+        _ => Ok(expected),
+    }
+}
+
 async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
+    let system_namespace = check_namespace()?;
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster configuration or $KUBECONFIG)")?;
@@ -121,6 +132,10 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    // Ready once serving: followers too, or a rolling update (new pod Ready before the old,
+    // leading one goes) would never finish.
+    health.ready.store(true, Ordering::SeqCst);
+
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("listening for SIGTERM")?;
     let stop = async move {
@@ -135,7 +150,7 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
     let lease = if args.leader_elect {
         let manager =
             kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "kflex-controller")
-                .with_namespace(&args.system_namespace)
+                .with_namespace(system_namespace)
                 .with_identity(&args.identity)
                 .build()
                 .await
@@ -169,14 +184,16 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
         ),
     };
 
+    let stopping = health.clone();
     let shutdown = async move {
         tokio::select! {
             () = stop => tracing::info!("stopping"),
             () = lost_leadership => tracing::warn!("lost leadership; stopping"),
         }
+        stopping.ready.store(false, Ordering::SeqCst);
     };
     let running = Running {
-        system_namespace: args.system_namespace.clone(),
+        system_namespace: system_namespace.to_owned(),
         concurrency: args.concurrency,
         options: Options {
             resync: args.resync,
@@ -185,7 +202,7 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
         },
         identity: args.identity.clone(),
     };
-    run_controller(client, running, metrics, health, shutdown).await?;
+    run_controller(client, running, metrics, shutdown).await?;
     if let Some(task) = leadership_task {
         task.abort();
     }
@@ -208,7 +225,6 @@ pub async fn run_controller(
     client: kube::Client,
     running: Running,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
     // Routes exist only on OpenShift: watch them when the configuration says so (read once;
@@ -253,7 +269,12 @@ pub async fn run_controller(
         Api::<ControlPlane>::all(client.clone()),
         watcher::Config::default(),
     )
-    .with_config(ControllerConfig::default().concurrency(running.concurrency));
+    // The debounce folds the burst of member events that follows an apply into one reconcile.
+    .with_config(
+        ControllerConfig::default()
+            .concurrency(running.concurrency)
+            .debounce(Duration::from_millis(500)),
+    );
     let control_planes = controller.store();
     let all = control_planes.clone();
     let every = move || {
@@ -274,7 +295,6 @@ pub async fn run_controller(
     for (resource, stream) in member_streams {
         controller = controller.watches_stream_with(stream, |meta| owner_of(&meta), resource);
     }
-    health.ready.store(true, Ordering::SeqCst);
     tracing::info!(namespace = %running.system_namespace, concurrency = running.concurrency, "reconciling ControlPlanes");
     controller
         .graceful_shutdown_on(shutdown)

@@ -14,7 +14,9 @@ use super::metrics::Metrics;
 /// What the endpoints report.
 #[derive(Debug, Default)]
 pub struct Health {
-    /// Set once the controller runs (caches listed); `/readyz` answers 503 until then.
+    /// Set once the process serves (leader or not) and cleared when it stops; `/readyz`
+    /// answers 503 otherwise. Leadership is not readiness: a follower that waited for the
+    /// Lease before being Ready would stall every rolling update.
     pub ready: AtomicBool,
 }
 

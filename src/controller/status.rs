@@ -48,6 +48,9 @@ pub struct Findings {
     pub secret_ref: Option<SecretReference>,
     pub hooks: Option<BTreeMap<String, bool>>,
     pub hooks_completed: Option<bool>,
+    /// The spec was acted on (rendered; applied or refused): `observedGeneration` moves to it.
+    /// Not while paused or blocked on the configuration.
+    pub observed: bool,
 }
 
 /// A condition whose status flipped (or appeared), for an Event.
@@ -102,9 +105,21 @@ pub fn next(
         };
         conditions.push(condition);
     }
+    // Conditions someone else added are kept, after kflex's own.
+    conditions.extend(
+        current
+            .conditions
+            .iter()
+            .filter(|c| c.type_ != SYNCED && c.type_ != READY)
+            .cloned(),
+    );
     let status = ControlPlaneStatus {
         conditions,
-        observed_generation: cp.metadata.generation.unwrap_or_default(),
+        observed_generation: if findings.observed {
+            cp.metadata.generation.unwrap_or_default()
+        } else {
+            current.observed_generation
+        },
         secret_ref: findings.secret_ref.clone().or(current.secret_ref),
         post_create_hooks: findings.hooks.clone().or(current.post_create_hooks),
         post_create_hook_completed: findings
@@ -173,6 +188,7 @@ mod tests {
                 if ready { "Available" } else { "Unavailable" },
                 message,
             )),
+            observed: true,
             ..Findings::default()
         }
     }
@@ -221,5 +237,36 @@ mod tests {
             ("True", "t4")
         );
         assert_eq!(transitions.len(), 1);
+    }
+
+    #[test]
+    fn a_paused_reconcile_observes_nothing_and_other_conditions_stay() {
+        let (first, _) = next(&cp_with(None), &findings(true, ""), "t1");
+        let mut current = first.clone();
+        current.conditions.push(ControlPlaneCondition {
+            type_: "Audited".into(),
+            status: "True".into(),
+            last_update_time: "t0".into(),
+            last_transition_time: "t0".into(),
+            reason: "ByPolicy".into(),
+            message: String::new(),
+        });
+        let mut cp = cp_with(Some(current));
+        cp.metadata.generation = Some(3);
+        let paused = Findings {
+            synced: Some(Condition::new(SYNCED, false, "ReconcilePaused", "paused")),
+            ..Findings::default()
+        };
+        let (next_status, _) = next(&cp, &paused, "t2");
+        assert_eq!(
+            next_status.observed_generation, 2,
+            "generation 3 is not acted on"
+        );
+        let types: Vec<&str> = next_status
+            .conditions
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["Synced", "Ready", "Audited"]);
     }
 }

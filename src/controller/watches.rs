@@ -84,11 +84,7 @@ impl Watches {
             let writer = reflector::store::Writer::new(resource.clone());
             let store = writer.as_reader();
             let events = watcher(api, watcher::Config::default().labels(CONTROL_PLANE_LABEL))
-                // Only what fingerprints need: no managed fields, no annotations.
-                .modify(|meta: &mut PartialObjectMeta<DynamicObject>| {
-                    meta.metadata.managed_fields = None;
-                    meta.metadata.annotations = None;
-                });
+                .modify(super::caches::reduce);
             member_streams.push((resource.clone(), reflected(writer, events)));
             caches.insert(resource, store);
         }

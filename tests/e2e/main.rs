@@ -1,17 +1,20 @@
 //! End to end, against a real cluster: `KFLEX_E2E_KUBECONFIG=~/.kube/config cargo test --test e2e
-//! -- --nocapture`. Without that variable the suite is skipped (it says so).
+//! -- --nocapture` (`RUST_LOG=info` adds the controller's log). Without that variable the suite
+//! is skipped (it says so).
 //!
 //! It installs the system manifests (`kflex render --system`, without the controller's
 //! Deployment, since the controller runs in this process instead), starts the controller,
-//! creates every acceptance ControlPlane with its hooks, and checks what the API shows: every
-//! rendered object exists with its ownership metadata, the status says Synced with the right
-//! secretRef, Pod Security labels are set. It then edits one control plane (a hook's variable,
-//! then a hook removed), deletes them all and checks the cleanup. Pods need not run: a cluster
-//! without nodes (or without kflex's image) is fine. Everything it creates is removed at the end
-//! unless KFLEX_E2E_KEEP is set.
+//! checks that the admission policy confines the controller, creates every acceptance
+//! ControlPlane with its hooks, and checks what the API shows: every rendered object exists with
+//! its ownership metadata, the status says Synced with the right secretRef, Pod Security labels
+//! are set, and a resync applies nothing. It then edits one control plane (a hook's variable,
+//! which replaces its Job; then a hook removed), deletes them all and checks the cleanup. Pods
+//! need not run: a cluster without nodes (or without kflex's image) is fine. Everything it
+//! creates is removed at the end unless KFLEX_E2E_KEEP is set.
 //!
 //! It changes the cluster: use a disposable one (kind, k3d). It refuses to run if ControlPlanes
-//! already exist there.
+//! already exist there. `KFLEX_E2E_FAKE_API=1` (only for a dry run against kflex-testkit's fake,
+//! which has no admission) skips the admission policy check.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +26,6 @@ use kflex::controller::context::Options;
 use kflex::controller::metrics::Metrics;
 use kflex::controller::resources::Resources;
 use kflex::controller::run::{Running, run_controller};
-use kflex::controller::server::Health;
 use kflex_core::api::{ControlPlane, PostCreateHook};
 use kflex_core::manifest::Manifest;
 use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
@@ -121,6 +123,91 @@ fn condition(cp: &ControlPlane, type_: &str) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
+/// Whether a request was denied with a message containing `policy_says`.
+fn denied<T>(result: Result<T, kube::Error>, policy_says: &str) -> anyhow::Result<bool> {
+    match result {
+        Err(kube::Error::Api(status)) => Ok(status.message.contains(policy_says)),
+        Err(err) => Err(anyhow::anyhow!(err)),
+        Ok(_) => Ok(false),
+    }
+}
+
+/// Acting as the controller, with dry runs (nothing is created even if the policy let it
+/// through): a ConfigMap in `default` is denied, one in kubeflex-system admitted, and a binding
+/// of a role to a user denied. Waits for the policy to be in force (it propagates
+/// asynchronously), so the controller never starts unconfined.
+async fn admission_policy_confines(
+    admin: &kube::Client,
+    as_controller: &kube::Client,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use kube::api::PostParams;
+
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let config_map = |namespace: &str| -> anyhow::Result<ConfigMap> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"name": "kflex-e2e-probe", "namespace": namespace}
+        }))?)
+    };
+    let elsewhere: Api<ConfigMap> = Api::namespaced(as_controller.clone(), "default");
+    eventually(
+        "the admission policy denies the controller a ConfigMap in default",
+        || {
+            let elsewhere = elsewhere.clone();
+            let dry_run = dry_run.clone();
+            let object = config_map("default");
+            async move {
+                denied(
+                    elsewhere.create(&dry_run, &object?).await,
+                    "the kflex controller may write only",
+                )
+            }
+        },
+    )
+    .await?;
+    let own: Api<ConfigMap> = Api::namespaced(as_controller.clone(), "kubeflex-system");
+    own.create(&dry_run, &config_map("kubeflex-system")?)
+        .await
+        .context("the admission policy must admit the controller's writes in kubeflex-system")?;
+
+    // A role the controller could grant (it holds these rights), bound to a user.
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "kflex-e2e-probe"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+    }))?;
+    roles
+        .patch(
+            "kflex-e2e-probe",
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&role),
+        )
+        .await?;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "kflex-e2e-probe",
+                     "labels": {"kflex.kubestellar.org/control-plane": "team-a"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kflex-e2e-probe"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]
+    }))?;
+    let bindings: Api<ClusterRoleBinding> = Api::all(as_controller.clone());
+    let outcome = denied(
+        bindings.create(&dry_run, &binding).await,
+        "binds roles only to ServiceAccounts",
+    );
+    let _ = roles
+        .delete("kflex-e2e-probe", &DeleteParams::default())
+        .await;
+    if !outcome? {
+        bail!("the admission policy let the controller bind a role to a user");
+    }
+    eprintln!("the admission policy confines the controller");
+    Ok(())
+}
+
 async fn run(kubeconfig: &str) -> anyhow::Result<()> {
     let kubeconfig =
         kube::config::Kubeconfig::read_from(kubeconfig).context("reading KFLEX_E2E_KUBECONFIG")?;
@@ -180,7 +267,16 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         bail!("the cluster already has ControlPlanes; run the suite on a disposable cluster");
     }
 
-    // 2. The controller, in this process.
+    // 2. The admission policy confines the controller (waiting until it is in force), and
+    //    the controller, in this process.
+    if std::env::var_os("KFLEX_E2E_FAKE_API").is_some() {
+        eprintln!(
+            "KFLEX_E2E_FAKE_API is set: the admission policy is NOT checked (the fake API has no \
+             admission); this run proves nothing about a cluster's admission"
+        );
+    } else {
+        admission_policy_confines(&client, &controller_client).await?;
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = Options {
         resync: Duration::from_secs(30),
@@ -194,11 +290,11 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         options,
         identity: "kflex-e2e".into(),
     };
+    let metrics = Arc::new(Metrics::default());
     let controller = tokio::spawn(run_controller(
         controller_client,
         running,
-        Arc::new(Metrics::default()),
-        Arc::new(Health::default()),
+        metrics.clone(),
         async move {
             let _ = stopped.await;
         },
@@ -282,11 +378,15 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{name}: {}", manifest.key()))?;
             let owners = object.metadata.owner_references.clone().unwrap_or_default();
+            let owned = owners
+                .iter()
+                .any(|o| o.kind == "ControlPlane" && o.name == name);
+            // What the database drop needs at deletion (in kubeflex-system) has no owner, so
+            // a foreground deletion cannot remove it first; the controller deletes it.
+            let in_system = manifest.namespace() == Some("kubeflex-system");
             assert!(
-                owners
-                    .iter()
-                    .any(|o| o.kind == "ControlPlane" && o.name == name),
-                "{name}: {} is not owned",
+                owned != in_system,
+                "{name}: {} owner references: {owners:?}",
                 manifest.key()
             );
             assert!(
@@ -312,9 +412,29 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         );
     }
 
-    // 4. Edits: a hook variable changes an object; a hook removed is pruned.
+    // A resync of unchanged control planes applies nothing (status may still change as
+    // workloads come up; objects must not be written).
+    let applied_before = metrics.objects_counted("applied");
+    tokio::time::sleep(options.resync + Duration::from_secs(10)).await;
+    let applied_after = metrics.objects_counted("applied");
+    assert_eq!(
+        applied_after, applied_before,
+        "objects were applied during a resync of unchanged control planes (the controller's log names them)"
+    );
+    eprintln!("a resync of every control plane applied nothing");
+
+    // 4. Edits: a hook variable changes a Job, which is replaced; a hook removed is pruned.
     let team_a = "team-a";
-    let patch = json!({"spec": {"globalVars": {"MESSAGE": "edited by the e2e suite"}}});
+    let jobs: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "team-a-system",
+        &resources.resolve("batch/v1", "Job").await?,
+    );
+    let old_uid = jobs.get("hello").await?.metadata.uid;
+    // The per-use variable: it is the one the hook's Job sees (it wins over globalVars).
+    let patch = json!({"spec": {"postCreateHooks": [
+        {"hookName": "hello", "vars": {"MESSAGE": "edited by the e2e suite"}},
+        {"hookName": "kubectl-check"}]}});
     control_plane_api
         .patch(team_a, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
@@ -358,6 +478,32 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         })
         .await?;
     }
+    assert!(
+        serde_json::to_string(&expected.iter().map(Manifest::object).collect::<Vec<_>>())?
+            .contains("edited by the e2e suite"),
+        "the edit changes what the hook renders"
+    );
+    let new_uid = jobs.get("hello").await?.metadata.uid;
+    assert_ne!(new_uid, old_uid, "the Job was replaced, not patched");
+    let events: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resources.resolve("events.k8s.io/v1", "Event").await?,
+    );
+    eventually("a JobReplaced Event on team-a", || {
+        let events = events.clone();
+        async move {
+            Ok(events
+                .list(&Default::default())
+                .await?
+                .items
+                .iter()
+                .any(|e| {
+                    e.data["reason"] == "JobReplaced" && e.data["regarding"]["name"] == team_a
+                }))
+        }
+    })
+    .await?;
     let remove = json!({"spec": {"postCreateHooks": [{"hookName": "kubectl-check"}]}});
     control_plane_api
         .patch(team_a, &PatchParams::default(), &Patch::Merge(&remove))
@@ -378,7 +524,25 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         })
         .await?;
     }
-    eprintln!("ControlPlane {team_a}: an edit applied, a removed hook pruned");
+    eprintln!("ControlPlane {team_a}: an edit applied (its Job replaced), a removed hook pruned");
+
+    // What the garbage collector does not remove and the controller must: the cluster-scoped
+    // members, those in kubeflex-system, and the database drop Jobs.
+    let mut leftovers = Vec::new();
+    for cp in &control_planes {
+        let live = control_plane_api
+            .get(cp.metadata.name.as_deref().unwrap_or_default())
+            .await?;
+        for manifest in renderer.render(&live, &catalog)?.manifests {
+            if manifest
+                .namespace()
+                .is_none_or(|ns| ns == "kubeflex-system")
+            {
+                leftovers.push(manifest);
+            }
+        }
+        leftovers.extend(renderer.render_cleanup(&live)?);
+    }
 
     // 5. Deletion: every ControlPlane goes (cleanup bounded), with its cluster-scoped objects.
     for cp in &control_planes {
@@ -403,17 +567,28 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
             "{name}: its namespace is being deleted"
         );
     }
-    let bindings: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &resources
-            .resolve("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
-            .await?,
+    for manifest in &leftovers {
+        let resource = resources
+            .resolve(manifest.api_version(), manifest.kind())
+            .await?;
+        let api: Api<DynamicObject> = match manifest.namespace() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let left = api.get_opt(manifest.name()).await?;
+        // A Namespace terminates while its contents go; anything else must be gone.
+        assert!(
+            left.is_none_or(
+                |o| manifest.kind() == "Namespace" && o.metadata.deletion_timestamp.is_some()
+            ),
+            "{} is left behind",
+            manifest.key()
+        );
+    }
+    eprintln!(
+        "every ControlPlane deleted and cleaned up ({} cluster-scoped or kubeflex-system objects and drop Jobs checked)",
+        leftovers.len()
     );
-    assert!(
-        bindings.get_opt("kflex-host-hosting").await?.is_none(),
-        "host's binding is gone"
-    );
-    eprintln!("every ControlPlane deleted and cleaned up");
 
     let _ = stop.send(());
     let _ = controller.await;
@@ -449,6 +624,11 @@ async fn kflex_on_a_real_cluster() {
         );
         return;
     };
+    // The in-process controller's log, with RUST_LOG=info (or finer).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     if let Err(err) = run(&kubeconfig.to_string_lossy()).await {
         panic!("end-to-end: {err:#}");
     }

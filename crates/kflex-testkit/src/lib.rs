@@ -1,10 +1,15 @@
 //! An in-process fake Kubernetes API server, enough of one for kflex's controller: objects kept
 //! as JSON by resource, get / list (label selectors) / watch (full or metadata-only) / create /
-//! replace / delete, server-side apply (as a deep merge, with Jobs' immutable template),
-//! merge patches (with resourceVersion preconditions, the status subresource, and finalizers
-//! that hold a deleted object), resource versions and generations, a log of every request, and
-//! injected failures. It is a tower `Service`, so `kube::Client::new(fake.clone(), "default")`
-//! talks to it directly.
+//! replace / delete, server-side apply (the body replaces what was there apart from status and
+//! identity — unlike Kubernetes, fields other managers set are dropped too — with Jobs'
+//! immutable template and bindings' immutable roleRef), merge patches (with resourceVersion
+//! preconditions, the status subresource, and finalizers that hold a deleted object), resource
+//! versions, generations where Kubernetes keeps them, RBAC-like denials of a verb on a
+//! resource, a log of every request, and injected failures. It is a tower `Service`, so
+//! `kube::Client::new(fake.clone(), "default")` talks to it directly.
+//!
+//! Not modelled: garbage collection, namespace termination, admission, field selectors,
+//! managed fields and defaulting.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -104,7 +109,42 @@ struct State {
     version: u64,
     log: Vec<Logged>,
     failures: VecDeque<Failure>,
+    /// (verb, plural) pairs answered with 403, as RBAC would.
+    denied: Vec<(String, String)>,
     watchers: Vec<Watcher>,
+    /// Every change, so a watch from a resourceVersion gets what happened since (as the API
+    /// server's watch cache does), not only what happens after it connects.
+    history: Vec<Change>,
+}
+
+/// One change, as watchers see it.
+struct Change {
+    version: u64,
+    key: Key,
+    kind: &'static str,
+    object: Value,
+}
+
+impl Watcher {
+    fn wants(&self, key: &Key, object: &Value) -> bool {
+        self.group == key.group
+            && self.plural == key.plural
+            && (self.namespace.is_none() || self.namespace == key.namespace)
+            && labels_match(object, self.selector.as_deref())
+    }
+
+    /// Sends one event; whether the watcher is still there.
+    fn send(&self, kind: &str, object: &Value) -> bool {
+        let object = if self.metadata_only {
+            metadata_only(object)
+        } else {
+            object.clone()
+        };
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        self.sender.send(Bytes::from(line)).is_ok()
+    }
 }
 
 /// The fake API server. Clones share state.
@@ -191,6 +231,10 @@ fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
 
 /// Deep merge (JSON merge patch semantics: null removes, objects merge, the rest replaces).
 pub fn merge(target: &mut Value, patch: &Value) {
+    // RFC 7386: an object patch applies to an empty object where the target is not one.
+    if patch.is_object() && !target.is_object() {
+        *target = json!({});
+    }
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
@@ -233,24 +277,19 @@ impl State {
         self.version.to_string()
     }
 
-    fn notify(&mut self, key: &Key, kind: &str, object: &Value) {
+    fn notify(&mut self, key: &Key, kind: &'static str, object: &Value) {
         self.watchers.retain(|watcher| {
-            let matches = watcher.group == key.group
-                && watcher.plural == key.plural
-                && (watcher.namespace.is_none() || watcher.namespace == key.namespace)
-                && labels_match(object, watcher.selector.as_deref());
-            if !matches {
-                return !watcher.sender.is_closed();
-            }
-            let object = if watcher.metadata_only {
-                metadata_only(object)
+            if watcher.wants(key, object) {
+                watcher.send(kind, object)
             } else {
-                object.clone()
-            };
-            let mut line =
-                serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-            line.push(b'\n');
-            watcher.sender.send(Bytes::from(line)).is_ok()
+                !watcher.sender.is_closed()
+            }
+        });
+        self.history.push(Change {
+            version: self.version,
+            key: key.clone(),
+            kind,
+            object: object.clone(),
         });
     }
 
@@ -274,18 +313,22 @@ impl State {
                 old_uid.unwrap_or_else(|| json!(format!("uid-{version}"))),
             );
         }
-        let old_generation = previous
-            .and_then(|p| p.pointer("/metadata/generation"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let spec_changed = previous.is_none_or(|p| p.get("spec") != object.get("spec"));
-        let generation = if spec_changed {
-            old_generation + 1
-        } else {
-            old_generation.max(1)
-        };
-        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.insert("generation".into(), json!(generation));
+        // Kubernetes keeps a generation for objects with a spec outside the core group
+        // (Deployments, Jobs, CRDs, custom resources...), not for ConfigMaps, Secrets, RBAC...
+        if object.get("spec").is_some() && !key.group.is_empty() {
+            let old_generation = previous
+                .and_then(|p| p.pointer("/metadata/generation"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let spec_changed = previous.is_none_or(|p| p.get("spec") != object.get("spec"));
+            let generation = if spec_changed {
+                old_generation + 1
+            } else {
+                old_generation.max(1)
+            };
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.insert("generation".into(), json!(generation));
+            }
         }
         let kind = if previous.is_some() {
             "MODIFIED"
@@ -345,6 +388,19 @@ impl FakeApi {
         });
     }
 
+    /// Drops every injected failure still pending.
+    pub fn heal(&self) {
+        self.lock().failures.clear();
+    }
+
+    /// Answers every `verb` (get, list, watch, create, update, patch, delete) on `plural` with
+    /// 403 Forbidden from now on, as RBAC would.
+    pub fn deny(&self, verb: &str, plural: &str) {
+        self.lock()
+            .denied
+            .push((verb.to_owned(), plural.to_owned()));
+    }
+
     /// Puts an object in place as if someone else wrote it (kind and plural are the caller's).
     pub fn put(&self, group: &str, plural: &str, object: Value) -> Value {
         let key = Key {
@@ -396,6 +452,16 @@ impl FakeApi {
         Some(self.put(group, plural, object))
     }
 
+    /// Every object of `group`/`plural`.
+    pub fn objects(&self, group: &str, plural: &str) -> Vec<Value> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.group == group && k.plural == plural)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
     /// How many objects of `group`/`plural` exist.
     pub fn count(&self, group: &str, plural: &str) -> usize {
         self.lock()
@@ -433,6 +499,35 @@ impl FakeApi {
                 path: path.clone(),
                 query: query.clone(),
             });
+            if let Some(target) = parse_path(&path) {
+                let watch = query
+                    .split('&')
+                    .any(|p| p == "watch=true" || p == "watch=1");
+                let verb = match (&method, &target.name) {
+                    (&Method::GET, None) if watch => "watch",
+                    (&Method::GET, None) => "list",
+                    (&Method::GET, Some(_)) => "get",
+                    (&Method::POST, _) => "create",
+                    (&Method::PUT, _) => "update",
+                    (&Method::PATCH, _) => "patch",
+                    (&Method::DELETE, _) => "delete",
+                    _ => "",
+                };
+                if state
+                    .denied
+                    .iter()
+                    .any(|(v, p)| v == verb && *p == target.plural)
+                {
+                    return status(
+                        403,
+                        "Forbidden",
+                        &format!(
+                            "{} is forbidden: User \"fake\" cannot {verb} resource \"{}\" in API group \"{}\"",
+                            target.plural, target.plural, target.group
+                        ),
+                    );
+                }
+            }
             let failure = state
                 .failures
                 .iter_mut()
@@ -463,7 +558,12 @@ impl FakeApi {
             (&Method::GET, None)
                 if params.get("watch").is_some_and(|w| w == "true" || w == "1") =>
             {
-                self.watch(&target, params.get("labelSelector").cloned(), metadata)
+                self.watch(
+                    &target,
+                    params.get("labelSelector").cloned(),
+                    metadata,
+                    params.get("resourceVersion").and_then(|v| v.parse().ok()),
+                )
             }
             (&Method::GET, None) => self.list(
                 &target,
@@ -544,16 +644,32 @@ impl FakeApi {
         )
     }
 
-    fn watch(&self, target: &Target, selector: Option<String>, metadata: bool) -> Response<Body> {
+    fn watch(
+        &self,
+        target: &Target,
+        selector: Option<String>,
+        metadata: bool,
+        since: Option<u64>,
+    ) -> Response<Body> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        self.lock().watchers.push(Watcher {
+        let watcher = Watcher {
             group: target.group.clone(),
             plural: target.plural.clone(),
             namespace: target.namespace.clone(),
             selector,
             metadata_only: metadata,
             sender,
-        });
+        };
+        let mut state = self.lock();
+        if let Some(since) = since {
+            for change in state.history.iter().filter(|c| c.version > since) {
+                if watcher.wants(&change.key, &change.object) {
+                    watcher.send(change.kind, &change.object);
+                }
+            }
+        }
+        state.watchers.push(watcher);
+        drop(state);
         let stream = futures::stream::unfold(receiver, |mut receiver| async move {
             let bytes = receiver.recv().await?;
             Some((Ok::<_, Infallible>(http_body::Frame::data(bytes)), receiver))
@@ -629,6 +745,19 @@ impl FakeApi {
                 "Invalid",
                 &format!(
                     "Job.batch \"{name}\" is invalid: spec.template: Invalid value: field is immutable"
+                ),
+            );
+        }
+        if let Some(previous) = &previous
+            && target.group == "rbac.authorization.k8s.io"
+            && target.plural.ends_with("rolebindings")
+            && previous.get("roleRef") != body.get("roleRef")
+        {
+            return status(
+                422,
+                "Invalid",
+                &format!(
+                    "RoleBinding.rbac.authorization.k8s.io \"{name}\" is invalid: roleRef: Invalid value: cannot change roleRef"
                 ),
             );
         }

@@ -23,6 +23,9 @@ pub struct CrdError {
 pub fn crds() -> Result<Vec<Value>, CrdError> {
     let mut control_planes = to_object(ControlPlane::crd())?;
     add_name_rule(&mut control_planes)?;
+    // kubectl accepts a custom resource as an ApplySet parent only when its CRD says so; the
+    // controller makes every ControlPlane the parent of what it applies.
+    control_planes["metadata"]["labels"] = json!({"applyset.kubernetes.io/is-parent-type": "true"});
     let hooks = to_object(PostCreateHook::crd())?;
     Ok(vec![control_planes, hooks])
 }
@@ -116,6 +119,10 @@ mod tests {
             "controlplanes.tenancy.kflex.kubestellar.org"
         );
         assert_eq!(cp["spec"]["scope"], "Cluster");
+        assert_eq!(
+            cp["metadata"]["labels"]["applyset.kubernetes.io/is-parent-type"],
+            "true"
+        );
         assert_eq!(cp["spec"]["names"]["shortNames"], json!(["cp", "cps"]));
         let columns: Vec<&str> = cp["spec"]["versions"][0]["additionalPrinterColumns"]
             .as_array()
