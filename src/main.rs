@@ -10,10 +10,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     match kflex::cli::run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("{}", kflex::cli::describe_error(&err));
-            ExitCode::FAILURE
+        Ok(kflex::cli::Outcome::Success) => ExitCode::SUCCESS,
+        Ok(kflex::cli::Outcome::Differences) => ExitCode::from(1),
+        Err(failure) => {
+            eprintln!("{}", kflex::cli::describe_error(&failure.error));
+            ExitCode::from(failure.code)
         }
     }
 }

@@ -1,10 +1,28 @@
 //! Command-line parsing and dispatch. Clap structs only parse; each subcommand module resolves
 //! its arguments (plus files and environment) into validated values, then runs.
 
+mod adopt;
+mod completion;
+mod config;
 mod crds;
+mod create;
+mod ctx;
+mod delete;
+mod diff;
+mod init;
+mod kind;
+pub mod kubeconfig;
+mod list;
+mod live;
+mod progress;
 mod render;
+mod session;
 mod settings;
+mod tenant;
+mod version;
+mod wait;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// kflex hosts many lightweight Kubernetes control planes inside one hosting cluster.
@@ -18,6 +36,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Render(Box<render::RenderArgs>),
+    Init(Box<init::InitArgs>),
+    Create(Box<create::CreateArgs>),
+    Adopt(Box<adopt::AdoptArgs>),
+    List(list::ListArgs),
+    Ctx(Box<ctx::CtxArgs>),
+    Diff(diff::DiffArgs),
+    Delete(delete::DeleteArgs),
+    Config(config::ConfigArgs),
+    Version(version::VersionArgs),
+    Completion(completion::CompletionArgs),
     Crds(crds::CrdsArgs),
     /// Programs the rendered Jobs and sidecars run inside the hosting cluster (they create every
     /// secret there; see docs/bootstrap.md).
@@ -31,15 +59,59 @@ pub fn accepts(args: &[&str]) -> Result<(), clap::Error> {
     Cli::try_parse_from(std::iter::once("kflex").chain(args.iter().copied())).map(|_| ())
 }
 
+/// How a command ended that did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `diff` found differences (exit 1, like `kubectl diff`).
+    Differences,
+}
+
+/// A command that failed, and the exit code that says so: 1, except for `diff`, whose 1
+/// means "differences" (its errors exit 2).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub code: u8,
+}
+
 /// Parses the command line and runs the command.
-pub fn run() -> anyhow::Result<()> {
+pub fn run() -> Result<Outcome, Failure> {
     let cli = Cli::parse();
+    let fail = |code| move |error| Failure { error, code };
+    let success = |result: anyhow::Result<()>| result.map(|()| Outcome::Success).map_err(fail(1));
     match cli.command {
-        Command::Render(args) => render::run(*args),
-        Command::Crds(args) => crds::run(args),
-        Command::Bootstrap(args) => crate::bootstrap::run::run(*args),
-        Command::Controller(args) => crate::controller::run::run(*args),
+        Command::Render(args) => success(render::run(*args)),
+        Command::Init(args) => success(init::run(*args)),
+        Command::Create(args) => success(create::run(*args)),
+        Command::Adopt(args) => success(adopt::run(*args)),
+        Command::List(args) => success(list::run(args)),
+        Command::Ctx(args) => success(ctx::run(*args)),
+        Command::Diff(args) => match diff::run(args) {
+            Ok(true) => Ok(Outcome::Differences),
+            Ok(false) => Ok(Outcome::Success),
+            Err(error) => Err(fail(2)(error)),
+        },
+        Command::Delete(args) => success(delete::run(args)),
+        Command::Config(args) => success(config::run(args)),
+        Command::Version(args) => success(version::run(args)),
+        Command::Completion(args) => success(completion::run(args)),
+        Command::Crds(args) => success(crds::run(args)),
+        Command::Bootstrap(args) => success(crate::bootstrap::run::run(*args)),
+        Command::Controller(args) => success(crate::controller::run::run(*args)),
     }
+}
+
+/// The field manager of kflex's own writes from the command line (the bootstrap Secret of
+/// `adopt`); the system manifests and control planes' objects use the controller's.
+const FIELD_MANAGER: &str = "kflex-cli";
+
+/// A runtime for a command's API calls: one thread is plenty for a person's command.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// The error and its causes, each once: `error: <top>` then `  caused by: <cause>` lines.

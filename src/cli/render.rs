@@ -68,7 +68,7 @@ pub(crate) struct RenderArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum TypeArg {
+pub(crate) enum TypeArg {
     K8s,
     K3s,
     Vcluster,

@@ -577,7 +577,8 @@ impl FakeApi {
             }
             (&Method::PUT, Some(name)) => self.replace(&target, name, body),
             (&Method::PATCH, Some(name)) if content_type.contains("apply-patch") => {
-                self.apply(&target, name, body)
+                let dry_run = params.get("dryRun").is_some_and(|value| value == "All");
+                self.apply(&target, name, body, dry_run)
             }
             (&Method::PATCH, Some(name)) => self.merge_patch(&target, name, &body),
             (&Method::DELETE, Some(name)) => self.delete(&target, name),
@@ -730,7 +731,8 @@ impl FakeApi {
         json_response(StatusCode::OK, &stored)
     }
 
-    fn apply(&self, target: &Target, name: &str, body: Value) -> Response<Body> {
+    /// Server-side apply; a dry run answers what would be stored and stores nothing.
+    fn apply(&self, target: &Target, name: &str, body: Value, dry_run: bool) -> Response<Body> {
         let key = Self::key(target, name);
         let mut state = self.lock();
         let previous = state.objects.get(&key).cloned();
@@ -785,6 +787,16 @@ impl FakeApi {
             object["status"] = json!({"conditions": [{"type": "Established", "status": "True"}]});
         }
         let created = previous.is_none();
+        if dry_run {
+            if let (Some(previous), Some(metadata)) = (&previous, object.get_mut("metadata")) {
+                for field in ["resourceVersion", "generation"] {
+                    if let Some(value) = previous.pointer(&format!("/metadata/{field}")) {
+                        metadata[field] = value.clone();
+                    }
+                }
+            }
+            return json_response(StatusCode::OK, &object);
+        }
         let stored = state.store(&key, object, previous.as_ref());
         json_response(
             if created {

@@ -1,0 +1,326 @@
+//! `kflex create`: create a ControlPlane, wait for it, and switch to it.
+//!
+//! Everything that can be checked is checked before anything is created: the name and fields
+//! (the CRD's rules), that the hooks exist (KubeFlex exited 0 without them, #235), that the
+//! hosting cluster's controller would render it, and for type external that its bootstrap
+//! Secret is there. Only then the ControlPlane is created; waiting for it follows.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::Secret;
+use kflex_core::api::{
+    BackendDbType, BootstrapSecretReference, ControlPlane, ControlPlaneSpec, ControlPlaneType,
+    PostCreateHook, PostCreateHookUse, validate_control_plane,
+};
+use kflex_core::settings::SYSTEM_NAMESPACE;
+use kube::Api;
+use kube::api::PostParams;
+
+use super::render::TypeArg;
+use super::session::{KubeconfigArgs, Session};
+
+const EXAMPLES: &str = "Examples:
+  kflex create cp1                               # type k8s, wait until Ready, switch to it
+  kflex create cp2 --type vcluster
+  kflex create cp3 --type k3s -p openshift-crds --set version=4.14
+  kflex create edge --type host                  # the hosting cluster itself
+  kflex create cp4 --wait=false                  # return once created (`kflex ctx cp4` later)";
+
+/// Create a control plane, wait until it is Ready and switch to its context
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct CreateArgs {
+    /// The control plane's name (its namespace is <name>-system)
+    name: String,
+    /// Type of control plane
+    #[arg(short = 't', long = "type", value_enum, default_value = "k8s")]
+    type_: TypeArg,
+    /// Database backend of type k8s
+    #[arg(short = 'b', long, value_enum, default_value = "shared")]
+    backend_type: BackendArg,
+    /// PostCreateHook to run once it is up (repeat for several)
+    #[arg(short = 'p', long = "postcreate-hook", value_name = "HOOK")]
+    hooks: Vec<String>,
+    /// A hook variable, NAME=VALUE (repeat for several)
+    #[arg(short = 'e', long = "set", value_name = "NAME=VALUE", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+    /// Be Ready only once every hook's objects are ready
+    #[arg(long)]
+    wait_for_hooks: bool,
+    /// Kubernetes version of the control plane (k8s, k3s, vcluster)
+    #[arg(long, value_name = "VERSION")]
+    kubernetes_version: Option<String>,
+    /// Wait until Ready, then add its context to the kubeconfig and switch to it
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    wait: bool,
+    /// How long to wait for Ready
+    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
+    timeout: Duration,
+    #[command(flatten)]
+    kubeconfig: KubeconfigArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Shared,
+    Dedicated,
+}
+
+/// `NAME=VALUE`, split at the first `=`, the name trimmed and not empty.
+pub(crate) fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("{text:?} has an empty name"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+/// Hook uses from `-p` and `--set`: one hook as KubeFlex writes it, several as a list.
+pub(crate) fn hook_fields(
+    spec: &mut ControlPlaneSpec,
+    hooks: &[String],
+    vars: &[(String, String)],
+) -> anyhow::Result<()> {
+    let vars: BTreeMap<String, String> = vars.iter().cloned().collect();
+    match hooks {
+        [] if !vars.is_empty() => bail!("--set gives hook variables: name a hook with -p"),
+        [] => {}
+        [hook] => {
+            spec.post_create_hook = Some(hook.clone());
+            spec.post_create_hook_vars = Some(vars).filter(|vars| !vars.is_empty());
+        }
+        several => {
+            spec.post_create_hooks = Some(
+                several
+                    .iter()
+                    .map(|hook| PostCreateHookUse {
+                        hook_name: hook.clone(),
+                        vars: Some(vars.clone()).filter(|vars| !vars.is_empty()),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn control_plane(args: &CreateArgs) -> anyhow::Result<ControlPlane> {
+    let type_ = ControlPlaneType::from(args.type_);
+    let mut spec: ControlPlaneSpec = serde_json::from_value(serde_json::json!({
+        "type": type_.as_str()
+    }))?;
+    if type_ == ControlPlaneType::K8s {
+        spec.backend = Some(match args.backend_type {
+            BackendArg::Shared => BackendDbType::Shared,
+            BackendArg::Dedicated => BackendDbType::Dedicated,
+        });
+    }
+    if type_ == ControlPlaneType::External {
+        spec.bootstrap_secret_ref = Some(BootstrapSecretReference {
+            name: format!("{}-bootstrap", args.name),
+            namespace: SYSTEM_NAMESPACE.to_owned(),
+            in_cluster_key: "kubeconfig-incluster".to_owned(),
+        });
+    }
+    hook_fields(&mut spec, &args.hooks, &args.vars)?;
+    spec.wait_for_post_create_hooks = args.wait_for_hooks.then_some(true);
+    spec.kubernetes_version = args.kubernetes_version.clone();
+    let cp = ControlPlane::new(&args.name, spec);
+    validate_control_plane(&cp).map_err(|err| anyhow::anyhow!("{err}"))?;
+    Ok(cp)
+}
+
+pub(crate) fn run(args: CreateArgs) -> anyhow::Result<()> {
+    let cp = control_plane(&args)?;
+    let mut session = Session::load(&args.kubeconfig)?;
+    let runtime = super::runtime()?;
+    runtime.block_on(create(
+        &mut session,
+        cp,
+        None,
+        Waiting {
+            wait: args.wait,
+            timeout: args.timeout,
+        },
+    ))
+}
+
+/// Whether and how long to wait after creating.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiting {
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+/// Checks `cp` against the hosting cluster, creates it, and (when waiting) brings its
+/// kubeconfig into the user's. Shared with `adopt`.
+pub(crate) async fn create(
+    session: &mut Session,
+    cp: ControlPlane,
+    bootstrap: Option<Secret>,
+    waiting: Waiting,
+) -> anyhow::Result<()> {
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let (hosting, client) = session.hosting_client().await?;
+    let api: Api<ControlPlane> = Api::all(client.clone());
+    if api
+        .get_opt(&name)
+        .await
+        .with_context(|| {
+            format!("reading ControlPlanes on the hosting cluster (context {hosting:?}); is kflex installed? (`kflex init`)")
+        })?
+        .is_some()
+    {
+        bail!("ControlPlane {name} exists already; `kflex ctx {name}` switches to it");
+    }
+    check_hooks(&client, &cp).await?;
+    super::live::render(&client, &cp).await?;
+    let written = match bootstrap {
+        Some(secret) => Some(write_bootstrap_secret(&client, secret).await?),
+        None => {
+            check_bootstrap_secret(&client, &cp).await?;
+            None
+        }
+    };
+    if let Err(err) = api.create(&PostParams::default(), &cp).await {
+        // Nothing half-done: a bootstrap Secret written for this ControlPlane goes with it.
+        if let Some(Written::Created(secret)) = &written {
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+            let _ = secrets.delete(secret, &Default::default()).await;
+        }
+        return Err(err).with_context(|| {
+            format!("creating ControlPlane {name} (hosting context {hosting:?})")
+        });
+    }
+    eprintln!("ControlPlane {name} created (type {})", cp.spec.type_);
+    if !waiting.wait {
+        eprintln!("not waiting; `kflex ctx {name}` switches to it once it is Ready");
+        return Ok(());
+    }
+    let ready = super::wait::until_ready(&api, &name, waiting.timeout).await?;
+    super::tenant::import(&mut session.kubeconfigs, &hosting, &client, &ready).await?;
+    session.kubeconfigs.save()?;
+    eprintln!("current context: {name:?} (`kflex ctx` goes back to the hosting cluster)");
+    Ok(())
+}
+
+/// Whether the bootstrap Secret was new.
+enum Written {
+    Created(String),
+    Updated,
+}
+
+/// Writes an adopted cluster's bootstrap Secret in kubeflex-system.
+async fn write_bootstrap_secret(client: &kube::Client, secret: Secret) -> anyhow::Result<Written> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+    let existed = secrets
+        .get_opt(&name)
+        .await
+        .with_context(|| format!("reading Secret {SYSTEM_NAMESPACE}/{name}"))?
+        .is_some();
+    let params = kube::api::PatchParams::apply(super::FIELD_MANAGER).force();
+    secrets
+        .patch(&name, &params, &kube::api::Patch::Apply(&secret))
+        .await
+        .with_context(|| format!("writing Secret {SYSTEM_NAMESPACE}/{name}"))?;
+    Ok(if existed {
+        Written::Updated
+    } else {
+        Written::Created(name)
+    })
+}
+
+/// Every hook `cp` uses exists on the hosting cluster.
+async fn check_hooks(client: &kube::Client, cp: &ControlPlane) -> anyhow::Result<()> {
+    let hooks: Api<PostCreateHook> = Api::all(client.clone());
+    let mut wanted: Vec<&str> = cp
+        .spec
+        .post_create_hook
+        .iter()
+        .map(String::as_str)
+        .collect();
+    wanted.extend(
+        cp.spec
+            .post_create_hooks
+            .iter()
+            .flatten()
+            .map(|hook| hook.hook_name.as_str()),
+    );
+    for hook in wanted {
+        if hooks
+            .get_opt(hook)
+            .await
+            .with_context(|| format!("reading PostCreateHook {hook}"))?
+            .is_none()
+        {
+            bail!(
+                "PostCreateHook {hook} does not exist on the hosting cluster; create it first \
+                 (`kubectl apply -f <hook file>`); nothing was created"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An external control plane needs its bootstrap Secret (`kflex adopt` creates it).
+async fn check_bootstrap_secret(client: &kube::Client, cp: &ControlPlane) -> anyhow::Result<()> {
+    let Some(reference) = &cp.spec.bootstrap_secret_ref else {
+        return Ok(());
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &reference.namespace);
+    let secret = secrets
+        .get_opt(&reference.name)
+        .await
+        .with_context(|| format!("reading Secret {}/{}", reference.namespace, reference.name))?;
+    let has_key = secret
+        .as_ref()
+        .and_then(|secret| secret.data.as_ref())
+        .is_some_and(|data| data.contains_key(&reference.in_cluster_key));
+    if !has_key {
+        bail!(
+            "type external needs the adopted cluster's kubeconfig in Secret {}/{}, key {:?}; \
+             `kflex adopt` creates both; nothing was created",
+            reference.namespace,
+            reference.name,
+            reference.in_cluster_key
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_split_at_the_first_equals_sign() {
+        assert_eq!(parse_var("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parse_var(" k = v "), Ok(("k".into(), "v".into())));
+        assert!(parse_var("novalue").is_err());
+        assert!(parse_var("=v").is_err());
+    }
+
+    #[test]
+    fn variables_without_a_hook_are_refused() {
+        let mut spec: ControlPlaneSpec =
+            serde_json::from_value(serde_json::json!({"type": "k8s"})).unwrap();
+        let err = hook_fields(&mut spec, &[], &[("a".into(), "b".into())]).unwrap_err();
+        assert!(err.to_string().contains("-p"), "{err}");
+        hook_fields(
+            &mut spec,
+            &["h1".into(), "h2".into()],
+            &[("a".into(), "b".into())],
+        )
+        .unwrap();
+        let uses = spec.post_create_hooks.unwrap();
+        assert_eq!(uses.len(), 2);
+        assert_eq!(uses[1].vars.as_ref().unwrap()["a"], "b");
+    }
+}

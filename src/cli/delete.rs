@@ -1,0 +1,127 @@
+//! `kflex delete`: delete a ControlPlane, wait until it and its namespace are gone, and remove
+//! its context from the kubeconfig.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use kflex_core::api::ControlPlane;
+use kube::Api;
+use kube::api::DeleteParams;
+
+use super::progress::Progress;
+use super::session::{KubeconfigArgs, Session};
+
+const EXAMPLES: &str = "Examples:
+  kflex delete cp1
+  kflex delete cp1 --wait=false    # return once deletion has started";
+
+/// Delete a control plane, wait until it is gone and remove its kubeconfig entries
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct DeleteArgs {
+    name: String,
+    /// Wait until the control plane and its namespace are gone
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    wait: bool,
+    /// How long to wait
+    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
+    timeout: Duration,
+    #[command(flatten)]
+    kubeconfig: KubeconfigArgs,
+}
+
+pub(crate) fn run(args: DeleteArgs) -> anyhow::Result<()> {
+    let mut session = Session::load(&args.kubeconfig)?;
+    let runtime = super::runtime()?;
+    let hosting = runtime.block_on(delete(&session, &args))?;
+    let context = args.name.as_str();
+    // The context is the control plane's if kflex marked it so, or (written by KubeFlex,
+    // which did not always mark it) if it uses the conventional `<cp>-cluster`.
+    let names = super::kubeconfig::EntryNames::of(context);
+    let marked = session
+        .kubeconfigs
+        .context_extension(context)
+        .is_some_and(|data| {
+            data.get(super::kubeconfig::CONTROL_PLANE)
+                .and_then(serde_json::Value::as_str)
+                == Some(context)
+        });
+    let conventional = session
+        .kubeconfigs
+        .body(super::kubeconfig::Section::Contexts, context)
+        .and_then(|body| body.get("cluster"))
+        .and_then(serde_json::Value::as_str)
+        == Some(names.cluster.as_str());
+    if marked || conventional {
+        super::ctx::remove_context(&mut session.kubeconfigs, context, Some(&hosting))?;
+        session.kubeconfigs.save()?;
+        eprintln!("context {context:?} removed from the kubeconfig");
+    }
+    Ok(())
+}
+
+/// Deletes the ControlPlane and waits; returns the hosting context.
+async fn delete(session: &Session, args: &DeleteArgs) -> anyhow::Result<String> {
+    let name = &args.name;
+    let (hosting, client) = session.hosting_client().await?;
+    let api: Api<ControlPlane> = Api::all(client.clone());
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_not_found() => bail!(
+            "there is no ControlPlane {name} on the hosting cluster (context {hosting:?}); \
+             `kflex list` shows them"
+        ),
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("deleting ControlPlane {name} (context {hosting:?})"));
+        }
+    }
+    eprintln!("ControlPlane {name}: deletion started");
+    if !args.wait {
+        return Ok(hosting);
+    }
+    let namespaces: Api<Namespace> = Api::all(client);
+    let namespace = format!("{name}-system");
+    let mut progress = Progress::start(format!("ControlPlane {name} to be removed"));
+    loop {
+        let cp = api.get_opt(name).await.ok().flatten();
+        let namespace_left = namespaces
+            .get_opt(&namespace)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        let status = match (&cp, namespace_left) {
+            (None, false) => {
+                progress.finish(&format!(
+                    "ControlPlane {name} and namespace {namespace} are gone"
+                ));
+                return Ok(hosting);
+            }
+            (Some(cp), _) => cp
+                .status
+                .as_ref()
+                .and_then(|status| status.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map_or_else(
+                    || "the kflex controller's cleanup".to_owned(),
+                    |ready| format!("cleanup ({}: {})", ready.reason, ready.message),
+                ),
+            (None, true) => format!("namespace {namespace} to terminate"),
+        };
+        progress.status(&status);
+        if progress.elapsed() >= args.timeout {
+            progress.finish(&format!("ControlPlane {name} is not gone yet"));
+            bail!(
+                "timed out after {} waiting for ControlPlane {name} to be removed; last seen: \
+                 waiting for {status}",
+                super::progress::elapsed(args.timeout)
+            );
+        }
+        for _ in 0..10 {
+            progress.draw();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

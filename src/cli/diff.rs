@@ -1,0 +1,351 @@
+//! `kflex diff`: what the controller would change on the hosting cluster. The control plane
+//! (live, or from a file: a change under review) is rendered with the cluster's configuration
+//! and hooks and the controller's ownership metadata, each object is applied with a server-side
+//! dry run as the controller's field manager, and the result is compared with the live object;
+//! members of its ApplySet the new set no longer holds show as removed. Exit 0: no difference,
+//! 1: differences, 2 or more: an error (kubectl diff's convention).
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use kflex_core::api::ControlPlane;
+use kflex_core::manifest::Manifest;
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::Value;
+use similar::TextDiff;
+
+use super::session::{KubeconfigArgs, Session};
+use crate::controller::apply::{FIELD_MANAGER, api_for};
+use crate::controller::ownership::{Members, PART_OF, applyset_id};
+use crate::controller::resources::Resources;
+
+const EXAMPLES: &str = "Examples:
+  kflex diff cp1                  # would the controller change anything of cp1 now?
+  kflex diff -f cp1.yaml          # what applying this edited ControlPlane would change
+  kflex diff cp1 --color always | less -R";
+
+/// Show what the controller would change for a control plane (exit 1 when anything)
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct DiffArgs {
+    /// A ControlPlane on the hosting cluster
+    #[arg(required_unless_present = "filename", conflicts_with = "filename")]
+    name: Option<String>,
+    /// ControlPlane file(s) (and PostCreateHooks, which replace the cluster's of that name)
+    #[arg(short = 'f', long, value_name = "FILE")]
+    filename: Vec<PathBuf>,
+    /// When to colour the diff
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+    #[command(flatten)]
+    kubeconfig: KubeconfigArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether anything differs.
+pub(crate) fn run(args: DiffArgs) -> anyhow::Result<bool> {
+    let session = Session::load(&args.kubeconfig)?;
+    let proposed = match &args.filename[..] {
+        [] => None,
+        files => Some(
+            crate::input::load(files, false, std::io::stdin().lock())
+                .context("reading the ControlPlane files")?,
+        ),
+    };
+    let colour = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal(),
+    };
+    let runtime = super::runtime()?;
+    let text = runtime.block_on(async {
+        let (hosting, client) = session.hosting_client().await?;
+        let mut hooks = super::live::hosting_hooks(&client).await?;
+        let control_planes: Vec<ControlPlane> = match (&args.name, proposed) {
+            (Some(name), _) => {
+                let api: kube::Api<ControlPlane> = kube::Api::all(client.clone());
+                vec![api.get_opt(name).await?.with_context(|| {
+                    format!("there is no ControlPlane {name} on the hosting cluster (context {hosting:?})")
+                })?]
+            }
+            (None, Some(inputs)) => {
+                for hook in inputs.hooks {
+                    hooks.retain(|known| known.metadata.name != hook.value.metadata.name);
+                    hooks.push(hook.value);
+                }
+                let api: kube::Api<ControlPlane> = kube::Api::all(client.clone());
+                let mut control_planes = Vec::new();
+                for proposed in inputs.control_planes {
+                    let mut cp = proposed.value;
+                    // The live object's uid ties owner references as the controller would.
+                    let name = cp.metadata.name.clone().unwrap_or_default();
+                    if let Some(live) = api.get_opt(&name).await? {
+                        cp.metadata.uid = live.metadata.uid;
+                        cp.metadata.annotations = live.metadata.annotations;
+                    }
+                    control_planes.push(cp);
+                }
+                control_planes
+            }
+            (None, None) => anyhow::bail!("name a ControlPlane or give -f FILE"),
+        };
+        let settings = super::live::hosting_settings(&client).await?;
+        let mut text = String::new();
+        for cp in &control_planes {
+            let manifests = super::live::render_with(&settings, hooks.clone(), cp)?;
+            text.push_str(&diff_control_plane(&client, cp, &manifests).await?);
+        }
+        anyhow::Ok(text)
+    })?;
+    if text.is_empty() {
+        return Ok(false);
+    }
+    print(&text, colour);
+    Ok(true)
+}
+
+#[allow(clippy::print_stdout, reason = "the diff is the command's output")]
+fn print(text: &str, colour: bool) {
+    if !colour {
+        print!("{text}");
+        return;
+    }
+    for line in text.lines() {
+        let code = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => "32",
+            Some(b'-') if !line.starts_with("---") => "31",
+            Some(b'@') => "36",
+            _ => "1",
+        };
+        if line.starts_with(' ') {
+            println!("{line}");
+        } else {
+            println!("\x1b[{code}m{line}\x1b[0m");
+        }
+    }
+}
+
+/// The unified diff of one control plane's objects: changed, added and removed.
+async fn diff_control_plane(
+    client: &kube::Client,
+    cp: &ControlPlane,
+    manifests: &[Manifest],
+) -> anyhow::Result<String> {
+    let resources = Resources::new(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    let mut text = String::new();
+    let mut wanted = BTreeSet::new();
+    let mut replaced = BTreeSet::new();
+    for manifest in manifests {
+        let key = manifest.key();
+        let resource = resources
+            .resolve(manifest.api_version(), manifest.kind())
+            .await?;
+        let label = label(&resource, manifest.namespace(), manifest.name());
+        wanted.insert(label.clone());
+        let api = api_for(client, &resource, manifest.namespace());
+        let live = api
+            .get_opt(manifest.name())
+            .await
+            .with_context(|| format!("reading {key}"))?;
+        let object = Value::Object(manifest.object().clone());
+        let applied = match api
+            .patch(manifest.name(), &params, &Patch::Apply(&object))
+            .await
+        {
+            Ok(applied) => applied,
+            // A namespace that does not exist yet makes a dry run of its objects fail; what
+            // would be created is then the rendered object itself.
+            Err(kube::Error::Api(status)) if status.is_not_found() && live.is_none() => {
+                serde_json::from_value(object.clone())?
+            }
+            // What the API cannot change in place the controller deletes and creates again
+            // (a Job's template, a binding's roleRef): the result is the rendered object.
+            Err(kube::Error::Api(status))
+                if status.code == 422 && live.is_some() && replaced_in_whole(manifest) =>
+            {
+                replaced.insert(label.clone());
+                serde_json::from_value(object.clone())?
+            }
+            Err(err) => return Err(err).with_context(|| format!("dry-run apply of {key}")),
+        };
+        let before = live
+            .as_ref()
+            .map(|live| comparable(live, None))
+            .transpose()?;
+        let after = comparable(&applied, live.as_ref())?;
+        let shown = if replaced.contains(&label) {
+            format!("{label} (deleted and created again)")
+        } else {
+            label
+        };
+        text.push_str(&unified(&shown, before.as_deref().unwrap_or(""), &after));
+    }
+    for (resource, namespace, name) in members(client, &resources, cp).await? {
+        let label = label(&resource, namespace.as_deref(), &name);
+        if wanted.contains(&label) {
+            continue;
+        }
+        let api = api_for(client, &resource, namespace.as_deref());
+        if let Some(live) = api.get_opt(&name).await? {
+            text.push_str(&unified(&label, &comparable(&live, None)?, ""));
+        }
+    }
+    Ok(text)
+}
+
+/// Kinds the controller replaces when an immutable field changes.
+fn replaced_in_whole(manifest: &Manifest) -> bool {
+    matches!(
+        (manifest.group(), manifest.kind()),
+        ("batch", "Job")
+            | (
+                "rbac.authorization.k8s.io",
+                "RoleBinding" | "ClusterRoleBinding"
+            )
+    )
+}
+
+fn label(resource: &ApiResource, namespace: Option<&str>, name: &str) -> String {
+    let group = if resource.group.is_empty() {
+        String::new()
+    } else {
+        format!(".{}", resource.group)
+    };
+    match namespace {
+        Some(namespace) => format!("{}{group}/{namespace}/{name}", resource.kind),
+        None => format!("{}{group}/{name}", resource.kind),
+    }
+}
+
+/// The live members of `cp`'s ApplySet, from the kinds its parent records.
+async fn members(
+    client: &kube::Client,
+    resources: &Resources,
+    cp: &ControlPlane,
+) -> anyhow::Result<Vec<(ApiResource, Option<String>, String)>> {
+    let annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    let recorded = Members::recorded(&annotations);
+    let id = applyset_id(cp.metadata.name.as_deref().unwrap_or_default());
+    let mut found = Vec::new();
+    for group_kind in &recorded.kinds {
+        if group_kind == "Secret" {
+            let secrets = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+            for entry in &recorded.secrets {
+                if let Some((namespace, name)) = entry.split_once('/') {
+                    found.push((secrets.clone(), Some(namespace.to_owned()), name.to_owned()));
+                }
+            }
+            continue;
+        }
+        let Some(resource) = resources.resolve_group_kind(group_kind).await? else {
+            continue;
+        };
+        let all: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &resource);
+        let listed = all
+            .list_metadata(&ListParams::default().labels(&format!("{PART_OF}={id}")))
+            .await
+            .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural))?;
+        for item in listed.items {
+            found.push((
+                resource.clone(),
+                item.metadata.namespace,
+                item.metadata.name.unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// An object as YAML without what the API server keeps for itself; Secret values masked
+/// (`***`, or `*** (before)` / `*** (after)` where they differ from `other`).
+fn comparable(object: &DynamicObject, other: Option<&DynamicObject>) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(object)?;
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+        ] {
+            metadata.remove(key);
+        }
+    }
+    if value.get("kind").and_then(Value::as_str) == Some("Secret") {
+        let other_data = other
+            .and_then(|other| other.data.get("data"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        for field in ["data", "stringData"] {
+            if let Some(data) = value.get_mut(field).and_then(Value::as_object_mut) {
+                for (key, secret) in data.iter_mut() {
+                    let same = other.is_none() || other_data.get(key) == Some(secret);
+                    *secret = Value::String(if same { "***" } else { "*** (changed)" }.to_owned());
+                }
+            }
+        }
+    }
+    Ok(kflex_core::manifest::to_yaml_document(&value)?)
+}
+
+/// `diff -u` of one object, empty when equal.
+fn unified(label: &str, before: &str, after: &str) -> String {
+    if before == after {
+        return String::new();
+    }
+    TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("live/{label}"), &format!("rendered/{label}"))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_objects_give_no_diff_and_changes_are_unified() {
+        assert_eq!(unified("ConfigMap/a/b", "x: 1\n", "x: 1\n"), "");
+        let text = unified("ConfigMap/a/b", "x: 1\ny: 2\n", "x: 1\ny: 3\n");
+        assert!(
+            text.starts_with("--- live/ConfigMap/a/b\n+++ rendered/ConfigMap/a/b\n"),
+            "{text}"
+        );
+        assert!(text.contains("-y: 2\n+y: 3\n"), "{text}");
+    }
+
+    #[test]
+    fn secret_values_are_never_printed() {
+        let secret = |value: &str| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "s", "namespace": "n", "resourceVersion": "7"},
+                "data": {"config": value, "same": "c2FtZQ=="}
+            }))
+            .unwrap()
+        };
+        let (live, applied) = (secret("b2xk"), secret("bmV3"));
+        let before = comparable(&live, None).unwrap();
+        let after = comparable(&applied, Some(&live)).unwrap();
+        for text in [&before, &after] {
+            assert!(!text.contains("b2xk") && !text.contains("bmV3"), "{text}");
+            assert!(!text.contains("resourceVersion"), "{text}");
+        }
+        assert!(
+            after.contains("config: '*** (changed)'")
+                || after.contains("config: \"*** (changed)\""),
+            "{after}"
+        );
+        assert!(unified("Secret/n/s", &before, &after).contains("*** (changed)"));
+    }
+}

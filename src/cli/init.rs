@@ -1,0 +1,212 @@
+//! `kflex init`: install kflex on the hosting cluster. The system manifests (what `kflex render
+//! --system` prints, with the same settings flags) are applied with server-side apply, the
+//! context is recorded as the hosting cluster's, and PostgreSQL and the controller are waited
+//! for. With `--create-kind`, a kind cluster with ingress-nginx in TLS-passthrough mode is
+//! created first.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use kflex_core::manifest::Manifest;
+use kflex_core::render::{Renderer, TemplateSet};
+use kflex_core::settings::SYSTEM_NAMESPACE;
+use kube::api::{Patch, PatchParams};
+
+use super::kind;
+use super::progress::Progress;
+use super::session::{KubeconfigArgs, Session};
+use super::settings::SettingsArgs;
+use crate::controller::apply::{FIELD_MANAGER, api_for};
+use crate::controller::readiness::ready;
+use crate::controller::resources::Resources;
+
+const EXAMPLES: &str = "Examples:
+  kflex init                                  # on the current context's cluster
+  kflex init --create-kind                    # a kind cluster named kubeflex first
+  kflex init --domain kflex.example.com --external-port 443
+  kflex init --openshift";
+
+/// Install kflex on the hosting cluster (the current context) and record it
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct InitArgs {
+    /// Name of the kind cluster --create-kind creates (its context is kind-<name>, its node
+    /// container <name>-control-plane)
+    #[arg(default_value = kind::DEFAULT_CLUSTER)]
+    cluster_name: String,
+    /// Create a kind cluster with ingress-nginx (TLS passthrough) first; needs `kind` on PATH
+    #[arg(short = 'c', long)]
+    create_kind: bool,
+    /// Wait until PostgreSQL and the controller are ready
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    wait: bool,
+    /// How long to wait for each
+    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
+    timeout: Duration,
+    #[command(flatten)]
+    kubeconfig: KubeconfigArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
+    let settings = args.settings.resolve(std::env::vars())?;
+    let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())
+        .context("compiling the templates")?;
+    let mut system = renderer.render_system()?.manifests;
+    let sources = super::kubeconfig::Sources::from_env(args.kubeconfig.kubeconfig.as_deref())?;
+    if args.create_kind {
+        if settings.is_open_shift {
+            bail!("--create-kind makes a kind cluster, which is not OpenShift; drop --openshift");
+        }
+        let kind_cluster = kind::Cluster {
+            name: args.cluster_name.clone(),
+            external_port: settings.external_port,
+        };
+        if settings.host_container != kind_cluster.node_container() {
+            eprintln!(
+                "note: the kind node container is {:?}; certificates name {:?} (--host-container)",
+                kind_cluster.node_container(),
+                settings.host_container
+            );
+        }
+        let kubeconfig_file = sources
+            .paths
+            .first()
+            .context("no kubeconfig file for kind to write to")?;
+        kind::create(&kind_cluster, kubeconfig_file)?;
+    }
+    let mut session = Session::load(&args.kubeconfig)?;
+    let context = match (args.create_kind, session.kubeconfigs.current_context()) {
+        (true, _) => kind::context(&args.cluster_name),
+        (false, Some(current)) => current.to_owned(),
+        (false, None) => bail!(
+            "the kubeconfig ({}) has no current context; switch to the hosting cluster's, or use \
+             --create-kind",
+            session.kubeconfigs.describe_paths()
+        ),
+    };
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let client = session.client(&context).await?;
+        eprintln!("installing kflex on the cluster of context {context:?}");
+        if args.create_kind {
+            let ingress = kind::ingress_nginx()?;
+            apply_all(&client, &ingress, args.timeout).await?;
+            wait_ready(&client, &ingress, "Deployment", args.timeout).await?;
+        }
+        apply_all(&client, &system, args.timeout).await?;
+        session.kubeconfigs.set_hosting_context(&context)?;
+        session.kubeconfigs.set_current_context(&context)?;
+        session.kubeconfigs.save()?;
+        eprintln!("hosting cluster recorded: context {context:?}");
+        if args.wait {
+            system.retain(|manifest| manifest.namespace() == Some(SYSTEM_NAMESPACE));
+            wait_ready(&client, &system, "StatefulSet", args.timeout).await?;
+            wait_ready(&client, &system, "Deployment", args.timeout).await?;
+        }
+        eprintln!("kflex is ready: `kflex create cp1` creates a control plane");
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
+
+/// Applies `manifests` in order with server-side apply; CRDs are waited for until established
+/// so that objects of their kinds can follow.
+pub(crate) async fn apply_all(
+    client: &kube::Client,
+    manifests: &[Manifest],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let resources = Resources::new(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for manifest in manifests {
+        let key = manifest.key();
+        let resource = resources
+            .resolve(manifest.api_version(), manifest.kind())
+            .await
+            .with_context(|| format!("applying {key}"))?;
+        let api = api_for(client, &resource, manifest.namespace());
+        let object = serde_json::Value::Object(manifest.object().clone());
+        api.patch(manifest.name(), &params, &Patch::Apply(&object))
+            .await
+            .with_context(|| format!("applying {key}"))?;
+        if manifest.kind() == "CustomResourceDefinition" {
+            wait_one(client, manifest, timeout).await?;
+        }
+    }
+    eprintln!("applied {} objects", manifests.len());
+    Ok(())
+}
+
+/// Waits until every object of `kind` among `manifests` is ready.
+async fn wait_ready(
+    client: &kube::Client,
+    manifests: &[Manifest],
+    kind: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    for manifest in manifests.iter().filter(|manifest| manifest.kind() == kind) {
+        wait_one(client, manifest, timeout).await?;
+    }
+    Ok(())
+}
+
+async fn wait_one(
+    client: &kube::Client,
+    manifest: &Manifest,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let resources = Resources::new(client.clone());
+    let resource = resources
+        .resolve(manifest.api_version(), manifest.kind())
+        .await?;
+    let api = api_for(client, &resource, manifest.namespace());
+    let what = match manifest.namespace() {
+        Some(namespace) => format!("{} {namespace}/{}", manifest.kind(), manifest.name()),
+        None => format!("{} {}", manifest.kind(), manifest.name()),
+    };
+    let mut progress = Progress::start(format!("{what} to be ready"));
+    loop {
+        let live = api
+            .get_opt(manifest.name())
+            .await
+            .with_context(|| format!("reading {what}"))?;
+        let status = match live {
+            Some(live) if ready(&resource.group, &resource.kind, &live.data) => {
+                progress.finish(&format!("{what} is ready"));
+                return Ok(());
+            }
+            Some(live) => describe(&live.data),
+            None => "it does not exist".to_owned(),
+        };
+        progress.status(&status);
+        if progress.elapsed() >= timeout {
+            progress.finish(&format!("{what} is not ready"));
+            bail!(
+                "timed out after {} waiting for {what} to be ready ({status}); `kubectl describe` \
+                 it to see why",
+                super::progress::elapsed(timeout)
+            );
+        }
+        for _ in 0..10 {
+            progress.draw();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// "1/1 replicas ready" or what a CRD's conditions say.
+fn describe(data: &serde_json::Value) -> String {
+    let ready = data
+        .pointer("/status/readyReplicas")
+        .and_then(serde_json::Value::as_i64);
+    let wanted = data
+        .pointer("/spec/replicas")
+        .and_then(serde_json::Value::as_i64);
+    match wanted {
+        Some(wanted) => format!("{}/{wanted} replicas ready", ready.unwrap_or(0)),
+        None => "not yet".to_owned(),
+    }
+}

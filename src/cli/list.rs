@@ -1,0 +1,160 @@
+//! `kflex list`: the control planes of the hosting cluster and how they stand.
+
+use anyhow::Context as _;
+use kflex_core::api::ControlPlane;
+use kube::Api;
+use serde::Serialize;
+
+use super::session::{KubeconfigArgs, Session};
+
+const EXAMPLES: &str = "Examples:
+  kflex list
+  kflex list -o json | jq -r '.[] | select(.ready != \"True\") | .name'";
+
+/// List the control planes of the hosting cluster
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct ListArgs {
+    /// Output format; json and yaml are stable for scripts (no ages, timestamps instead)
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    #[command(flatten)]
+    kubeconfig: KubeconfigArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// One control plane, as `-o json|yaml` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Row {
+    name: String,
+    #[serde(rename = "type")]
+    type_: String,
+    synced: String,
+    ready: String,
+    /// Why it is not Ready or not Synced; empty when it is both.
+    message: String,
+    created: Option<String>,
+}
+
+impl Row {
+    fn of(cp: &ControlPlane) -> Self {
+        let condition = |type_: &str| {
+            cp.status
+                .as_ref()
+                .and_then(|status| status.conditions.iter().find(|c| c.type_ == type_))
+        };
+        let status = |type_: &str| {
+            condition(type_).map_or_else(|| "Unknown".to_owned(), |c| c.status.clone())
+        };
+        let message = ["Synced", "Ready"]
+            .iter()
+            .filter_map(|type_| condition(type_))
+            .filter(|c| c.status != "True")
+            .map(|c| format!("{}: {}", c.reason, c.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            name: cp.metadata.name.clone().unwrap_or_default(),
+            type_: cp.spec.type_.as_str().to_owned(),
+            synced: status("Synced"),
+            ready: status("Ready"),
+            message,
+            created: cp
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|time| time.0.to_string()),
+        }
+    }
+}
+
+/// `5d`, `3h12m`, `4m`, `12s`, like kubectl's AGE.
+pub(crate) fn age(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match seconds {
+        0..120 => format!("{seconds}s"),
+        120..3600 => format!("{}m", seconds / 60),
+        3600..86400 => format!("{}h{}m", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{}d", seconds / 86400),
+    }
+}
+
+/// The table, with columns as wide as their widest value.
+pub(crate) fn table(rows: &[Row], now: i64, created: &[Option<i64>]) -> String {
+    let name_width = rows
+        .iter()
+        .map(|row| row.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut text = format!(
+        "{:<name_width$}  {:<7}  {:<7}  {:<8}  AGE\n",
+        "NAME", "SYNCED", "READY", "TYPE"
+    );
+    for (row, created) in rows.iter().zip(created) {
+        let age = created.map_or_else(|| "-".to_owned(), |created| age(now - created));
+        text.push_str(&format!(
+            "{:<name_width$}  {:<7}  {:<7}  {:<8}  {age}\n",
+            row.name, row.synced, row.ready, row.type_
+        ));
+    }
+    text
+}
+
+#[allow(clippy::print_stdout, reason = "the list is the command's output")]
+pub(crate) fn run(args: ListArgs) -> anyhow::Result<()> {
+    let session = Session::load(&args.kubeconfig)?;
+    let runtime = super::runtime()?;
+    let mut control_planes = runtime.block_on(async {
+        let (context, client) = session.hosting_client().await?;
+        let api: Api<ControlPlane> = Api::all(client);
+        api.list(&Default::default())
+            .await
+            .with_context(|| format!("listing ControlPlanes (hosting context {context:?})"))
+            .map(|list| list.items)
+    })?;
+    control_planes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let rows: Vec<Row> = control_planes.iter().map(Row::of).collect();
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Yaml => {
+            let value = serde_json::to_value(&rows)?;
+            print!("{}", kflex_core::manifest::to_yaml_document(&value)?);
+        }
+        Format::Table if rows.is_empty() => eprintln!("No control planes found."),
+        Format::Table => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let created: Vec<Option<i64>> = control_planes
+                .iter()
+                .map(|cp| {
+                    cp.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|time| time.0.as_second())
+                })
+                .collect();
+            print!("{}", table(&rows, now, &created));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectls() {
+        assert_eq!(age(59), "59s");
+        assert_eq!(age(600), "10m");
+        assert_eq!(age(3 * 3600 + 12 * 60), "3h12m");
+        assert_eq!(age(5 * 86400 + 7), "5d");
+    }
+}

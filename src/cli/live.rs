@@ -1,0 +1,76 @@
+//! Rendering a control plane the way the controller in the hosting cluster will: with that
+//! cluster's configuration (ConfigMap kubeflex-system/kubeflex-config) and its PostCreateHooks,
+//! and with the controller's ownership metadata. `create` uses it to refuse a control plane the
+//! controller would refuse, before creating anything; `diff` compares its output with the live
+//! objects.
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kflex_core::api::{ControlPlane, PostCreateHook};
+use kflex_core::manifest::Manifest;
+use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
+use kflex_core::settings::{SYSTEM_NAMESPACE, Settings};
+use kube::Api;
+
+use crate::controller::config::{CONFIG_MAP, settings};
+use crate::controller::ownership;
+
+/// The hosting cluster's settings (defaults when its ConfigMap does not exist).
+pub async fn hosting_settings(client: &kube::Client) -> anyhow::Result<Settings> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+    let config = config_maps
+        .get_opt(CONFIG_MAP)
+        .await
+        .with_context(|| format!("reading ConfigMap {SYSTEM_NAMESPACE}/{CONFIG_MAP}"))?;
+    settings(
+        SYSTEM_NAMESPACE,
+        config.as_ref().and_then(|config| config.data.as_ref()),
+    )
+}
+
+/// Every PostCreateHook of the hosting cluster.
+pub async fn hosting_hooks(client: &kube::Client) -> anyhow::Result<Vec<PostCreateHook>> {
+    let hooks: Api<PostCreateHook> = Api::all(client.clone());
+    Ok(hooks
+        .list(&Default::default())
+        .await
+        .context("listing PostCreateHooks (is kflex installed? `kflex init`)")?
+        .items)
+}
+
+/// What the controller would apply for `cp`: rendered, with its ownership metadata.
+pub async fn render(client: &kube::Client, cp: &ControlPlane) -> anyhow::Result<Vec<Manifest>> {
+    let settings = hosting_settings(client).await?;
+    let hooks = hosting_hooks(client).await?;
+    render_with(&settings, hooks, cp)
+}
+
+/// [`render`] with the configuration and hooks given. A ControlPlane that does not exist yet
+/// (no uid) gets no owner references: the controller adds them once it exists.
+pub fn render_with(
+    settings: &Settings,
+    hooks: Vec<PostCreateHook>,
+    cp: &ControlPlane,
+) -> anyhow::Result<Vec<Manifest>> {
+    let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())
+        .context("compiling the templates")?;
+    let catalog = HookCatalog::new(hooks).context("the hosting cluster's PostCreateHooks")?;
+    let name = cp.metadata.name.as_deref().unwrap_or_default();
+    let rendered = renderer
+        .render(cp, &catalog)
+        .with_context(|| format!("ControlPlane {name} cannot be rendered"))?;
+    let mut manifests = rendered.manifests;
+    ownership::decorate(&mut manifests, cp, SYSTEM_NAMESPACE);
+    if cp.metadata.uid.is_none() {
+        for manifest in &mut manifests {
+            if let Some(metadata) = manifest
+                .object_mut()
+                .get_mut("metadata")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                metadata.remove("ownerReferences");
+            }
+        }
+    }
+    Ok(manifests)
+}

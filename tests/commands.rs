@@ -1,0 +1,624 @@
+//! The people-facing commands (init aside: see tests/e2e) run as a user runs them (the `kflex` binary, its own process)
+//! against kflex-testkit's fake API over HTTP. The test plays the cluster's side: it answers
+//! for the controller where a command waits for one (status, the kubeconfig Secret), or runs
+//! the real controller in-process where the command's answer depends on what it applies
+//! (`diff`). Against a real cluster, tests/e2e runs them too.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use kflex::controller::context::Options;
+use kflex::controller::metrics::Metrics;
+use kflex::controller::run::{Running, run_controller};
+use kflex_testkit::FakeApi;
+use serde_json::{Value, json};
+
+const GROUP: &str = "tenancy.kflex.kubestellar.org";
+
+struct Cluster {
+    fake: FakeApi,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let fake = FakeApi::new();
+        let address = fake.serve_http().await.expect("test setup");
+        let dir = tempfile::tempdir().expect("test setup");
+        std::fs::write(dir.path().join("config"), FakeApi::kubeconfig(address))
+            .expect("test setup");
+        Self { fake, dir }
+    }
+
+    fn kubeconfig_path(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn kubeconfig(&self) -> Value {
+        serde_saphyr::from_str(
+            &std::fs::read_to_string(self.kubeconfig_path()).expect("test setup"),
+        )
+        .expect("test setup")
+    }
+
+    /// Runs `kflex ARGS` in its own process, off the runtime serving the fake.
+    async fn kflex(&self, args: &[&str]) -> Output {
+        let mut command = Command::cargo_bin("kflex").expect("test setup");
+        command
+            .env_clear()
+            .env("KUBECONFIG", self.kubeconfig_path())
+            .current_dir(self.dir.path())
+            .args(args)
+            .timeout(Duration::from_secs(60));
+        tokio::task::spawn_blocking(move || command.output().expect("test setup"))
+            .await
+            .expect("the command ran")
+    }
+
+    fn control_plane(&self, name: &str) -> Option<Value> {
+        self.fake.get(GROUP, "controlplanes", None, name)
+    }
+
+    /// What the controller would write once `name` is up: its status and kubeconfig Secret.
+    fn make_ready(&self, name: &str, secret: Option<(&str, &str, &str)>) {
+        let generation =
+            self.control_plane(name).expect("test setup")["metadata"]["generation"].clone();
+        let (secret_name, key, kubeconfig) = secret.unwrap_or(("admin-kubeconfig", "", ""));
+        if !key.is_empty() {
+            self.fake.put(
+                "",
+                "secrets",
+                json!({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": secret_name, "namespace": format!("{name}-system")},
+                       "data": {key: base64(kubeconfig)}}),
+            );
+        }
+        self.fake.edit(
+            GROUP,
+            "controlplanes",
+            None,
+            name,
+            &json!({"status": {
+                "observedGeneration": generation,
+                "conditions": [condition("Synced", "True", "ReconcileSuccess", ""),
+                               condition("Ready", "True", "Available", "")],
+                "secretRef": {"namespace": format!("{name}-system"), "name": secret_name,
+                              "key": key, "inClusterKey": "kubeconfig-incluster"}
+            }}),
+        );
+    }
+
+    /// Waits until ControlPlane `name` exists (created by a running command).
+    async fn created(&self, name: &str) {
+        for _ in 0..400 {
+            if self.control_plane(name).is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("ControlPlane {name} was not created");
+    }
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "lastTransitionTime": "2026-11-21T00:00:00Z", "lastUpdateTime": "2026-11-21T00:00:00Z"})
+}
+
+fn named<'a>(document: &'a Value, section: &str, name: &str) -> Option<&'a Value> {
+    document[section]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["name"] == name)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const SERVED_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: cp1-cluster
+  cluster:
+    server: https://cp1.localtest.me:9443
+    certificate-authority-data: Y2E=
+users:
+- name: cp1-admin
+  user:
+    token: cp1-token
+contexts:
+- name: cp1
+  context:
+    cluster: cp1-cluster
+    user: cp1-admin
+current-context: cp1
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_prints_a_table_and_stable_json() {
+    let cluster = Cluster::start().await;
+    let empty = cluster.kflex(&["list"]).await;
+    assert!(empty.status.success(), "{}", stderr(&empty));
+    assert!(stderr(&empty).contains("No control planes found."));
+    for (name, type_) in [("zeta", "k3s"), ("alpha", "host")] {
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": name}, "spec": {"type": type_}}),
+        );
+    }
+    cluster.fake.edit(
+        GROUP,
+        "controlplanes",
+        None,
+        "zeta",
+        &json!({"status": {"observedGeneration": 1, "conditions": [
+            condition("Synced", "True", "ReconcileSuccess", ""),
+            condition("Ready", "False", "Unavailable", "StatefulSet k3s-server is not ready"),
+        ]}}),
+    );
+    let table = cluster.kflex(&["list"]).await;
+    let table = String::from_utf8(table.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    let columns = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        columns(lines[0]),
+        ["NAME", "SYNCED", "READY", "TYPE", "AGE"],
+        "{table}"
+    );
+    assert_eq!(
+        columns(lines[1]),
+        ["alpha", "Unknown", "Unknown", "host", "-"],
+        "{table}"
+    );
+    assert_eq!(
+        columns(lines[2]),
+        ["zeta", "True", "False", "k3s", "-"],
+        "{table}"
+    );
+    let json_output = cluster.kflex(&["list", "-o", "json"]).await;
+    let rows: Value = serde_json::from_slice(&json_output.stdout).unwrap();
+    assert_eq!(rows[1]["name"], "zeta");
+    assert_eq!(rows[1]["ready"], "False");
+    assert_eq!(
+        rows[1]["message"],
+        "Unavailable: StatefulSet k3s-server is not ready"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_with_a_missing_hook_fails_and_creates_nothing() {
+    let cluster = Cluster::start().await;
+    let before = std::fs::read(cluster.kubeconfig_path()).unwrap();
+    let output = cluster
+        .kflex(&["create", "cp1", "-p", "nonexistent", "--set", "a=b"])
+        .await;
+    assert_eq!(output.status.code(), Some(1), "KubeFlex #235: not 0");
+    assert!(
+        stderr(&output).contains("PostCreateHook nonexistent does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(cluster.control_plane("cp1").is_none());
+    assert_eq!(std::fs::read(cluster.kubeconfig_path()).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_refuses_an_invalid_name_before_talking_to_the_cluster() {
+    let cluster = Cluster::start().await;
+    let output = cluster.kflex(&["create", "kube"]).await;
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("metadata.name"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(cluster.fake.log().is_empty(), "no request was made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_waits_for_ready_merges_the_kubeconfig_and_switches_to_it() {
+    let cluster = Cluster::start().await;
+    let command = cluster.kflex(&["create", "cp1", "--timeout", "50s"]);
+    let answer = async {
+        cluster.created("cp1").await;
+        // Still waiting: not Ready yet.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        cluster.make_ready(
+            "cp1",
+            Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG)),
+        );
+    };
+    let (output, ()) = tokio::join!(command, answer);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let created = cluster.control_plane("cp1").unwrap();
+    assert_eq!(created["spec"]["type"], "k8s");
+    assert_eq!(created["spec"]["backend"], "shared");
+    let kubeconfig = cluster.kubeconfig();
+    assert_eq!(kubeconfig["current-context"], "cp1");
+    let context = named(&kubeconfig, "contexts", "cp1").unwrap();
+    assert_eq!(context["context"]["cluster"], "cp1-cluster");
+    assert_eq!(context["context"]["user"], "cp1-admin");
+    assert_eq!(
+        named(&kubeconfig, "clusters", "cp1-cluster").unwrap()["cluster"]["server"],
+        "https://cp1.localtest.me:9443"
+    );
+    assert_eq!(
+        named(&kubeconfig, "users", "cp1-admin").unwrap()["user"]["token"],
+        "cp1-token"
+    );
+    let extension = &context["context"]["extensions"][0]["extension"]["data"];
+    assert_eq!(extension["controlplane-name"], "cp1");
+    let global = &kubeconfig["extensions"][0]["extension"]["data"];
+    assert_eq!(global["hosting-cluster-ctx-name"], "fake");
+
+    // `kflex ctx` goes back to the hosting cluster; `kflex ctx cp1` comes again.
+    assert!(cluster.kflex(&["ctx"]).await.status.success());
+    assert_eq!(cluster.kubeconfig()["current-context"], "fake");
+    assert!(cluster.kflex(&["ctx", "cp1"]).await.status.success());
+    assert_eq!(cluster.kubeconfig()["current-context"], "cp1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_reports_the_controllers_refusal_and_exits_non_zero() {
+    let cluster = Cluster::start().await;
+    let command = cluster.kflex(&["create", "cp1", "--type", "vcluster"]);
+    let answer = async {
+        cluster.created("cp1").await;
+        cluster.fake.edit(
+            GROUP,
+            "controlplanes",
+            None,
+            "cp1",
+            &json!({"status": {"observedGeneration": 1, "conditions": [
+                condition("Synced", "False", "ReconcileError", "hook hello: template line 3: undefined variable"),
+            ]}}),
+        );
+    };
+    let (output, ()) = tokio::join!(command, answer);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("ReconcileError: hook hello: template line 3: undefined variable"),
+        "{message}"
+    );
+    assert!(message.contains("kflex delete cp1"), "{message}");
+    assert_ne!(cluster.kubeconfig()["current-context"], "cp1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_host_gives_a_context_that_reaches_the_hosting_cluster() {
+    let cluster = Cluster::start().await;
+    let command = cluster.kflex(&["create", "edge", "--type", "host"]);
+    let answer = async {
+        cluster.created("edge").await;
+        cluster.make_ready("edge", None);
+    };
+    let (output, ()) = tokio::join!(command, answer);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let kubeconfig = cluster.kubeconfig();
+    assert_eq!(kubeconfig["current-context"], "edge");
+    let hosting_server =
+        named(&kubeconfig, "clusters", "fake").unwrap()["cluster"]["server"].clone();
+    assert_eq!(
+        named(&kubeconfig, "clusters", "edge-cluster").unwrap()["cluster"]["server"],
+        hosting_server
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_without_waiting_returns_once_created() {
+    let cluster = Cluster::start().await;
+    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(cluster.control_plane("cp1").is_some());
+    assert_eq!(cluster.kubeconfig()["current-context"], "fake");
+    let again = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_the_control_plane_and_its_context() {
+    let cluster = Cluster::start().await;
+    let command = cluster.kflex(&["create", "cp1"]);
+    let answer = async {
+        cluster.created("cp1").await;
+        cluster.make_ready(
+            "cp1",
+            Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG)),
+        );
+    };
+    let (output, ()) = tokio::join!(command, answer);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = cluster.kflex(&["delete", "cp1"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(cluster.control_plane("cp1").is_none());
+    let kubeconfig = cluster.kubeconfig();
+    assert!(named(&kubeconfig, "contexts", "cp1").is_none());
+    assert!(named(&kubeconfig, "clusters", "cp1-cluster").is_none());
+    assert!(named(&kubeconfig, "users", "cp1-admin").is_none());
+    assert_eq!(
+        kubeconfig["current-context"], "fake",
+        "back on the hosting cluster"
+    );
+
+    let missing = cluster.kflex(&["delete", "cp1"]).await;
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no ControlPlane cp1"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_stores_a_self_contained_kubeconfig_and_creates_the_control_plane() {
+    let cluster = Cluster::start().await;
+    let dir = cluster.dir.path();
+    std::fs::create_dir(dir.join("certs")).unwrap();
+    std::fs::write(dir.join("certs/ca.crt"), "CA PEM").unwrap();
+    std::fs::write(
+        dir.join("edge.yaml"),
+        "clusters:\n- name: kind-edge\n  cluster:\n    server: https://127.0.0.1:40123\n    certificate-authority: certs/ca.crt\n\
+         users:\n- name: kind-edge\n  user:\n    token: edge-admin-token\n\
+         contexts:\n- name: kind-edge\n  context:\n    cluster: kind-edge\n    user: kind-edge\n",
+    )
+    .unwrap();
+    let loopback = cluster
+        .kflex(&[
+            "adopt",
+            "edge",
+            "-a",
+            "edge.yaml",
+            "-c",
+            "kind-edge",
+            "--wait=false",
+        ])
+        .await;
+    assert!(!loopback.status.success());
+    assert!(
+        stderr(&loopback).contains("--url-override"),
+        "{}",
+        stderr(&loopback)
+    );
+    assert!(cluster.control_plane("edge").is_none());
+    assert!(
+        cluster
+            .fake
+            .get("", "secrets", Some("kubeflex-system"), "edge-bootstrap")
+            .is_none(),
+        "nothing half-done"
+    );
+
+    let output = cluster
+        .kflex(&[
+            "adopt",
+            "edge",
+            "-a",
+            "edge.yaml",
+            "-c",
+            "kind-edge",
+            "--url-override",
+            "https://edge-control-plane:6443",
+            "--wait=false",
+        ])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let cp = cluster.control_plane("edge").unwrap();
+    assert_eq!(cp["spec"]["type"], "external");
+    assert_eq!(
+        cp["spec"]["bootstrapSecretRef"],
+        json!({"name": "edge-bootstrap", "namespace": "kubeflex-system", "inClusterKey": "kubeconfig-incluster"})
+    );
+    let secret = cluster
+        .fake
+        .get("", "secrets", Some("kubeflex-system"), "edge-bootstrap")
+        .unwrap();
+    let stored: Value = serde_saphyr::from_str(
+        secret["stringData"]["kubeconfig-incluster"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let stored_cluster = &stored["clusters"][0]["cluster"];
+    assert_eq!(stored_cluster["server"], "https://edge-control-plane:6443");
+    assert_eq!(
+        stored_cluster["certificate-authority-data"],
+        base64("CA PEM")
+    );
+    assert!(stored_cluster.get("certificate-authority").is_none());
+    assert_eq!(stored["users"][0]["user"]["token"], "edge-admin-token");
+    assert_eq!(stored["current-context"], "kind-edge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
+    let cluster = Cluster::start().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(run_controller(
+        cluster.fake.client(),
+        Running {
+            system_namespace: "kubeflex-system".into(),
+            concurrency: 2,
+            options: Options::default(),
+            identity: "test".into(),
+        },
+        Arc::new(Metrics::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    for _ in 0..200 {
+        let synced = cluster.control_plane("cp1").is_some_and(|cp| {
+            cp["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Synced" && c["status"] == "True")
+            })
+        });
+        if synced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    let _ = controller.await;
+
+    let clean = cluster.kflex(&["diff", "cp1"]).await;
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&clean.stdout),
+        stderr(&clean)
+    );
+    assert!(clean.stdout.is_empty());
+    let stored_writes = |fake: &FakeApi| {
+        fake.writes()
+            .iter()
+            .filter(|write| !write.query.contains("dryRun"))
+            .count()
+    };
+    let writes = stored_writes(&cluster.fake);
+
+    cluster.fake.edit(
+        "apps",
+        "deployments",
+        Some("cp1-system"),
+        "kube-apiserver",
+        &json!({"spec": {"replicas": 3}}),
+    );
+    let drifted = cluster.kflex(&["diff", "cp1"]).await;
+    assert_eq!(drifted.status.code(), Some(1), "{}", stderr(&drifted));
+    let text = String::from_utf8(drifted.stdout).unwrap();
+    assert!(
+        text.contains("--- live/Deployment.apps/cp1-system/kube-apiserver"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-  replicas: 3") && text.contains("+  replicas: 1"),
+        "{text}"
+    );
+    assert!(!text.contains("\x1b["), "no colour off a terminal");
+    assert_eq!(
+        stored_writes(&cluster.fake),
+        writes,
+        "diff wrote nothing (dry runs only)"
+    );
+
+    let missing = cluster.kflex(&["diff", "nope"]).await;
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "errors exit 2, like kubectl diff"
+    );
+}
+
+#[test]
+fn every_command_for_people_has_help_with_examples() {
+    for command in [
+        "init", "create", "adopt", "list", "ctx", "diff", "delete", "render",
+    ] {
+        let output = Command::cargo_bin("kflex")
+            .unwrap()
+            .env_clear()
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command}");
+        let help = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            help.contains("Examples:") && help.contains(&format!("kflex {command}")),
+            "{command}: {help}"
+        );
+        assert!(
+            !help.contains("\x1b["),
+            "{command}: no colour off a terminal"
+        );
+    }
+}
+
+#[test]
+fn completion_scripts_cover_the_commands() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef kflex"),
+        ("fish", "complete -c kflex"),
+    ] {
+        let output = Command::cargo_bin("kflex")
+            .unwrap()
+            .env_clear()
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}");
+        assert!(
+            script.contains("adopt") && script.contains("set-hosting"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn version_without_a_cluster_says_so_and_succeeds() {
+    let output = Command::cargo_bin("kflex")
+        .unwrap()
+        .env_clear()
+        .env("KUBECONFIG", "/nonexistent/config")
+        .arg("version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(
+        stdout,
+        format!("kflex version: {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(
+        stderr(&output).contains("not reachable"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn init_create_kind_without_kind_fails_clearly_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("kflex")
+        .unwrap()
+        .env_clear()
+        .env("PATH", dir.path())
+        .env("KUBECONFIG", dir.path().join("config"))
+        .args(["init", "--create-kind"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("needs `kind` on PATH"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.path().join("config").exists(), "no kubeconfig written");
+}

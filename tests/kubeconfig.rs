@@ -1,0 +1,364 @@
+//! Kubeconfig editing through the `kflex` binary (`ctx`, `config set-hosting`) on fixture files:
+//! kubectl's `$KUBECONFIG` list rules, other tools' extensions kept, KubeFlex's format read,
+//! atomic writes that keep permissions and symbolic links. No cluster is involved.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kubeconfig");
+
+/// A temporary directory with copies of the fixtures.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("test setup");
+        for name in ["main.yaml", "second.yaml"] {
+            std::fs::copy(Path::new(FIXTURES).join(name), dir.path().join(name))
+                .expect("test setup");
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `kflex` with `$KUBECONFIG` listing `files`, and no HOME (nothing else may be touched).
+    fn kflex(&self, files: &[&str]) -> Command {
+        let list = std::env::join_paths(files.iter().map(|f| self.path(f))).expect("test setup");
+        let mut command = Command::cargo_bin("kflex").expect("test setup");
+        command
+            .env_clear()
+            .env("KUBECONFIG", list)
+            .current_dir(self.dir.path());
+        command
+    }
+
+    fn read(&self, name: &str) -> Value {
+        let text = std::fs::read_to_string(self.path(name)).expect("test setup");
+        serde_saphyr::from_str(&text).expect("test setup")
+    }
+
+    fn bytes(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).expect("test setup")
+    }
+}
+
+fn named<'a>(document: &'a Value, section: &str, name: &str) -> Option<&'a Value> {
+    document[section]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["name"] == name)
+}
+
+fn kubeflex_data(owner: &Value) -> &Value {
+    owner["extensions"]
+        .as_array()
+        .and_then(|list| list.iter().find(|e| e["name"] == "kubeflex"))
+        .map_or(&Value::Null, |e| &e["extension"]["data"])
+}
+
+#[test]
+fn ctx_list_merges_a_kubeconfig_list_like_kubectl() {
+    let home = Home::new();
+    let output = home
+        .kflex(&["main.yaml", "second.yaml"])
+        .args(["ctx", "list", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let rows: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        rows,
+        json!([
+            {"name": "kind-kubeflex", "current": true, "managed": false, "hosting": true, "controlPlane": null},
+            {"name": "cp1", "current": false, "managed": true, "hosting": false, "controlPlane": "cp1"},
+            {"name": "staging", "current": false, "managed": false, "hosting": false, "controlPlane": null},
+        ])
+    );
+    let table = home
+        .kflex(&["main.yaml", "second.yaml"])
+        .args(["ctx", "list"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|line| line.starts_with("* kind-kubeflex") && line.contains("hosting")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|line| line.starts_with("  cp1") && line.trim_end().ends_with("cp1")),
+        "{table}"
+    );
+}
+
+#[test]
+fn switching_writes_only_the_file_holding_the_current_context() {
+    let home = Home::new();
+    let second_before = home.bytes("second.yaml");
+    home.kflex(&["main.yaml", "second.yaml"])
+        .args(["ctx", "staging"])
+        .assert()
+        .success();
+    assert_eq!(home.read("main.yaml")["current-context"], "staging");
+    assert_eq!(
+        home.bytes("second.yaml"),
+        second_before,
+        "the file that sets no current context is left alone"
+    );
+    // No name: back to the hosting cluster, found through KubeFlex's legacy key.
+    home.kflex(&["main.yaml", "second.yaml"])
+        .arg("ctx")
+        .assert()
+        .success();
+    assert_eq!(home.read("main.yaml")["current-context"], "kind-kubeflex");
+}
+
+#[test]
+fn rename_moves_the_cluster_and_user_and_keeps_every_extension() {
+    let home = Home::new();
+    home.kflex(&["main.yaml"])
+        .args(["ctx", "rename", "cp1", "prod", "--switch"])
+        .assert()
+        .success();
+    let document = home.read("main.yaml");
+    let context = named(&document, "contexts", "prod").expect("context prod");
+    assert_eq!(context["context"]["cluster"], "prod-cluster");
+    assert_eq!(context["context"]["user"], "prod-admin");
+    assert_eq!(
+        kubeflex_data(&context["context"])["controlplane-name"],
+        "cp1",
+        "the context still reaches control plane cp1"
+    );
+    assert_eq!(
+        context["context"]["extensions"][0],
+        json!({"name": "other-tool", "extension": {"pinned": "yes"}})
+    );
+    assert_eq!(
+        named(&document, "clusters", "prod-cluster").unwrap()["cluster"]["server"],
+        "https://cp1.localtest.me:9443"
+    );
+    for (section, old) in [
+        ("contexts", "cp1"),
+        ("clusters", "cp1-cluster"),
+        ("users", "cp1-admin"),
+    ] {
+        assert!(named(&document, section, old).is_none(), "{old} is gone");
+    }
+    assert_eq!(document["current-context"], "prod");
+    assert_eq!(
+        document["extensions"][0],
+        json!({"name": "other-tool", "extension": {"color": "blue"}})
+    );
+}
+
+#[test]
+fn an_unmanaged_context_is_deleted_only_with_force() {
+    let home = Home::new();
+    let before = home.bytes("second.yaml");
+    let refused = home
+        .kflex(&["second.yaml"])
+        .args(["ctx", "delete", "staging"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(home.bytes("second.yaml"), before, "nothing changed");
+
+    home.kflex(&["second.yaml"])
+        .args(["ctx", "delete", "staging", "--force"])
+        .assert()
+        .success();
+    let document = home.read("second.yaml");
+    assert!(named(&document, "contexts", "staging").is_none());
+    assert!(named(&document, "clusters", "staging").is_none());
+    assert!(named(&document, "users", "staging").is_none());
+    assert!(
+        named(&document, "clusters", "kind-kubeflex").is_some(),
+        "entries of other contexts stay"
+    );
+}
+
+#[test]
+fn a_cluster_another_context_uses_stays_when_one_context_goes() {
+    let home = Home::new();
+    std::fs::write(
+        home.path("shared.yaml"),
+        "clusters:\n- name: x\n  cluster: {server: 'https://x'}\n\
+         users:\n- name: u\n  user: {token: t}\n\
+         contexts:\n- name: a\n  context: {cluster: x, user: u}\n- name: b\n  context: {cluster: x, user: u}\n\
+         current-context: a\n",
+    )
+    .unwrap();
+    home.kflex(&["shared.yaml"])
+        .args(["ctx", "delete", "a", "--force"])
+        .assert()
+        .success();
+    let document = home.read("shared.yaml");
+    assert!(named(&document, "clusters", "x").is_some());
+    assert!(named(&document, "users", "u").is_some());
+    assert!(
+        document.get("current-context").is_none(),
+        "the deleted context is not current any more"
+    );
+}
+
+#[test]
+fn recording_the_hosting_cluster_moves_its_mark_and_keeps_kubeflex_fields() {
+    let home = Home::new();
+    let files = ["main.yaml", "second.yaml"];
+    home.kflex(&files)
+        .args(["config", "set-hosting", "staging"])
+        .assert()
+        .success();
+    let main = home.read("main.yaml");
+    let extension = main["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "kubeflex")
+        .unwrap();
+    assert_eq!(
+        extension["extension"]["data"],
+        json!({"hosting-cluster-ctx-name": "staging"}),
+        "the legacy key is replaced"
+    );
+    assert_eq!(
+        extension["extension"]["metadata"]["creationTimestamp"], "2025-01-01T00:00:00Z",
+        "KubeFlex's fields are kept, not rewritten"
+    );
+    let staging = named(&home.read("second.yaml"), "contexts", "staging")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        kubeflex_data(&staging["context"])["is-hosting-cluster-ctx"],
+        "true"
+    );
+
+    home.kflex(&files)
+        .args(["config", "set-hosting", "kind-kubeflex"])
+        .assert()
+        .success();
+    let staging = named(&home.read("second.yaml"), "contexts", "staging")
+        .cloned()
+        .unwrap();
+    assert!(
+        kubeflex_data(&staging["context"])
+            .get("is-hosting-cluster-ctx")
+            .is_none(),
+        "a previous hosting context loses its mark: {staging}"
+    );
+    let unknown = home
+        .kflex(&files)
+        .args(["config", "set-hosting", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("\"nowhere\""));
+}
+
+#[cfg(unix)]
+#[test]
+fn writes_keep_permissions_follow_symbolic_links_and_leave_no_temporary_files() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = Home::new();
+    std::fs::set_permissions(
+        home.path("main.yaml"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(home.path("main.yaml"), home.path("link.yaml")).unwrap();
+    home.kflex(&["link.yaml"])
+        .args(["ctx", "cp1"])
+        .assert()
+        .success();
+    assert!(
+        std::fs::symlink_metadata(home.path("link.yaml"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link is still a link"
+    );
+    assert_eq!(home.read("main.yaml")["current-context"], "cp1");
+    let mode = std::fs::metadata(home.path("main.yaml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    let names: Vec<String> = std::fs::read_dir(home.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|name| !name.starts_with(".kflex-kubeconfig")),
+        "{names:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_write_leaves_the_kubeconfig_as_it_was() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = Home::new();
+    let locked = home.path("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::copy(home.path("main.yaml"), locked.join("config")).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    if std::fs::write(locked.join("probe"), "").is_ok() {
+        // Running as root: directory permissions do not stop writes; nothing to show here.
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+        return;
+    }
+    let before = std::fs::read(locked.join("config")).unwrap();
+    let output = home
+        .kflex(&["locked/config"])
+        .args(["ctx", "cp1"])
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("locked"));
+    assert_eq!(std::fs::read(locked.join("config")).unwrap(), before);
+}
+
+#[test]
+fn a_broken_kubeconfig_is_named_and_nothing_is_written() {
+    let home = Home::new();
+    std::fs::write(home.path("broken.yaml"), "contexts: [unclosed\n").unwrap();
+    let output = home
+        .kflex(&["main.yaml", "broken.yaml"])
+        .args(["ctx", "staging"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.yaml"), "{stderr}");
+    assert_eq!(
+        std::fs::read(home.path("main.yaml")).unwrap(),
+        std::fs::read(Path::new(FIXTURES).join("main.yaml")).unwrap()
+    );
+}
+
+#[test]
+fn without_any_kubeconfig_source_the_error_says_where_it_looked() {
+    let output = Command::cargo_bin("kflex")
+        .unwrap()
+        .env_clear()
+        .args(["ctx", "list"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("$KUBECONFIG"));
+}
