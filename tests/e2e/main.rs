@@ -208,7 +208,83 @@ async fn admission_policy_confines(
     Ok(())
 }
 
+/// Runs the `kflex` binary with the suite's kubeconfig; its output.
+async fn kflex(kubeconfig: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    // `--kubeconfig` is an option of each command: put it after the command words.
+    let mut full: Vec<&str> = Vec::new();
+    let split = args
+        .iter()
+        .position(|a| a.starts_with('-'))
+        .unwrap_or(args.len());
+    full.extend(&args[..split]);
+    full.extend(["--kubeconfig", kubeconfig]);
+    full.extend(&args[split..]);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kflex"));
+    command.args(&full);
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    Ok(output)
+}
+
+/// `list`, `diff`, `create` (refused, then host) and `delete`, as a person runs them.
+async fn cli_commands(kubeconfig: &str, control_planes: &[ControlPlane]) -> anyhow::Result<()> {
+    let before = std::fs::read(kubeconfig)?;
+    let listed = kflex(kubeconfig, &["list", "-o", "json"]).await?;
+    anyhow::ensure!(listed.status.success(), "kflex list: {listed:?}");
+    let rows: Vec<Value> = serde_json::from_slice(&listed.stdout)?;
+    for cp in control_planes {
+        let name = cp.metadata.name.clone().unwrap_or_default();
+        let row = rows
+            .iter()
+            .find(|row| row["name"] == name.as_str())
+            .with_context(|| format!("kflex list does not show {name}"))?;
+        anyhow::ensure!(
+            row["synced"] == "True",
+            "kflex list: {name} is not Synced: {row}"
+        );
+        // What the controller applied is exactly what kflex renders: no difference.
+        let diff = kflex(kubeconfig, &["diff", &name]).await?;
+        anyhow::ensure!(
+            diff.status.code() == Some(0),
+            "kflex diff {name} after the controller applied it (exit {:?}):\n{}{}",
+            diff.status.code(),
+            String::from_utf8_lossy(&diff.stdout),
+            String::from_utf8_lossy(&diff.stderr)
+        );
+    }
+    let refused = kflex(
+        kubeconfig,
+        &["create", "e2e-nohook", "-p", "no-such-hook", "--wait=false"],
+    )
+    .await?;
+    anyhow::ensure!(
+        refused.status.code() == Some(1)
+            && String::from_utf8_lossy(&refused.stderr).contains("does not exist"),
+        "kflex create with a missing hook: {refused:?}"
+    );
+    let created = kflex(
+        kubeconfig,
+        &["create", "e2e-host", "--type", "host", "--wait=false"],
+    )
+    .await?;
+    anyhow::ensure!(
+        created.status.success(),
+        "kflex create e2e-host: {created:?}"
+    );
+    let deleted = kflex(kubeconfig, &["delete", "e2e-host", "--timeout", "3m"]).await?;
+    anyhow::ensure!(
+        deleted.status.success(),
+        "kflex delete e2e-host: {deleted:?}"
+    );
+    anyhow::ensure!(
+        std::fs::read(kubeconfig)? == before,
+        "the CLI changed the kubeconfig although no control plane was switched to"
+    );
+    eprintln!("kflex list, diff, create and delete agree with the controller");
+    Ok(())
+}
+
 async fn run(kubeconfig: &str) -> anyhow::Result<()> {
+    let kubeconfig_path = kubeconfig;
     let kubeconfig =
         kube::config::Kubeconfig::read_from(kubeconfig).context("reading KFLEX_E2E_KUBECONFIG")?;
     let config = kube::Config::from_custom_kubeconfig(
@@ -422,6 +498,9 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         "objects were applied during a resync of unchanged control planes (the controller's log names them)"
     );
     eprintln!("a resync of every control plane applied nothing");
+
+    // 3b. The CLI for people, against the same cluster (it must not edit the kubeconfig here).
+    cli_commands(kubeconfig_path, &control_planes).await?;
 
     // 4. Edits: a hook variable changes a Job, which is replaced; a hook removed is pruned.
     let team_a = "team-a";

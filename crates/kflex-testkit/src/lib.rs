@@ -9,7 +9,7 @@
 //! `kube::Client::new(fake.clone(), "default")` talks to it directly.
 //!
 //! Not modelled: garbage collection, namespace termination, admission, field selectors,
-//! managed fields and defaulting.
+//! managed fields and defaulting; dry runs only for server-side apply (what `kflex diff` uses).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
