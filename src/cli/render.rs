@@ -57,7 +57,8 @@ pub(crate) struct RenderArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
     output: Format,
     /// Write one file per object to DIR/<control plane>/ (DIR/system/ for --system), replacing
-    /// those directories, instead of printing
+    /// those directories and removing the ones earlier runs wrote for sets not rendered now,
+    /// instead of printing
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
     /// Directory whose templates replace the embedded ones file by file (layout of templates/)
