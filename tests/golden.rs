@@ -493,8 +493,8 @@ fn sync_waves_order_what_depends_on_what() {
     }
 }
 
-/// A changed Job is deleted and created again by Argo CD, and no Job deletes itself (Argo CD
-/// would see it Missing and create it again, so it would run again and again).
+/// A changed Job is deleted and created again by Argo CD and Flux, and no Job deletes itself
+/// (Argo CD would see it Missing and create it again, so it would run again and again).
 #[test]
 fn jobs_are_replaced_when_changed_and_never_expire() {
     let mut jobs = 0;

@@ -3,8 +3,8 @@
 //!
 //! - Argo CD sync waves, from the install classes of `manifest::order` through one table
 //!   ([`class_wave`]) and the tier an object belongs to ([`Tier`]);
-//! - on Jobs, the sync option that makes Argo CD delete and re-create a changed Job instead of
-//!   failing on its immutable template, and no `ttlSecondsAfterFinished`;
+//! - on Jobs, what makes Argo CD and Flux delete and re-create a changed Job instead of failing
+//!   on its immutable template, and no `ttlSecondsAfterFinished`;
 //! - Flux's opt-out of post-build variable substitution on every object whose text contains `$`.
 //!
 //! An annotation an object already carries (a PostCreateHook's own choice) is left as it is.
@@ -24,6 +24,10 @@ pub const ARGOCD_HOOK_ANNOTATION: &str = "argocd.argoproj.io/hook";
 /// Flux skips post-build substitution for an object labelled or annotated `disabled`.
 pub const FLUX_SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
 pub const FLUX_SUBSTITUTE_DISABLED: &str = "disabled";
+/// Flux deletes and re-creates an object labelled or annotated `enabled` when applying it fails
+/// on an immutable field (fluxcd/kustomize-controller#787; the value is `enabled`, lower case).
+pub const FLUX_FORCE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/force";
+pub const FLUX_FORCE_ENABLED: &str = "enabled";
 
 /// The sync options of every Job. Argo CD's documentation (docs/user-guide/sync-options.md,
 /// "Force Sync", argoproj/argo-cd commit 03070f7a) gives `Force=true,Replace=true` for "job
@@ -106,6 +110,9 @@ pub(super) fn annotate(manifests: &mut [Manifest], system: bool) -> Vec<String> 
                 warnings.push(warning);
             }
             add_annotation(manifest, SYNC_OPTIONS_ANNOTATION, JOB_SYNC_OPTIONS);
+            if manifest.label(FLUX_FORCE_ANNOTATION).is_none() {
+                add_annotation(manifest, FLUX_FORCE_ANNOTATION, FLUX_FORCE_ENABLED);
+            }
         }
         mark_substitution(manifest);
     }
@@ -285,9 +292,11 @@ mod tests {
             set[0].annotation(SYNC_OPTIONS_ANNOTATION),
             Some("Force=true,Replace=true")
         );
+        assert_eq!(set[0].annotation(FLUX_FORCE_ANNOTATION), Some("enabled"));
         assert_eq!(set[1].object()["spec"]["ttlSecondsAfterFinished"], 60);
         // A CronJob's Jobs are not tracked by Argo CD; their TTL is the CronJob's business.
         assert_eq!(set[2].annotation(SYNC_OPTIONS_ANNOTATION), None);
+        assert_eq!(set[2].annotation(FLUX_FORCE_ANNOTATION), None);
         assert_eq!(
             set[2].object()["spec"]["jobTemplate"]["spec"]["ttlSecondsAfterFinished"],
             60
