@@ -415,3 +415,42 @@ fn a_directory_without_control_planes_prints_nothing() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("name: kubeflex-system\n"));
 }
+
+/// For review (examples/github/render-diff.yaml), plugin mode writes the same objects to a
+/// directory, one file per object.
+#[test]
+fn plugin_mode_renders_into_a_directory_for_review() {
+    let dir = example_copy();
+    let env = argo_environment(&application());
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::cargo_bin("kflex")
+        .expect("binary built")
+        .args(["render", "--argocd", "--output-dir"])
+        .arg(out.path())
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(&env)
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+    let stream = String::from_utf8(generate(dir.path(), &env).stdout).expect("UTF-8");
+    let mut files = 0;
+    for set in ["team-a", "team-b"] {
+        let kustomization =
+            std::fs::read_to_string(out.path().join(set).join("kustomization.yaml")).expect("set");
+        for file in kustomization.lines().filter_map(|l| l.strip_prefix("- ")) {
+            let text = std::fs::read_to_string(out.path().join(set).join(file)).expect("listed");
+            assert!(
+                stream.contains(&text),
+                "{set}/{file} is what the plugin prints"
+            );
+            files += 1;
+        }
+    }
+    assert_eq!(files, stream.matches("\n---\n").count() + 1);
+}

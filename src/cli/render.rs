@@ -66,8 +66,9 @@ pub(crate) struct RenderArgs {
     output_dir: Option<PathBuf>,
     /// Argo CD plugin mode: render the ControlPlanes and PostCreateHooks under the current
     /// directory with settings from kflex.yaml there, ARGOCD_ENV_<SETTING>, PARAM_<SETTING> and
-    /// KUBE_VERSION (see examples/argocd/)
-    #[arg(long, conflicts_with_all = ["names", "files", "recursive", "type_", "output_dir"])]
+    /// KUBE_VERSION (see examples/argocd/); with --output-dir, for reviewing what Argo CD
+    /// would apply
+    #[arg(long, conflicts_with_all = ["names", "files", "recursive", "type_"])]
     argocd: bool,
     /// Directory whose templates replace the embedded ones file by file (layout of templates/)
     #[arg(long, value_name = "DIR")]
