@@ -105,14 +105,13 @@ pub(crate) fn read(vars: &[(String, String)]) -> Result<ArgoInput, ArgoEnvError>
             kube_version = Layer::from_strings(source, [("kubeVersion", version)])?;
             continue;
         }
-        let (prefix, collected) = if let Some(name) = variable.strip_prefix(ENV_PREFIX) {
-            ((ENV_PREFIX, name), &mut env)
+        let (prefix, name, collected) = if let Some(name) = variable.strip_prefix(ENV_PREFIX) {
+            (ENV_PREFIX, name, &mut env)
         } else if let Some(name) = variable.strip_prefix(PARAM_PREFIX) {
-            ((PARAM_PREFIX, name), &mut parameters)
+            (PARAM_PREFIX, name, &mut parameters)
         } else {
             continue;
         };
-        let (prefix, name) = prefix;
         if squash(name) == SYSTEM_OPTION {
             system = Some(parse_option(variable, value)?);
         } else if let Some(known) = registry.get(&squash(name)) {
