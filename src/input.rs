@@ -95,7 +95,7 @@ pub fn load(paths: &[PathBuf], recursive: bool, stdin: impl Read) -> Result<Inpu
             }
             parse_file("<stdin>", &text, &mut inputs)?;
         } else if path.is_dir() {
-            let files = files_in(path, recursive)?;
+            let files = files_in(path, recursive, &|_| true)?;
             if files.is_empty() {
                 return Err(InputError::EmptyDirectory {
                     path: path.display().to_string(),
@@ -111,6 +111,19 @@ pub fn load(paths: &[PathBuf], recursive: bool, stdin: impl Read) -> Result<Inpu
     Ok(inputs)
 }
 
+/// Every `.yaml`, `.yml` and `.json` file under `dir` and its subdirectories, in name order,
+/// except hidden files and directories (`.git`, `.github`: not inputs) and files named `skip`
+/// (a settings file that lives among the inputs). For a source directory handed over whole, as
+/// Argo CD hands over an Application's.
+pub fn discover(dir: &Path, skip: &str) -> Result<Vec<PathBuf>, InputError> {
+    let wanted = |path: &Path| {
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| !name.starts_with('.') && name != skip)
+    };
+    files_in(dir, true, &wanted)
+}
+
 fn read_file(path: &Path, inputs: &mut Inputs) -> Result<(), InputError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
@@ -120,7 +133,13 @@ fn read_file(path: &Path, inputs: &mut Inputs) -> Result<(), InputError> {
     parse_file(&name, &text, inputs)
 }
 
-fn files_in(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, InputError> {
+/// The input files in `dir` (and, when `recursive`, below it) that `wanted` accepts, directories
+/// included: a directory `wanted` refuses is not entered.
+fn files_in(
+    dir: &Path,
+    recursive: bool,
+    wanted: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, InputError> {
     let read_error = |source| InputError::Read {
         path: dir.display().to_string(),
         source,
@@ -132,12 +151,12 @@ fn files_in(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, InputError> {
         .map_err(read_error)?;
     entries.sort();
     let mut files = Vec::new();
-    for entry in entries {
+    for entry in entries.into_iter().filter(|entry| wanted(entry)) {
         // Only real directories are entered, so a symlink cycle cannot loop.
         let metadata = std::fs::symlink_metadata(&entry).map_err(read_error)?;
         if metadata.is_dir() {
             if recursive {
-                files.extend(files_in(&entry, true)?);
+                files.extend(files_in(&entry, true, wanted)?);
             }
         } else if entry.is_file()
             && entry
@@ -360,6 +379,32 @@ mod tests {
     fn status_is_ignored() {
         let inputs = parse(&format!("{CP}metadata: {{name: a, resourceVersion: \"1\"}}\nspec: {{type: k8s}}\nstatus: {{anything: 1}}\n")).unwrap();
         assert_eq!(inputs.control_planes.len(), 1);
+    }
+
+    #[test]
+    fn discovery_skips_hidden_entries_and_the_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in [
+            "b.yaml",
+            "a.json",
+            "kflex.yaml",
+            "notes.md",
+            ".hidden.yaml",
+            "sub/c.yml",
+            "sub/kflex.yaml",
+            ".github/workflows/ci.yaml",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+        let found: Vec<String> = discover(root, "kflex.yaml")
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(found, ["a.json", "b.yaml", "sub/c.yml"]);
     }
 
     #[test]

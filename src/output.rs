@@ -1,6 +1,12 @@
 //! Writing rendered manifests: one stream on stdout, or one file per object in a directory.
 //! Formatting ([`finish`]) happens where the objects were rendered (on worker threads);
 //! [`write`] then writes everything at once, so an error leaves stdout empty.
+//!
+//! A directory is a mirror of one run: each set's directory is replaced as a whole, and a set
+//! directory an earlier run wrote that this run does not render (a ControlPlane removed from the
+//! input) is removed, so GitOps tools reading the directory never apply stale objects. kflex
+//! recognises its own set directories by the first line of their `kustomization.yaml`; anything
+//! else in the directory is left alone.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -82,7 +88,9 @@ fn files(manifests: &[Manifest], json: bool) -> Result<Vec<(String, String)>, Em
             let mut text =
                 serde_json::to_string_pretty(&item["items"][0]).map_err(EmitError::Json)?;
             text.push('\n');
-            files.push((file_name(manifest).replace(".yaml", ".json"), text));
+            let name = file_name(manifest);
+            let stem = name.strip_suffix(".yaml").unwrap_or(&name);
+            files.push((format!("{stem}.json"), text));
         } else {
             let stream = to_yaml_stream(single)?;
             let text = stream.strip_prefix("---\n").unwrap_or(&stream).to_owned();
@@ -94,24 +102,32 @@ fn files(manifests: &[Manifest], json: bool) -> Result<Vec<(String, String)>, Em
         .map(|(name, _)| format!("- {name}\n"))
         .collect();
     files.push((
-        "kustomization.yaml".to_owned(),
+        KUSTOMIZATION.to_owned(),
         format!(
-            "# Written by kflex render: the objects of this directory in install order.\n\
+            "{MARKER}: the objects of this directory in install order.\n\
              apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{resources}"
         ),
     ));
     Ok(files)
 }
 
-/// Replaces `dir/<set>` by each set's files; sets not rendered this time are left alone.
+/// The file listing a set's objects, which Flux, kustomize and `kubectl apply -k` read.
+const KUSTOMIZATION: &str = "kustomization.yaml";
+/// How a set's `kustomization.yaml` starts: marks the directory as kflex's to replace or remove.
+const MARKER: &str = "# Written by kflex render";
+/// Suffix of the directory a set is written to before it replaces the old one.
+const STAGING_SUFFIX: &str = ".kflex-tmp";
+
+/// Replaces `dir/<set>` by each set's files, then removes the set directories of earlier runs
+/// that this run did not render.
 fn write_dir(dir: &Path, sets: Vec<(String, Formatted)>) -> anyhow::Result<()> {
-    let mut names: Vec<&str> = sets.iter().map(|(name, _)| name.as_str()).collect();
+    let mut names: Vec<String> = sets.iter().map(|(name, _)| name.clone()).collect();
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
         bail!(
             "two rendered sets would both be written to {}: rename the control plane {:?} or \
              render the system manifests to another directory",
-            dir.join(pair[0]).display(),
+            dir.join(&pair[0]).display(),
             pair[0]
         );
     }
@@ -124,7 +140,34 @@ fn write_dir(dir: &Path, sets: Vec<(String, Formatted)>) -> anyhow::Result<()> {
         replace_directory(&target, &files)
             .with_context(|| format!("failed to write {}", target.display()))?;
     }
+    remove_stale_sets(dir, &names)
+}
+
+/// Removes what earlier runs left in `dir` that this run (which wrote `written`) did not
+/// render: set directories marked as kflex's, and interrupted staging directories.
+fn remove_stale_sets(dir: &Path, written: &[String]) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("failed to read {}", dir.display()))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Never follow a symlink out of the directory.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || written.contains(&name) {
+            continue;
+        }
+        let staging = name.starts_with('.') && name.ends_with(STAGING_SUFFIX);
+        if staging || is_kflex_set(&path) {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("failed to remove stale {}", path.display()))?;
+        }
+    }
     Ok(())
+}
+
+/// Whether `path` is a set directory kflex wrote.
+fn is_kflex_set(path: &Path) -> bool {
+    std::fs::read_to_string(path.join(KUSTOMIZATION)).is_ok_and(|text| text.starts_with(MARKER))
 }
 
 /// Writes `files` into a fresh sibling directory, then swaps it in for `target`.
@@ -136,7 +179,7 @@ fn replace_directory(target: &Path, files: &[(String, String)]) -> anyhow::Resul
         .file_name()
         .context("the output directory has no name")?
         .to_string_lossy();
-    let staging = parent.join(format!(".{name}.kflex-tmp"));
+    let staging = parent.join(format!(".{name}{STAGING_SUFFIX}"));
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }

@@ -507,6 +507,46 @@ fn output_dir_writes_one_file_per_object_and_replaces_what_was_there() {
 }
 
 #[test]
+fn output_dir_removes_the_sets_of_control_planes_no_longer_rendered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("rendered");
+    stdout(
+        kflex()
+            .args(["render", "cp1", "cp2", "--output-dir"])
+            .arg(&out),
+    );
+    assert!(out.join("cp2/kustomization.yaml").exists());
+    // A directory of the user's and an interrupted earlier run's staging directory.
+    std::fs::create_dir_all(out.join("mine")).expect("created");
+    std::fs::write(out.join("mine/kustomization.yaml"), "resources: []\n").expect("written");
+    std::fs::create_dir_all(out.join(".cp3.kflex-tmp")).expect("created");
+    // cp2 was removed from the input: its objects must not stay behind for Flux to apply.
+    stdout(kflex().args(["render", "cp1", "--output-dir"]).arg(&out));
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["cp1", "mine"]);
+}
+
+#[test]
+fn output_dir_json_files_are_named_like_the_yaml_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("rendered");
+    stdout(
+        kflex()
+            .args(["render", "cp1", "-o", "json", "--output-dir"])
+            .arg(&out),
+    );
+    let text =
+        std::fs::read_to_string(out.join("cp1/deployment.apps_cp1-system_kube-apiserver.json"))
+            .expect("file per object");
+    let object: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(object["kind"], "Deployment");
+}
+
+#[test]
 fn template_overrides_replace_files_and_errors_name_template_and_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("k8s")).expect("created");

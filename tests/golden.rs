@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kflex_core::manifest::Manifest;
-use kflex_core::render::pod_security;
+use kflex_core::render::{gitops, pod_security};
 use serde_json::Value;
 use similar::TextDiff;
 
@@ -394,4 +394,141 @@ fn rendered_kflex_invocations_are_accepted_by_the_binary() {
         expected,
         "the golden cases exercise every program"
     );
+}
+
+fn sync_wave(case: &str, object: &Manifest) -> i32 {
+    let wave = object
+        .annotation(gitops::SYNC_WAVE_ANNOTATION)
+        .unwrap_or_else(|| panic!("{case}: {} has no sync wave", object.key()));
+    wave.parse()
+        .unwrap_or_else(|_| panic!("{case}: {} has sync wave {wave:?}", object.key()))
+}
+
+/// Argo CD applies wave after wave and starts one only when the previous is healthy, so the
+/// waves must put what an object needs before it: namespaces and RBAC first, the bootstrap Jobs
+/// before the workloads that mount the Secrets those Jobs create, exposure after the workloads,
+/// the whole system set before any control plane, and a control plane before its hooks.
+#[test]
+fn sync_waves_order_what_depends_on_what() {
+    let objects = golden_objects();
+    for (case, object) in &objects {
+        let wave = sync_wave(case, object);
+        let from_hook = object
+            .annotation("kflex.kubestellar.org/post-create-hook")
+            .is_some();
+        let system = object
+            .label("kflex.kubestellar.org/control-plane")
+            .is_none();
+        if system {
+            assert!(
+                wave < 0,
+                "{case}: system object {} is in wave {wave}",
+                object.key()
+            );
+        } else if from_hook {
+            assert!(
+                wave >= 10,
+                "{case}: hook object {} is in wave {wave}",
+                object.key()
+            );
+        } else {
+            assert!(
+                (0..10).contains(&wave),
+                "{case}: {} is in wave {wave}",
+                object.key()
+            );
+        }
+    }
+    let wave_of = |case: &str, kinds: &[&str]| -> Vec<i32> {
+        objects
+            .iter()
+            .filter(|(c, o)| {
+                c == case
+                    && kinds.contains(&o.kind())
+                    && o.annotation("kflex.kubestellar.org/post-create-hook")
+                        .is_none()
+            })
+            .map(|(c, o)| sync_wave(c, o))
+            .collect()
+    };
+    for (case, before, after) in [
+        (
+            "k8s",
+            &["Namespace"][..],
+            &["ServiceAccount", "Role", "RoleBinding"][..],
+        ),
+        ("k8s", &["Role", "RoleBinding"], &["Job", "CronJob"]),
+        ("k8s", &["Job"], &["Deployment"]),
+        ("k8s", &["Deployment"], &["Ingress"]),
+        ("k8s-openshift", &["Deployment"], &["Route"]),
+        (
+            "system",
+            &["CustomResourceDefinition", "Namespace"],
+            &["ClusterRole"],
+        ),
+        ("system", &["Job"], &["StatefulSet", "Deployment"]),
+        ("vcluster", &["Secret"], &["StatefulSet"]),
+    ] {
+        let (before, after) = (wave_of(case, before), wave_of(case, after));
+        assert!(
+            !before.is_empty() && !after.is_empty(),
+            "{case}: kinds present"
+        );
+        let (last, first) = (before.iter().max(), after.iter().min());
+        assert!(
+            last < first,
+            "{case}: waves {before:?} must precede {after:?}"
+        );
+    }
+    // The hooks of k8s-hooks start after the control plane is exposed.
+    let exposure = wave_of("k8s-hooks", &["Ingress"]);
+    for (case, object) in &objects {
+        if case == "k8s-hooks"
+            && object
+                .annotation("kflex.kubestellar.org/post-create-hook")
+                .is_some()
+        {
+            assert!(sync_wave(case, object) > exposure[0], "{}", object.key());
+        }
+    }
+}
+
+/// A changed Job is deleted and created again by Argo CD and Flux, and no Job deletes itself
+/// (Argo CD would see it Missing and create it again, so it would run again and again).
+#[test]
+fn jobs_are_replaced_when_changed_and_never_expire() {
+    let mut jobs = 0;
+    for (case, object) in golden_objects() {
+        if object.kind() != "Job" {
+            continue;
+        }
+        jobs += 1;
+        assert_eq!(
+            object.annotation(gitops::SYNC_OPTIONS_ANNOTATION),
+            Some("Force=true,Replace=true"),
+            "{case}: {}",
+            object.key()
+        );
+        assert!(
+            object.object()["spec"]
+                .get("ttlSecondsAfterFinished")
+                .is_none(),
+            "{case}: {} has a TTL",
+            object.key()
+        );
+    }
+    assert!(jobs > 10, "the cases render Jobs");
+}
+
+/// Flux must not substitute variables in anything that contains `$` (CRD patterns, scripts).
+#[test]
+fn objects_with_dollar_signs_opt_out_of_flux_substitution() {
+    let mut marked = 0;
+    for (case, object) in golden_objects() {
+        let text = serde_json::to_string(object.object()).expect("serializable");
+        let opted_out = object.annotation(gitops::FLUX_SUBSTITUTE_ANNOTATION) == Some("disabled");
+        assert_eq!(text.contains('$'), opted_out, "{case}: {}", object.key());
+        marked += usize::from(opted_out);
+    }
+    assert!(marked > 0, "the CRDs' patterns contain $");
 }

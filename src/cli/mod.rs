@@ -2,6 +2,7 @@
 //! its arguments (plus files and environment) into validated values, then runs.
 
 mod adopt;
+mod argocd;
 mod completion;
 mod config;
 mod crds;
@@ -125,6 +126,19 @@ pub fn describe_error(err: &anyhow::Error) -> String {
         text.push_str(&cause.replace('\n', "\n    "));
     }
     text
+}
+
+/// The process environment. Unlike `std::env::vars`, a variable that is not UTF-8 does not
+/// panic: it arrives with replacement characters, and a setting it names is then refused.
+pub(crate) fn environment() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .map(|(name, value)| {
+            (
+                name.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Output formats of rendering commands.

@@ -11,8 +11,8 @@ use kflex_core::render::{HookCatalog, RenderError, Renderer, SetError, TemplateS
 
 use kflex_core::manifest::{EmitError, ObjectKey};
 
-use super::Format;
 use super::settings::SettingsArgs;
+use super::{Format, argocd};
 use crate::output::{self, Target};
 use crate::{batch, input};
 
@@ -29,6 +29,9 @@ Examples:
 
   # One file per object, for review in pull requests
   kflex render -f cp.yaml --output-dir rendered/
+
+  # As Argo CD's config-management plugin runs it, in an Application's source directory
+  ARGOCD_ENV_DOMAIN=example.com KUBE_VERSION=v1.33.4 kflex render --argocd
 
   # Settings from a file, the environment and flags
   KFLEX_DOMAIN=example.com kflex render cp1 --values settings.yaml --set images.kine.tag=v0.14.14 --openshift";
@@ -57,9 +60,16 @@ pub(crate) struct RenderArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
     output: Format,
     /// Write one file per object to DIR/<control plane>/ (DIR/system/ for --system), replacing
-    /// those directories, instead of printing
+    /// those directories and removing the ones earlier runs wrote for sets not rendered now,
+    /// instead of printing
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
+    /// Argo CD plugin mode: render the ControlPlanes and PostCreateHooks under the current
+    /// directory with settings from kflex.yaml there, ARGOCD_ENV_<SETTING>, PARAM_<SETTING> and
+    /// KUBE_VERSION (see examples/argocd/); with --output-dir, for reviewing what Argo CD
+    /// would apply
+    #[arg(long, conflicts_with_all = ["names", "files", "recursive", "type_"])]
+    argocd: bool,
     /// Directory whose templates replace the embedded ones file by file (layout of templates/)
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
@@ -104,17 +114,24 @@ struct ControlPlaneFailed {
 }
 
 pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
-    if args.names.is_empty() && args.files.is_empty() && !args.system {
-        bail!("nothing to render: give control-plane NAMEs, -f FILE_OR_DIR, or --system");
-    }
-    if args.type_.is_some() && args.names.is_empty() {
-        bail!(
-            "--type applies to control planes named on the command line; a file's ControlPlanes carry spec.type"
-        );
-    }
-    let settings = args.settings.resolve(std::env::vars())?;
+    let environment = super::environment();
+    let (settings, inputs, system) = if args.argocd {
+        let plugin = argocd::prepare(&args.settings, Path::new("."), &environment, args.system)?;
+        (plugin.settings, plugin.inputs, plugin.system)
+    } else {
+        if args.names.is_empty() && args.files.is_empty() && !args.system {
+            bail!("nothing to render: give control-plane NAMEs, -f FILE_OR_DIR, or --system");
+        }
+        if args.type_.is_some() && args.names.is_empty() {
+            bail!(
+                "--type applies to control planes named on the command line; a file's ControlPlanes carry spec.type"
+            );
+        }
+        let settings = args.settings.resolve(environment)?;
+        let inputs = input::load(&args.files, args.recursive, std::io::stdin().lock())?;
+        (settings, inputs, args.system)
+    };
     let templates = load_templates(args.templates.as_deref())?;
-    let inputs = input::load(&args.files, args.recursive, std::io::stdin().lock())?;
 
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
     let mut control_planes = Vec::new();
@@ -143,7 +160,7 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     let mut sets = Vec::new();
     let mut warnings = Vec::new();
     let mut system_keys = Vec::new();
-    if args.system {
+    if system {
         let system = renderer.render_system()?;
         system_keys = system.shareable_keys();
         warnings.extend(system.warnings);
@@ -152,7 +169,7 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
             output::finish(system.manifests, &target)?,
         ));
     }
-    let rendered: Vec<(&str, &[ObjectKey])> = if args.system {
+    let rendered: Vec<(&str, &[ObjectKey])> = if system {
         vec![("the system manifests", system_keys.as_slice())]
     } else {
         Vec::new()

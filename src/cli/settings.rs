@@ -1,7 +1,7 @@
 //! Render settings from the command line: values files, `KFLEX_*` environment variables, `--set`
 //! and dedicated flags, resolved in that order of precedence (later wins) over the defaults.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use kflex_core::settings::{Layer, SettingSource, Settings};
@@ -54,16 +54,18 @@ impl SettingsArgs {
         &self,
         environment: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Settings> {
+        Ok(Settings::resolve(&self.layers(environment)?)?)
+    }
+
+    /// The layers these flags, the files they name and `environment` set, lowest precedence
+    /// first (for callers that add layers of their own around them).
+    pub(crate) fn layers(
+        &self,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Vec<Layer>> {
         let mut layers = Vec::new();
         for path in &self.values {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read values file {}", path.display()))?;
-            let document: serde_json::Value = serde_saphyr::from_str(&text)
-                .with_context(|| format!("values file {} is not valid YAML", path.display()))?;
-            layers.push(Layer::from_document(
-                SettingSource::File(path.display().to_string()),
-                &document,
-            )?);
+            layers.push(values_file(path)?);
         }
         layers.push(Layer::from_environment(environment)?);
         let mut pairs = Vec::with_capacity(self.set.len());
@@ -120,6 +122,18 @@ impl SettingsArgs {
             |key| SettingSource::Flag(flag_of(key)),
             set.iter().map(|(key, _, value)| (*key, value.as_str())),
         )?);
-        Ok(Settings::resolve(&layers)?)
+        Ok(layers)
     }
+}
+
+/// The settings in a values file (nested YAML, like `images: {kine: {tag: v0.14.14}}`).
+pub(crate) fn values_file(path: &Path) -> anyhow::Result<Layer> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read values file {}", path.display()))?;
+    let document: serde_json::Value = serde_saphyr::from_str(&text)
+        .with_context(|| format!("values file {} is not valid YAML", path.display()))?;
+    Ok(Layer::from_document(
+        SettingSource::File(path.display().to_string()),
+        &document,
+    )?)
 }

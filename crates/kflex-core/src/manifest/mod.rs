@@ -12,7 +12,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 pub use emit::{EmitError, file_name, to_json_list, to_yaml_document, to_yaml_stream};
-pub use order::sort_for_install;
+pub use order::{InstallClass, install_class, sort_for_install};
 
 /// One rendered Kubernetes object.
 #[derive(Clone, Debug, PartialEq)]

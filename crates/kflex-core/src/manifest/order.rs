@@ -1,20 +1,57 @@
 //! Install order: namespaces, CRDs, RBAC, policy, config, services, workloads, jobs, exposure,
-//! then anything else (custom resources, whose CRDs came first).
+//! then anything else (custom resources, whose CRDs came first). The order is a list of install
+//! classes; other orderings (Argo CD sync waves) are derived from the same classes.
 
 use super::Manifest;
 
-/// The install rank of a kind; lower ranks are applied first.
-fn install_rank(group: &str, kind: &str) -> u8 {
+/// What an object is for, as far as the order of applying it goes. Classes are applied in the
+/// order they are declared here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InstallClass {
+    Namespace,
+    CustomResourceDefinition,
+    PriorityClass,
+    ServiceAccount,
+    ClusterRole,
+    ClusterRoleBinding,
+    Role,
+    RoleBinding,
+    /// NetworkPolicies, quotas, disruption budgets and admission policies. Admission policies
+    /// have no backend to wait for: they are in force before workloads start.
+    Policy,
+    Secret,
+    ConfigMap,
+    /// StorageClasses and PersistentVolumes.
+    Storage,
+    /// PersistentVolumeClaims.
+    Claim,
+    Service,
+    /// Pods and what runs them.
+    Workload,
+    /// Jobs and CronJobs.
+    Job,
+    IngressClass,
+    /// Ingresses and OpenShift Routes.
+    Exposure,
+    /// Webhooks and API services: they call a Service, so they come after the workloads behind
+    /// it.
+    Extension,
+    /// Everything else: custom resources, whose CRDs came first.
+    Other,
+}
+
+/// The install class of a kind.
+pub fn install_class(group: &str, kind: &str) -> InstallClass {
+    use InstallClass as C;
     match (group, kind) {
-        ("", "Namespace") => 0,
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => 1,
-        ("scheduling.k8s.io", "PriorityClass") => 2,
-        ("", "ServiceAccount") => 3,
-        ("rbac.authorization.k8s.io", "ClusterRole") => 4,
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => 5,
-        ("rbac.authorization.k8s.io", "Role") => 6,
-        ("rbac.authorization.k8s.io", "RoleBinding") => 7,
-        // Admission policies have no backend to wait for: in force before workloads start.
+        ("", "Namespace") => C::Namespace,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => C::CustomResourceDefinition,
+        ("scheduling.k8s.io", "PriorityClass") => C::PriorityClass,
+        ("", "ServiceAccount") => C::ServiceAccount,
+        ("rbac.authorization.k8s.io", "ClusterRole") => C::ClusterRole,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => C::ClusterRoleBinding,
+        ("rbac.authorization.k8s.io", "Role") => C::Role,
+        ("rbac.authorization.k8s.io", "RoleBinding") => C::RoleBinding,
         ("networking.k8s.io", "NetworkPolicy")
         | ("", "ResourceQuota")
         | ("", "LimitRange")
@@ -22,25 +59,26 @@ fn install_rank(group: &str, kind: &str) -> u8 {
         | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
         | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding")
         | ("admissionregistration.k8s.io", "MutatingAdmissionPolicy")
-        | ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding") => 8,
-        ("", "Secret") => 9,
-        ("", "ConfigMap") => 10,
-        ("storage.k8s.io", "StorageClass") | ("", "PersistentVolume") => 11,
-        ("", "PersistentVolumeClaim") => 12,
-        ("", "Service") => 13,
+        | ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding") => C::Policy,
+        ("", "Secret") => C::Secret,
+        ("", "ConfigMap") => C::ConfigMap,
+        ("storage.k8s.io", "StorageClass") | ("", "PersistentVolume") => C::Storage,
+        ("", "PersistentVolumeClaim") => C::Claim,
+        ("", "Service") => C::Service,
         ("apps", "DaemonSet")
         | ("", "Pod")
         | ("", "ReplicationController")
         | ("apps", "ReplicaSet")
         | ("apps", "Deployment")
         | ("apps", "StatefulSet")
-        | ("autoscaling", "HorizontalPodAutoscaler") => 14,
-        ("batch", "Job") | ("batch", "CronJob") => 15,
-        ("networking.k8s.io", "IngressClass") => 16,
-        ("networking.k8s.io", "Ingress") | ("route.openshift.io", "Route") => 17,
-        // Webhooks and API services call a Service: after the workloads behind it.
-        ("apiregistration.k8s.io", "APIService") | ("admissionregistration.k8s.io", _) => 18,
-        _ => 19,
+        | ("autoscaling", "HorizontalPodAutoscaler") => C::Workload,
+        ("batch", "Job") | ("batch", "CronJob") => C::Job,
+        ("networking.k8s.io", "IngressClass") => C::IngressClass,
+        ("networking.k8s.io", "Ingress") | ("route.openshift.io", "Route") => C::Exposure,
+        ("apiregistration.k8s.io", "APIService") | ("admissionregistration.k8s.io", _) => {
+            C::Extension
+        }
+        _ => C::Other,
     }
 }
 
@@ -48,9 +86,9 @@ fn install_rank(group: &str, kind: &str) -> u8 {
 /// depends on template file names or hook order.
 pub fn sort_for_install(manifests: &mut [Manifest]) {
     manifests.sort_by(|a, b| {
-        let rank = |m: &Manifest| install_rank(m.group(), m.kind());
-        rank(a)
-            .cmp(&rank(b))
+        let class = |m: &Manifest| install_class(m.group(), m.kind());
+        class(a)
+            .cmp(&class(b))
             .then_with(|| a.kind().cmp(b.kind()))
             .then_with(|| a.group().cmp(b.group()))
             .then_with(|| a.namespace().cmp(&b.namespace()))

@@ -1,6 +1,6 @@
 //! The steps every rendered set goes through, whatever produced its objects: placement in a
 //! namespace, duplicate detection, kflex's labels, Pod Security labels on the namespace, config
-//! hashes on pod templates, and install order.
+//! hashes on pod templates, GitOps annotations, and install order.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::pod_security::{self, Level, Violation};
 use super::scope::{self, Scope, Scopes};
-use super::{SetError, config_hash, metadata};
+use super::{SetError, config_hash, gitops, metadata};
 use crate::manifest::{Manifest, ObjectKey, sort_for_install};
 use crate::settings::Settings;
 
@@ -40,8 +40,10 @@ pub(super) fn finish(
         metadata::label(manifest, control_plane)
             .map_err(|err| object_error(manifest, err.field, err.to_string()))?;
     }
-    let warnings = apply_pod_security(manifests, home, policy, settings)?;
+    let mut warnings = apply_pod_security(manifests, home, policy, settings)?;
     config_hash::annotate(manifests);
+    // Last, so the check for `$` sees every other change.
+    warnings.extend(gitops::annotate(manifests, control_plane.is_none()));
     sort_for_install(manifests);
     Ok(warnings)
 }

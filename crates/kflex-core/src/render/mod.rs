@@ -2,8 +2,9 @@
 //!
 //! Pure by construction: it reads nothing but its arguments and always produces the same output
 //! for the same input. It owns the order of work for one control plane — hooks, built-in hooks,
-//! type templates, then placement, labels, Pod Security, config hashes and install order — and
-//! the same for the one-time system manifests. Writing the result anywhere is the caller's job.
+//! type templates, then placement, labels, Pod Security, config hashes, GitOps annotations and
+//! install order — and the same for the one-time system manifests. Writing the result anywhere
+//! is the caller's job.
 
 mod config_hash;
 mod context;
@@ -11,6 +12,7 @@ mod control_plane;
 mod evaluate;
 mod filters;
 mod finish;
+pub mod gitops;
 mod hooks;
 pub mod metadata;
 mod placeholders;

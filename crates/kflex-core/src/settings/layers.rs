@@ -161,6 +161,11 @@ pub fn known_keys() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether `key` is a setting that holds a list (given as comma-separated text in strings).
+pub fn is_list_key(key: &str) -> bool {
+    registry().get(key) == Some(&KeyKind::List)
+}
+
 /// The settings as the string map a ConfigMap holds: every key, lists comma-separated.
 pub fn flatten_for_config_map(settings: &Settings) -> BTreeMap<String, String> {
     let mut flat = BTreeMap::new();
@@ -548,6 +553,13 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("quote it"), "{err}");
+    }
+
+    #[test]
+    fn list_keys_are_known() {
+        assert!(is_list_key("namespacedKinds"));
+        assert!(!is_list_key("domain"));
+        assert!(!is_list_key("no.such.key"));
     }
 
     #[test]

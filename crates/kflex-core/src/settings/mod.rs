@@ -13,7 +13,9 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use images::{ImageRef, Images, VCLUSTER_KUBERNETES_VERSION};
-pub use layers::{Layer, SettingSource, SettingsError, flatten_for_config_map, known_keys};
+pub use layers::{
+    Layer, SettingSource, SettingsError, flatten_for_config_map, is_list_key, known_keys,
+};
 
 /// Namespace of everything installed once per hosting cluster (fixed, as in KubeFlex).
 pub const SYSTEM_NAMESPACE: &str = "kubeflex-system";
