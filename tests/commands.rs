@@ -537,7 +537,17 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
 #[test]
 fn every_command_for_people_has_help_with_examples() {
     for command in [
-        "init", "create", "adopt", "list", "ctx", "diff", "delete", "render",
+        "init",
+        "create",
+        "adopt",
+        "list",
+        "ctx",
+        "diff",
+        "delete",
+        "render",
+        "config",
+        "version",
+        "completion",
     ] {
         let output = Command::cargo_bin("kflex")
             .unwrap()

@@ -6,6 +6,9 @@ use super::session::{KubeconfigArgs, Session};
 
 /// kflex's settings in the kubeconfig
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kflex config set-hosting kind-kubeflex\n  kflex config set-hosting   # the current context"
+)]
 pub(crate) struct ConfigArgs {
     #[command(subcommand)]
     command: ConfigCommand,

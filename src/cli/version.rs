@@ -6,6 +6,9 @@ use super::session::{KubeconfigArgs, Session};
 
 /// Print kflex's version and the hosting cluster's Kubernetes version
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kflex version\n  kflex version --client   # no cluster contacted"
+)]
 pub(crate) struct VersionArgs {
     /// Only this binary's version; do not contact the cluster
     #[arg(long)]
