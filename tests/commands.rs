@@ -526,6 +526,22 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
         "diff wrote nothing (dry runs only)"
     );
 
+    // A member of the ApplySet the rendered set no longer holds is shown as removed.
+    cluster.fake.put(
+        "",
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "stray", "namespace": "cp1-system", "labels": {
+                   "applyset.kubernetes.io/part-of": kflex::controller::ownership::applyset_id("cp1")}}}),
+    );
+    let pruned = cluster.kflex(&["diff", "cp1"]).await;
+    let text = String::from_utf8(pruned.stdout).unwrap();
+    assert!(
+        text.contains("--- live/ServiceAccount/cp1-system/stray")
+            && text.contains("-  name: stray"),
+        "{text}"
+    );
+
     let missing = cluster.kflex(&["diff", "nope"]).await;
     assert_eq!(
         missing.status.code(),

@@ -12,13 +12,14 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use kflex_core::api::ControlPlane;
 use kflex_core::manifest::Manifest;
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 use similar::TextDiff;
 
 use super::session::{KubeconfigArgs, Session};
 use crate::controller::apply::{FIELD_MANAGER, api_for};
-use crate::controller::ownership::{Members, PART_OF, applyset_id};
+use crate::controller::ownership::{Members, applyset_id};
+use crate::controller::prune::list_members;
 use crate::controller::resources::Resources;
 
 const EXAMPLES: &str = "Examples:
@@ -189,13 +190,24 @@ async fn diff_control_plane(
         };
         text.push_str(&unified(&shown, before.as_deref().unwrap_or(""), &after));
     }
-    for (resource, namespace, name) in members(client, &resources, cp).await? {
-        let label = label(&resource, namespace.as_deref(), &name);
+    let annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    let id = applyset_id(cp.metadata.name.as_deref().unwrap_or_default());
+    let members = list_members(
+        client,
+        &resources,
+        &id,
+        &Members::recorded(&annotations),
+        |_, _| None,
+    )
+    .await?;
+    for member in members {
+        let (namespace, name) = (member.key.namespace.as_deref(), &member.key.name);
+        let label = label(&member.resource, namespace, name);
         if wanted.contains(&label) {
             continue;
         }
-        let api = api_for(client, &resource, namespace.as_deref());
-        if let Some(live) = api.get_opt(&name).await? {
+        let api = api_for(client, &member.resource, namespace);
+        if let Some(live) = api.get_opt(name).await? {
             text.push_str(&unified(&label, &comparable(&live, None)?, ""));
         }
     }
@@ -224,45 +236,6 @@ fn label(resource: &ApiResource, namespace: Option<&str>, name: &str) -> String 
         Some(namespace) => format!("{}{group}/{namespace}/{name}", resource.kind),
         None => format!("{}{group}/{name}", resource.kind),
     }
-}
-
-/// The live members of `cp`'s ApplySet, from the kinds its parent records.
-async fn members(
-    client: &kube::Client,
-    resources: &Resources,
-    cp: &ControlPlane,
-) -> anyhow::Result<Vec<(ApiResource, Option<String>, String)>> {
-    let annotations = cp.metadata.annotations.clone().unwrap_or_default();
-    let recorded = Members::recorded(&annotations);
-    let id = applyset_id(cp.metadata.name.as_deref().unwrap_or_default());
-    let mut found = Vec::new();
-    for group_kind in &recorded.kinds {
-        if group_kind == "Secret" {
-            let secrets = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
-            for entry in &recorded.secrets {
-                if let Some((namespace, name)) = entry.split_once('/') {
-                    found.push((secrets.clone(), Some(namespace.to_owned()), name.to_owned()));
-                }
-            }
-            continue;
-        }
-        let Some(resource) = resources.resolve_group_kind(group_kind).await? else {
-            continue;
-        };
-        let all: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &resource);
-        let listed = all
-            .list_metadata(&ListParams::default().labels(&format!("{PART_OF}={id}")))
-            .await
-            .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural))?;
-        for item in listed.items {
-            found.push((
-                resource.clone(),
-                item.metadata.namespace,
-                item.metadata.name.unwrap_or_default(),
-            ));
-        }
-    }
-    Ok(found)
 }
 
 /// An object as YAML without what the API server keeps for itself; Secret values masked

@@ -16,6 +16,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use super::apply::api_for;
 use super::context::Context;
 use super::ownership::{Members, PART_OF};
+use super::resources::Resources;
 
 /// One member found in the cluster.
 #[derive(Clone, Debug)]
@@ -36,8 +37,24 @@ fn member(resource: &ApiResource, namespace: Option<String>, name: String) -> Me
     }
 }
 
-/// The members of ApplySet `id` of the kinds (and Secrets) `recorded` names.
+/// The members of ApplySet `id` of the kinds (and Secrets) `recorded` names, watched kinds
+/// from the controller's caches.
 pub async fn members(ctx: &Context, id: &str, recorded: &Members) -> anyhow::Result<Vec<Member>> {
+    list_members(&ctx.client, &ctx.resources, id, recorded, |group, kind| {
+        ctx.caches.members(group, kind, id)
+    })
+    .await
+}
+
+/// The members of ApplySet `id` of the kinds (and Secrets) `recorded` names; `cached` answers
+/// for the kinds already known without a request (`None`: list them).
+pub async fn list_members(
+    client: &kube::Client,
+    resources: &Resources,
+    id: &str,
+    recorded: &Members,
+    cached: impl Fn(&str, &str) -> Option<(ApiResource, Vec<(Option<String>, String)>)>,
+) -> anyhow::Result<Vec<Member>> {
     let mut found = Vec::new();
     for group_kind in &recorded.kinds {
         let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
@@ -54,7 +71,7 @@ pub async fn members(ctx: &Context, id: &str, recorded: &Members) -> anyhow::Res
             }
             continue;
         }
-        if let Some((resource, cached)) = ctx.caches.members(group, kind, id) {
+        if let Some((resource, cached)) = cached(group, kind) {
             found.extend(
                 cached
                     .into_iter()
@@ -62,11 +79,11 @@ pub async fn members(ctx: &Context, id: &str, recorded: &Members) -> anyhow::Res
             );
             continue;
         }
-        let Some(resource) = ctx.resources.resolve_group_kind(group_kind).await? else {
+        let Some(resource) = resources.resolve_group_kind(group_kind).await? else {
             // The kind is not served any more, so none of its objects exist.
             continue;
         };
-        let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let listed = all
             .list_metadata(&ListParams::default().labels(&format!("{PART_OF}={id}")))
             .await
