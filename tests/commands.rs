@@ -91,6 +91,22 @@ impl Cluster {
         );
     }
 
+    /// Runs `kflex create ARGS` and, once the ControlPlane exists, answers as the controller
+    /// would when it is up (see [`Cluster::make_ready`]).
+    async fn create_and_make_ready(
+        &self,
+        args: &[&str],
+        name: &str,
+        secret: Option<(&str, &str, &str)>,
+    ) -> Output {
+        let answer = async {
+            self.created(name).await;
+            self.make_ready(name, secret);
+        };
+        let (output, ()) = tokio::join!(self.kflex(args), answer);
+        output
+    }
+
     /// Waits until ControlPlane `name` exists (created by a running command).
     async fn created(&self, name: &str) {
         for _ in 0..400 {
@@ -303,12 +319,9 @@ async fn create_reports_the_controllers_refusal_and_exits_non_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_host_gives_a_context_that_reaches_the_hosting_cluster() {
     let cluster = Cluster::start().await;
-    let command = cluster.kflex(&["create", "edge", "--type", "host"]);
-    let answer = async {
-        cluster.created("edge").await;
-        cluster.make_ready("edge", None);
-    };
-    let (output, ()) = tokio::join!(command, answer);
+    let output = cluster
+        .create_and_make_ready(&["create", "edge", "--type", "host"], "edge", None)
+        .await;
     assert!(output.status.success(), "{}", stderr(&output));
     let kubeconfig = cluster.kubeconfig();
     assert_eq!(kubeconfig["current-context"], "edge");
@@ -339,15 +352,10 @@ async fn create_without_waiting_returns_once_created() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_removes_the_control_plane_and_its_context() {
     let cluster = Cluster::start().await;
-    let command = cluster.kflex(&["create", "cp1"]);
-    let answer = async {
-        cluster.created("cp1").await;
-        cluster.make_ready(
-            "cp1",
-            Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG)),
-        );
-    };
-    let (output, ()) = tokio::join!(command, answer);
+    let served = Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG));
+    let output = cluster
+        .create_and_make_ready(&["create", "cp1"], "cp1", served)
+        .await;
     assert!(output.status.success(), "{}", stderr(&output));
     let output = cluster.kflex(&["delete", "cp1"]).await;
     assert!(output.status.success(), "{}", stderr(&output));

@@ -5,7 +5,6 @@
 //! `create` does.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -16,7 +15,7 @@ use kflex_core::api::{
 use kflex_core::settings::SYSTEM_NAMESPACE;
 use serde_json::{Map, Value, json};
 
-use super::create::{Waiting, create, hook_fields, parse_var};
+use super::create::{create, hook_fields, parse_var};
 use super::kubeconfig::{Kubeconfigs, Section, Sources};
 use super::session::{KubeconfigArgs, Session};
 
@@ -52,13 +51,8 @@ pub(crate) struct AdoptArgs {
     /// A hook variable, NAME=VALUE (repeat for several)
     #[arg(short = 'e', long = "set", value_name = "NAME=VALUE", value_parser = parse_var)]
     vars: Vec<(String, String)>,
-    /// Wait until Ready, then add its context to the kubeconfig and switch to it
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
-          default_missing_value = "true", action = clap::ArgAction::Set)]
-    wait: bool,
-    /// How long to wait for Ready
-    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
-    timeout: Duration,
+    #[command(flatten)]
+    waiting: super::wait::Waiting,
     #[command(flatten)]
     kubeconfig: KubeconfigArgs,
 }
@@ -99,15 +93,7 @@ pub(crate) fn run(args: AdoptArgs) -> anyhow::Result<()> {
 
     let mut session = Session::load(&args.kubeconfig)?;
     let runtime = super::runtime()?;
-    runtime.block_on(create(
-        &mut session,
-        cp,
-        Some(secret),
-        Waiting {
-            wait: args.wait,
-            timeout: args.timeout,
-        },
-    ))
+    runtime.block_on(create(&mut session, cp, Some(secret), args.waiting))
 }
 
 /// A kubeconfig with only `context`, its cluster and its user, every referenced file embedded,

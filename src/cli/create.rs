@@ -6,7 +6,6 @@
 //! Secret is there. Only then the ControlPlane is created; waiting for it follows.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Secret;
@@ -20,6 +19,7 @@ use kube::api::PostParams;
 
 use super::render::TypeArg;
 use super::session::{KubeconfigArgs, Session};
+use super::wait::Waiting;
 
 const EXAMPLES: &str = "Examples:
   kflex create cp1                               # type k8s, wait until Ready, switch to it
@@ -52,13 +52,8 @@ pub(crate) struct CreateArgs {
     /// Kubernetes version of the control plane (k8s, k3s, vcluster)
     #[arg(long, value_name = "VERSION")]
     kubernetes_version: Option<String>,
-    /// Wait until Ready, then add its context to the kubeconfig and switch to it
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
-          default_missing_value = "true", action = clap::ArgAction::Set)]
-    wait: bool,
-    /// How long to wait for Ready
-    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
-    timeout: Duration,
+    #[command(flatten)]
+    waiting: Waiting,
     #[command(flatten)]
     kubeconfig: KubeconfigArgs,
 }
@@ -140,22 +135,7 @@ pub(crate) fn run(args: CreateArgs) -> anyhow::Result<()> {
     let cp = control_plane(&args)?;
     let mut session = Session::load(&args.kubeconfig)?;
     let runtime = super::runtime()?;
-    runtime.block_on(create(
-        &mut session,
-        cp,
-        None,
-        Waiting {
-            wait: args.wait,
-            timeout: args.timeout,
-        },
-    ))
-}
-
-/// Whether and how long to wait after creating.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Waiting {
-    pub wait: bool,
-    pub timeout: Duration,
+    runtime.block_on(create(&mut session, cp, None, args.waiting))
 }
 
 /// Checks `cp` against the hosting cluster, creates it, and (when waiting) brings its

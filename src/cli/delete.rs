@@ -21,13 +21,8 @@ const EXAMPLES: &str = "Examples:
 #[command(after_help = EXAMPLES)]
 pub(crate) struct DeleteArgs {
     name: String,
-    /// Wait until the control plane and its namespace are gone
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
-          default_missing_value = "true", action = clap::ArgAction::Set)]
-    wait: bool,
-    /// How long to wait
-    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
-    timeout: Duration,
+    #[command(flatten)]
+    waiting: super::wait::Waiting,
     #[command(flatten)]
     kubeconfig: KubeconfigArgs,
 }
@@ -79,7 +74,7 @@ async fn delete(session: &Session, args: &DeleteArgs) -> anyhow::Result<String> 
         }
     }
     eprintln!("ControlPlane {name}: deletion started");
-    if !args.wait {
+    if !args.waiting.wait {
         return Ok(hosting);
     }
     let namespaces: Api<Namespace> = Api::all(client);
@@ -111,12 +106,12 @@ async fn delete(session: &Session, args: &DeleteArgs) -> anyhow::Result<String> 
             (None, true) => format!("namespace {namespace} to terminate"),
         };
         progress.status(&status);
-        if progress.elapsed() >= args.timeout {
+        if progress.elapsed() >= args.waiting.timeout {
             progress.finish(&format!("ControlPlane {name} is not gone yet"));
             bail!(
                 "timed out after {} waiting for ControlPlane {name} to be removed; last seen: \
                  waiting for {status}",
-                super::progress::elapsed(args.timeout)
+                super::progress::elapsed(args.waiting.timeout)
             );
         }
         for _ in 0..10 {

@@ -37,13 +37,8 @@ pub(crate) struct InitArgs {
     /// Create a kind cluster with ingress-nginx (TLS passthrough) first; needs `kind` on PATH
     #[arg(short = 'c', long)]
     create_kind: bool,
-    /// Wait until PostgreSQL and the controller are ready
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
-          default_missing_value = "true", action = clap::ArgAction::Set)]
-    wait: bool,
-    /// How long to wait for each
-    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
-    timeout: Duration,
+    #[command(flatten)]
+    waiting: super::wait::Waiting,
     #[command(flatten)]
     kubeconfig: KubeconfigArgs,
     #[command(flatten)]
@@ -93,18 +88,18 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
         eprintln!("installing kflex on the cluster of context {context:?}");
         if args.create_kind {
             let ingress = kind::ingress_nginx()?;
-            apply_all(&client, &ingress, args.timeout).await?;
-            wait_ready(&client, &ingress, "Deployment", args.timeout).await?;
+            apply_all(&client, &ingress, args.waiting.timeout).await?;
+            wait_ready(&client, &ingress, "Deployment", args.waiting.timeout).await?;
         }
-        apply_all(&client, &system, args.timeout).await?;
+        apply_all(&client, &system, args.waiting.timeout).await?;
         session.kubeconfigs.set_hosting_context(&context)?;
         session.kubeconfigs.set_current_context(&context)?;
         session.kubeconfigs.save()?;
         eprintln!("hosting cluster recorded: context {context:?}");
-        if args.wait {
+        if args.waiting.wait {
             system.retain(|manifest| manifest.namespace() == Some(SYSTEM_NAMESPACE));
-            wait_ready(&client, &system, "StatefulSet", args.timeout).await?;
-            wait_ready(&client, &system, "Deployment", args.timeout).await?;
+            wait_ready(&client, &system, "StatefulSet", args.waiting.timeout).await?;
+            wait_ready(&client, &system, "Deployment", args.waiting.timeout).await?;
         }
         eprintln!("kflex is ready: `kflex create cp1` creates a control plane");
         anyhow::Ok(())

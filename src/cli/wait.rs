@@ -26,6 +26,20 @@ const REFUSALS: [&str; 5] = [
     "ConfigError",
 ];
 
+/// Whether a command waits for what it started, and how long: shared by `init`, `create`,
+/// `adopt` and `delete`.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub(crate) struct Waiting {
+    /// Wait until done (installed, Ready and switched to, or removed); --wait=false returns
+    /// once the change is made
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// How long to wait
+    #[arg(long, value_parser = crate::bootstrap::duration::parse, default_value = "10m")]
+    pub timeout: Duration,
+}
+
 /// Where a ControlPlane stands, from its status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Standing {
