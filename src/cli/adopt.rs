@@ -256,6 +256,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_exec_user_is_refused_and_files_are_embedded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "file-token\n").unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "clusters:\n- name: c\n  cluster: {server: 'https://edge:6443'}\n\
+             users:\n- name: cloud\n  user: {exec: {command: aws}}\n- name: file\n  user: {tokenFile: token}\n\
+             contexts:\n- name: cloud\n  context: {cluster: c, user: cloud}\n- name: file\n  context: {cluster: c, user: file}\n",
+        )
+        .unwrap();
+        let kubeconfigs =
+            Kubeconfigs::load(&Sources::resolve(Some(&config), None, None).unwrap()).unwrap();
+        let err = minimal_kubeconfig(&kubeconfigs, "cloud", None).unwrap_err();
+        assert!(
+            err.to_string().contains("user \"cloud\"") && err.to_string().contains("exec"),
+            "{err}"
+        );
+        let minimal = minimal_kubeconfig(&kubeconfigs, "file", None).unwrap();
+        assert_eq!(
+            minimal["users"][0],
+            json!({"name": "file", "user": {"token": "file-token"}})
+        );
+        assert_eq!(
+            minimal["contexts"].as_array().map(Vec::len),
+            Some(1),
+            "only the adopted context"
+        );
+    }
+
+    #[test]
     fn loopback_servers_are_refused_whatever_the_port() {
         for server in [
             "https://127.0.0.1:6443",

@@ -254,6 +254,13 @@ fn comparable(object: &DynamicObject, other: Option<&DynamicObject>) -> anyhow::
         }
     }
     if value.get("kind").and_then(Value::as_str) == Some("Secret") {
+        // `kubectl apply` (client-side) keeps the whole Secret, values included, here.
+        if let Some(annotations) = value
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
         let other_data = other
             .and_then(|other| other.data.get("data"))
             .cloned()
@@ -302,7 +309,9 @@ mod tests {
         let secret = |value: &str| -> DynamicObject {
             serde_json::from_value(serde_json::json!({
                 "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "s", "namespace": "n", "resourceVersion": "7"},
+                "metadata": {"name": "s", "namespace": "n", "resourceVersion": "7", "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": format!("{{\"data\":{{\"config\":\"{value}\"}}}}")
+                }},
                 "data": {"config": value, "same": "c2FtZQ=="}
             }))
             .unwrap()
