@@ -1,6 +1,6 @@
 //! Writing rendered manifests: one stream on stdout, or one file per object in a directory.
 //! Formatting ([`finish`]) happens where the objects were rendered (on worker threads);
-//! [`write`] then writes everything at once, so an error leaves stdout empty.
+//! [`write()`] then writes everything at once, so an error leaves stdout empty.
 //!
 //! A directory is a mirror of one run: each set's directory is replaced as a whole, and a set
 //! directory an earlier run wrote that this run does not render (a ControlPlane removed from the

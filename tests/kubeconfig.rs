@@ -362,3 +362,113 @@ fn without_any_kubeconfig_source_the_error_says_where_it_looked() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("$KUBECONFIG"));
 }
+
+/// A context entry for `name` on the hosting cluster's cluster and user.
+fn context_entry(name: &str) -> Value {
+    json!({"name": name, "context": {"cluster": "kind-kubeflex", "user": "kind-kubeflex"}})
+}
+
+#[test]
+fn edits_from_copies_read_before_other_writes_lose_nothing() {
+    use kflex::cli::kubeconfig::{Kubeconfigs, Section, Sources};
+    let home = Home::new();
+    let sources = Sources::resolve(Some(&home.path("main.yaml")), None, None).unwrap();
+    const WRITERS: usize = 8;
+    // Every writer reads the file before any of them writes, as parallel `kflex create`s do
+    // (each reads at its start and writes once its control plane is Ready).
+    let all_read = std::sync::Barrier::new(WRITERS);
+    std::thread::scope(|scope| {
+        for writer in 0..WRITERS {
+            let (sources, all_read) = (&sources, &all_read);
+            scope.spawn(move || {
+                let mut stale = Kubeconfigs::load(sources).unwrap();
+                all_read.wait();
+                stale
+                    .update(|kubeconfigs| {
+                        kubeconfigs.upsert(Section::Contexts, context_entry(&format!("w{writer}")))
+                    })
+                    .unwrap();
+            });
+        }
+    });
+    let written = home.read("main.yaml");
+    for writer in 0..WRITERS {
+        let name = format!("w{writer}");
+        assert!(
+            named(&written, "contexts", &name).is_some(),
+            "{name} was lost"
+        );
+    }
+    assert!(named(&written, "contexts", "cp1").is_some());
+    assert!(!home.path("main.yaml.lock").exists());
+}
+
+#[test]
+fn a_kubeconfig_locked_by_another_program_is_not_written() {
+    use kflex::cli::kubeconfig::{Kubeconfigs, Section, Sources};
+    let home = Home::new();
+    let before = home.bytes("main.yaml");
+    // kubectl's lock file, left by a kubectl that is writing (or crashed while writing).
+    std::fs::write(home.path("main.yaml.lock"), "").unwrap();
+    let sources = Sources::resolve(Some(&home.path("main.yaml")), None, None).unwrap();
+    let mut kubeconfigs = Kubeconfigs::load(&sources).unwrap();
+    let err = kubeconfigs
+        .update_waiting(std::time::Duration::from_millis(100), |kubeconfigs| {
+            kubeconfigs.upsert(Section::Contexts, context_entry("late"))
+        })
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("main.yaml.lock exists"), "{message}");
+    assert!(message.contains("remove that file"), "{message}");
+    assert_eq!(home.bytes("main.yaml"), before);
+    assert!(
+        !kubeconfigs.has_context("late"),
+        "the failed edit is not kept"
+    );
+    assert!(
+        home.path("main.yaml.lock").exists(),
+        "another program's lock is not removed"
+    );
+}
+
+#[test]
+fn a_command_waits_for_the_lock_and_then_edits_what_the_other_program_wrote() {
+    let home = Home::new();
+    let lock = home.path("main.yaml.lock");
+    std::fs::write(&lock, "").unwrap();
+    let mut rename = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kflex"))
+        .env_clear()
+        .env("KUBECONFIG", home.path("main.yaml"))
+        .args(["ctx", "rename", "cp1", "prod"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        rename.try_wait().unwrap().is_none(),
+        "kflex must wait while the lock is held"
+    );
+    assert!(named(&home.read("main.yaml"), "contexts", "cp1").is_some());
+    // The other program writes a context, then releases its lock.
+    let mut document = home.read("main.yaml");
+    document["contexts"]
+        .as_array_mut()
+        .unwrap()
+        .push(context_entry("added-meanwhile"));
+    std::fs::write(
+        home.path("main.yaml"),
+        serde_json::to_string(&document).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(&lock).unwrap();
+    let output = rename.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let written = home.read("main.yaml");
+    assert!(named(&written, "contexts", "prod").is_some());
+    assert!(named(&written, "contexts", "cp1").is_none());
+    assert!(
+        named(&written, "contexts", "added-meanwhile").is_some(),
+        "kflex edits the file as it is after the wait, not as it read it before"
+    );
+    assert!(!lock.exists());
+}

@@ -40,8 +40,9 @@ pub(crate) fn run(args: ConfigArgs) -> anyhow::Result<()> {
                     .map(str::to_owned)
                     .context("the kubeconfig has no current context; name one")?,
             };
-            session.kubeconfigs.set_hosting_context(&context)?;
-            session.kubeconfigs.save()?;
+            session
+                .kubeconfigs
+                .update(|kubeconfigs| kubeconfigs.set_hosting_context(&context))?;
             eprintln!("hosting cluster: context {context:?}");
             Ok(())
         }

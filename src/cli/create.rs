@@ -184,8 +184,10 @@ pub(crate) async fn create(
         return Ok(());
     }
     let ready = super::wait::until_ready(&api, &name, waiting.timeout).await?;
-    super::tenant::import(&mut session.kubeconfigs, &hosting, &client, &ready).await?;
-    session.kubeconfigs.save()?;
+    let entries = super::tenant::fetch(&session.kubeconfigs, &hosting, &client, &ready).await?;
+    session
+        .kubeconfigs
+        .update(|kubeconfigs| entries.merge_into(kubeconfigs, &hosting))?;
     eprintln!("current context: {name:?} (`kflex ctx` goes back to the hosting cluster)");
     Ok(())
 }

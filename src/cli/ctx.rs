@@ -177,7 +177,20 @@ fn list(kubeconfig: &KubeconfigArgs, format: ListFormat) -> anyhow::Result<()> {
 
 fn rename(kubeconfig: &KubeconfigArgs, old: &str, new: &str, switch: bool) -> anyhow::Result<()> {
     let mut session = Session::load(kubeconfig)?;
-    let kubeconfigs = &mut session.kubeconfigs;
+    session
+        .kubeconfigs
+        .update(|kubeconfigs| rename_entries(kubeconfigs, old, new, switch))?;
+    eprintln!("context {old:?} renamed to {new:?}");
+    Ok(())
+}
+
+/// Renames context `old` to `new`, with its cluster and user when they are its own.
+fn rename_entries(
+    kubeconfigs: &mut Kubeconfigs,
+    old: &str,
+    new: &str,
+    switch: bool,
+) -> anyhow::Result<()> {
     let mut context = kubeconfigs
         .entry(Section::Contexts, old)
         .cloned()
@@ -219,8 +232,6 @@ fn rename(kubeconfig: &KubeconfigArgs, old: &str, new: &str, switch: bool) -> an
     if switch || was_current {
         kubeconfigs.set_current_context(new)?;
     }
-    kubeconfigs.save()?;
-    eprintln!("context {old:?} renamed to {new:?}");
     Ok(())
 }
 
@@ -233,15 +244,16 @@ fn delete(kubeconfig: &KubeconfigArgs, context: &str, force: bool) -> anyhow::Re
     if !managed && !force && !confirm(context)? {
         bail!("cancelled: context {context:?} was not deleted");
     }
-    let hosting = session.kubeconfigs.hosting_context();
-    if hosting.as_deref() == Some(context) {
-        bail!(
-            "context {context:?} is the hosting cluster's; record another first \
-             (`kflex config set-hosting CONTEXT`)"
-        );
-    }
-    remove_context(&mut session.kubeconfigs, context, hosting.as_deref())?;
-    session.kubeconfigs.save()?;
+    session.kubeconfigs.update(|kubeconfigs| {
+        let hosting = kubeconfigs.hosting_context();
+        if hosting.as_deref() == Some(context) {
+            bail!(
+                "context {context:?} is the hosting cluster's; record another first \
+                 (`kflex config set-hosting CONTEXT`)"
+            );
+        }
+        remove_context(kubeconfigs, context, hosting.as_deref())
+    })?;
     eprintln!("context {context:?} deleted");
     Ok(())
 }
@@ -301,45 +313,49 @@ fn confirm(context: &str) -> anyhow::Result<bool> {
 fn switch(args: CtxArgs) -> anyhow::Result<()> {
     let mut session = Session::load(&args.kubeconfig)?;
     if args.set_current_for_hosting {
-        let current = session
-            .kubeconfigs
-            .current_context()
-            .map(str::to_owned)
-            .context("the kubeconfig has no current context to record as the hosting cluster's")?;
-        session.kubeconfigs.set_hosting_context(&current)?;
+        session.kubeconfigs.update(|kubeconfigs| {
+            let current = kubeconfigs.current_context().map(str::to_owned).context(
+                "the kubeconfig has no current context to record as the hosting cluster's",
+            )?;
+            kubeconfigs.set_hosting_context(&current)
+        })?;
     }
     let Some(name) = args.name else {
-        let hosting = session.kubeconfigs.hosting_context().with_context(|| {
-            "no hosting cluster is recorded; switch to its context and run `kflex ctx \
-             --set-current-for-hosting` (or `kflex config set-hosting CONTEXT`)"
+        let hosting = session.kubeconfigs.update(|kubeconfigs| {
+            let hosting = kubeconfigs.hosting_context().with_context(|| {
+                "no hosting cluster is recorded; switch to its context and run `kflex ctx \
+                 --set-current-for-hosting` (or `kflex config set-hosting CONTEXT`)"
+            })?;
+            kubeconfigs.set_current_context(&hosting)?;
+            Ok(hosting)
         })?;
-        session.kubeconfigs.set_current_context(&hosting)?;
-        session.kubeconfigs.save()?;
         eprintln!("switched to context {hosting:?} (the hosting cluster)");
         return Ok(());
     };
     if args.overwrite_existing_context {
-        let hosting = session.hosting_context()?;
-        if name == hosting {
+        if name == session.hosting_context()? {
             bail!("context {name:?} is the hosting cluster's; it cannot be fetched again");
         }
-        remove_context(&mut session.kubeconfigs, &name, None)?;
-    }
-    if session.kubeconfigs.has_context(&name) {
-        session.kubeconfigs.set_current_context(&name)?;
-        session.kubeconfigs.save()?;
+    } else if session.kubeconfigs.has_context(&name) {
+        session
+            .kubeconfigs
+            .update(|kubeconfigs| kubeconfigs.set_current_context(&name))?;
         eprintln!("switched to context {name:?}");
         return Ok(());
     }
     let runtime = super::runtime()?;
-    runtime.block_on(fetch(&mut session, &name))?;
-    session.kubeconfigs.save()?;
+    let (hosting, entries) = runtime.block_on(fetch(&session, &name))?;
+    session.kubeconfigs.update(|kubeconfigs| {
+        // --overwrite-existing-context: entries that are no longer the control plane's go.
+        remove_context(kubeconfigs, &name, None)?;
+        entries.merge_into(kubeconfigs, &hosting)
+    })?;
     eprintln!("switched to context {name:?} (control plane {name})");
     Ok(())
 }
 
-/// Brings control plane `name`'s kubeconfig from the hosting cluster.
-async fn fetch(session: &mut Session, name: &str) -> anyhow::Result<()> {
+/// The hosting context and control plane `name`'s entries.
+async fn fetch(session: &Session, name: &str) -> anyhow::Result<(String, super::tenant::Entries)> {
     let (hosting, client) = session.hosting_client().await?;
     let control_planes: Api<ControlPlane> = Api::all(client.clone());
     let cp = control_planes
@@ -352,5 +368,6 @@ async fn fetch(session: &mut Session, name: &str) -> anyhow::Result<()> {
                  the hosting cluster (context {hosting:?}); `kflex list` shows them"
             )
         })?;
-    super::tenant::import(&mut session.kubeconfigs, &hosting, &client, &cp).await
+    let entries = super::tenant::fetch(&session.kubeconfigs, &hosting, &client, &cp).await?;
+    Ok((hosting, entries))
 }

@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kflex_core::api::ControlPlane;
 use kube::Api;
 use kube::api::DeleteParams;
+use serde_json::Value;
 
+use super::kubeconfig::{CONTROL_PLANE, EntryNames, Kubeconfigs, Section};
 use super::progress::Progress;
 use super::session::{KubeconfigArgs, Session};
 
@@ -32,29 +34,31 @@ pub(crate) fn run(args: DeleteArgs) -> anyhow::Result<()> {
     let runtime = super::runtime()?;
     let hosting = runtime.block_on(delete(&session, &args))?;
     let context = args.name.as_str();
-    // The context is the control plane's if kflex marked it so, or (written by KubeFlex,
-    // which did not always mark it) if it uses the conventional `<cp>-cluster`.
-    let names = super::kubeconfig::EntryNames::of(context);
-    let marked = session
-        .kubeconfigs
-        .context_extension(context)
-        .is_some_and(|data| {
-            data.get(super::kubeconfig::CONTROL_PLANE)
-                .and_then(serde_json::Value::as_str)
-                == Some(context)
-        });
-    let conventional = session
-        .kubeconfigs
-        .body(super::kubeconfig::Section::Contexts, context)
-        .and_then(|body| body.get("cluster"))
-        .and_then(serde_json::Value::as_str)
-        == Some(names.cluster.as_str());
-    if marked || conventional {
-        super::ctx::remove_context(&mut session.kubeconfigs, context, Some(&hosting))?;
-        session.kubeconfigs.save()?;
+    let removed = session.kubeconfigs.update(|kubeconfigs| {
+        if !is_control_plane_context(kubeconfigs, context) {
+            return Ok(false);
+        }
+        super::ctx::remove_context(kubeconfigs, context, Some(&hosting))?;
+        Ok(true)
+    })?;
+    if removed {
         eprintln!("context {context:?} removed from the kubeconfig");
     }
     Ok(())
+}
+
+/// The context is the control plane's if kflex marked it so, or (written by KubeFlex, which did
+/// not always mark it) if it uses the conventional `<cp>-cluster`.
+fn is_control_plane_context(kubeconfigs: &Kubeconfigs, context: &str) -> bool {
+    let marked = kubeconfigs
+        .context_extension(context)
+        .is_some_and(|data| data.get(CONTROL_PLANE).and_then(Value::as_str) == Some(context));
+    let conventional = kubeconfigs
+        .body(Section::Contexts, context)
+        .and_then(|body| body.get("cluster"))
+        .and_then(Value::as_str)
+        == Some(EntryNames::of(context).cluster.as_str());
+    marked || conventional
 }
 
 /// Deletes the ControlPlane and waits; returns the hosting context.

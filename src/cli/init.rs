@@ -92,9 +92,10 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
             wait_ready(&client, &ingress, "Deployment", args.waiting.timeout).await?;
         }
         apply_all(&client, &system, args.waiting.timeout).await?;
-        session.kubeconfigs.set_hosting_context(&context)?;
-        session.kubeconfigs.set_current_context(&context)?;
-        session.kubeconfigs.save()?;
+        session.kubeconfigs.update(|kubeconfigs| {
+            kubeconfigs.set_hosting_context(&context)?;
+            kubeconfigs.set_current_context(&context)
+        })?;
         eprintln!("hosting cluster recorded: context {context:?}");
         if args.waiting.wait {
             system.retain(|manifest| manifest.namespace() == Some(SYSTEM_NAMESPACE));

@@ -2,7 +2,8 @@
 //! rename its entries to `<cp>`, `<cp>-cluster`, `<cp>-admin`, mark the context with kflex's
 //! extension and make it current. A host control plane has no kubeconfig usable from outside
 //! the cluster (it *is* the hosting cluster): its context reaches the hosting cluster with the
-//! hosting context's cluster and user.
+//! hosting context's cluster and user. Fetching talks to the cluster; merging is a separate,
+//! quick step so that it can run under the kubeconfig lock ([`Kubeconfigs::update`]).
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Secret;
@@ -12,16 +13,24 @@ use serde_json::{Map, Value, json};
 
 use super::kubeconfig::{EntryNames, Kubeconfigs, Section, files};
 
-/// Adds (or replaces) `cp`'s entries and makes its context current; the hosting context is
-/// recorded if none is yet.
-pub async fn import(
-    kubeconfigs: &mut Kubeconfigs,
+/// A control plane's cluster, user and namespace, ready to be merged into the user's kubeconfig.
+#[derive(Clone, Debug)]
+pub struct Entries {
+    control_plane: String,
+    cluster: Value,
+    user: Value,
+    namespace: Option<String>,
+}
+
+/// Reads `cp`'s entries: from the Secret its status names, or, for a host control plane, the
+/// hosting context's own.
+pub async fn fetch(
+    kubeconfigs: &Kubeconfigs,
     hosting_context: &str,
     client: &kube::Client,
     cp: &ControlPlane,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Entries> {
     let name = cp.metadata.name.as_deref().unwrap_or_default();
-    let names = EntryNames::of(name);
     let secret_ref = cp
         .status
         .as_ref()
@@ -56,34 +65,57 @@ pub async fn import(
             files::parse(text).with_context(|| format!("{where_}, key {:?}", secret_ref.key))?;
         served_entries(&document).with_context(|| format!("{where_}, key {:?}", secret_ref.key))?
     };
-    kubeconfigs.upsert(
-        Section::Clusters,
-        json!({"name": names.cluster, "cluster": cluster}),
-    )?;
-    kubeconfigs.upsert(Section::Users, json!({"name": names.user, "user": user}))?;
-    let mut context = Map::new();
-    context.insert("cluster".into(), Value::String(names.cluster.clone()));
-    context.insert("user".into(), Value::String(names.user.clone()));
-    if let Some(namespace) = namespace {
-        context.insert("namespace".into(), Value::String(namespace));
-    }
-    // Replacing the context drops a stale extension; kflex's is written again below.
-    kubeconfigs.upsert(
-        Section::Contexts,
-        json!({"name": names.context, "context": context}),
-    )?;
-    kubeconfigs.set_control_plane(&names.context, name)?;
-    if kubeconfigs.hosting_context().is_none() {
-        kubeconfigs.set_hosting_context(hosting_context)?;
-    }
-    kubeconfigs.set_current_context(&names.context)?;
-    Ok(())
+    Ok(Entries {
+        control_plane: name.to_owned(),
+        cluster,
+        user,
+        namespace,
+    })
 }
 
-type Entries = (Value, Value, Option<String>);
+impl Entries {
+    /// Adds (or replaces) the control plane's entries and makes its context current; the
+    /// hosting context is recorded if none is yet.
+    pub fn merge_into(
+        &self,
+        kubeconfigs: &mut Kubeconfigs,
+        hosting_context: &str,
+    ) -> anyhow::Result<()> {
+        let names = EntryNames::of(&self.control_plane);
+        kubeconfigs.upsert(
+            Section::Clusters,
+            json!({"name": names.cluster, "cluster": self.cluster}),
+        )?;
+        kubeconfigs.upsert(
+            Section::Users,
+            json!({"name": names.user, "user": self.user}),
+        )?;
+        let mut context = Map::new();
+        context.insert("cluster".into(), Value::String(names.cluster.clone()));
+        context.insert("user".into(), Value::String(names.user.clone()));
+        if let Some(namespace) = &self.namespace {
+            context.insert("namespace".into(), Value::String(namespace.clone()));
+        }
+        // Replacing the context drops a stale extension; kflex's is written again below.
+        kubeconfigs.upsert(
+            Section::Contexts,
+            json!({"name": names.context, "context": context}),
+        )?;
+        kubeconfigs.set_control_plane(&names.context, &self.control_plane)?;
+        if kubeconfigs.hosting_context().is_none() {
+            kubeconfigs.set_hosting_context(hosting_context)?;
+        }
+        kubeconfigs.set_current_context(&names.context)
+    }
+}
+
+type EntryBodies = (Value, Value, Option<String>);
 
 /// The hosting context's cluster and user, for a host control plane.
-fn hosting_entries(kubeconfigs: &Kubeconfigs, hosting_context: &str) -> anyhow::Result<Entries> {
+fn hosting_entries(
+    kubeconfigs: &Kubeconfigs,
+    hosting_context: &str,
+) -> anyhow::Result<EntryBodies> {
     let context = kubeconfigs
         .body(Section::Contexts, hosting_context)
         .with_context(|| format!("there is no context {hosting_context:?} in the kubeconfig"))?;
@@ -113,7 +145,7 @@ fn hosting_entries(kubeconfigs: &Kubeconfigs, hosting_context: &str) -> anyhow::
 
 /// The current context of a served kubeconfig (or its only one): its cluster, user and
 /// namespace.
-pub fn served_entries(document: &Map<String, Value>) -> anyhow::Result<Entries> {
+pub fn served_entries(document: &Map<String, Value>) -> anyhow::Result<EntryBodies> {
     let named = |section: &str, name: &str| -> Option<Value> {
         let body = match section {
             "clusters" => "cluster",

@@ -164,7 +164,7 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-fn create_private_dir(directory: &Path) -> anyhow::Result<()> {
+pub(super) fn create_private_dir(directory: &Path) -> anyhow::Result<()> {
     if directory.is_dir() {
         return Ok(());
     }

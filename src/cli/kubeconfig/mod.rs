@@ -5,6 +5,10 @@
 
 pub mod extension;
 pub mod files;
+pub mod lock;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Map, Value};
@@ -75,7 +79,7 @@ impl Kubeconfigs {
     }
 
     /// The paths read, in precedence order.
-    pub fn paths(&self) -> impl Iterator<Item = &std::path::Path> {
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|file| file.path.as_path())
     }
 
@@ -297,8 +301,34 @@ impl Kubeconfigs {
         extension::find(self.body(Section::Contexts, context)?)
     }
 
+    /// Applies `edit` to the files as they are on disk now, under kubectl's lock (see
+    /// [`lock`]), and writes back every file that changed; `self` becomes the result. Reading
+    /// again matters: `create` waits minutes for Ready, and writing back the copy it read at the
+    /// start would drop whatever other commands wrote meanwhile. On an error nothing is written.
+    pub fn update<T>(
+        &mut self,
+        edit: impl FnOnce(&mut Self) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.update_waiting(lock::DEFAULT_WAIT, edit)
+    }
+
+    /// [`Self::update`], waiting at most `wait` for other programs' locks.
+    pub fn update_waiting<T>(
+        &mut self,
+        wait: Duration,
+        edit: impl FnOnce(&mut Self) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let paths: Vec<PathBuf> = self.paths().map(Path::to_owned).collect();
+        let _locks = lock::Locks::acquire(&paths, wait)?;
+        let mut current = Self::load(&Sources { paths })?;
+        let result = edit(&mut current)?;
+        current.save()?;
+        *self = current;
+        Ok(result)
+    }
+
     /// Writes every file that changed, each atomically.
-    pub fn save(&self) -> anyhow::Result<()> {
+    fn save(&self) -> anyhow::Result<()> {
         for file in self.files.iter().filter(|file| file.changed) {
             file.write()?;
         }
