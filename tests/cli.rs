@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn kflex() -> Command {
     let mut cmd = Command::cargo_bin("kflex").expect("binary built");
@@ -187,6 +187,43 @@ fn bad_settings_name_the_key_and_where_it_came_from() {
     );
     let stderr = refused(kflex().args(["render", "cp1", "--set", "domain"]));
     assert!(stderr.contains("expected KEY=VALUE"), "{stderr}");
+}
+
+#[test]
+fn hook_resources_extend_the_controller_cluster_role_and_never_to_secrets() {
+    let system = objects(&stdout(kflex().args([
+        "render",
+        "--system",
+        "--set",
+        "hookResources=resourcequotas,horizontalpodautoscalers.autoscaling",
+    ])));
+    let rules = find(&system, "ClusterRole", "kubeflex-controller-manager")["rules"]
+        .as_array()
+        .unwrap();
+    let grants = |group: &str, resource: &str, verb: &str| {
+        rules.iter().any(|rule| {
+            rule["resourceNames"].is_null()
+                && [
+                    ("apiGroups", group),
+                    ("resources", resource),
+                    ("verbs", verb),
+                ]
+                .iter()
+                .all(|(field, item)| rule[field].as_array().unwrap().contains(&json!(item)))
+        })
+    };
+    assert!(grants("", "resourcequotas", "create"));
+    assert!(grants("autoscaling", "horizontalpodautoscalers", "patch"));
+    assert!(
+        !grants("", "limitranges", "create"),
+        "only what was asked for"
+    );
+    let stderr = refused(kflex().args(["render", "--system", "--set", "hookResources=secrets"]));
+    assert!(
+        stderr.contains("hookResources (from --set)")
+            && stderr.contains("secrets cannot be granted"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -134,6 +134,33 @@ pub(crate) struct SystemRoot<'a> {
     pub system: &'a SystemContext,
     /// The settings as the `kubeflex-config` ConfigMap holds them.
     pub config_data: &'a BTreeMap<String, String>,
+    /// The controller's ClusterRole rules for the `hookResources` setting.
+    pub hook_rules: Vec<HookRule>,
+}
+
+/// Resources of one API group that the controller's ClusterRole grants for hooks.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub(crate) struct HookRule {
+    /// `""` for the core group.
+    pub api_group: String,
+    pub resources: Vec<String>,
+}
+
+/// `resource.group` items (validated settings) as one rule per group, groups and resources
+/// sorted and each once, so the rendered ClusterRole does not change with the order of the list.
+pub(crate) fn hook_rules(resources: &[String]) -> Vec<HookRule> {
+    let mut by_group: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for item in resources {
+        let (resource, group) = item.split_once('.').unwrap_or((item, ""));
+        by_group.entry(group).or_default().insert(resource);
+    }
+    by_group
+        .into_iter()
+        .map(|(group, resources)| HookRule {
+            api_group: group.to_owned(),
+            resources: resources.into_iter().map(str::to_owned).collect(),
+        })
+        .collect()
 }
 
 impl ControlPlaneContext {

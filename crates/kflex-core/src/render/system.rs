@@ -2,7 +2,7 @@
 //! and `postgres/` templates, finished like a control plane's objects but with every pod
 //! required to meet the restricted Pod Security Standard.
 
-use super::context::{ImagesContext, SystemRoot};
+use super::context::{ImagesContext, SystemRoot, hook_rules};
 use super::evaluate::context_value;
 use super::finish::{PodSecurity, finish, place};
 use super::{Rendered, Renderer, SetError};
@@ -27,6 +27,7 @@ impl Renderer {
             images: &images,
             system: &self.system,
             config_data: &config_data,
+            hook_rules: hook_rules(&self.settings.hook_resources),
         };
         let root = serde_json::to_value(&root).map_err(SetError::Context)?;
         let root = context_value(&root);

@@ -62,6 +62,9 @@ pub struct Settings {
     pub namespaced_kinds: Vec<String>,
     /// Kinds that hooks may use and that are cluster-scoped, beyond the built-in ones.
     pub cluster_scoped_kinds: Vec<String>,
+    /// Resources (`resource.group`, or `resource` for the core group) that hooks write and the
+    /// controller's ClusterRole does not already grant: it is granted them too.
+    pub hook_resources: Vec<String>,
     /// Let PostCreateHooks run privileged pods (host namespaces, privileged containers, host
     /// paths), lowering `<cp>-system` to Pod Security `privileged`. Off: such hooks are refused.
     pub allow_privileged_hooks: bool,
@@ -153,6 +156,7 @@ impl Default for Settings {
             },
             namespaced_kinds: Vec::new(),
             cluster_scoped_kinds: Vec::new(),
+            hook_resources: Vec::new(),
             allow_privileged_hooks: false,
         }
     }

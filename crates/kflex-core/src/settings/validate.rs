@@ -133,6 +133,9 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
             ));
         }
     }
+    for resource in &settings.hook_resources {
+        check_hook_resource(resource).map_err(|why| fail("hookResources", why))?;
+    }
     if let Some(both) = settings
         .namespaced_kinds
         .iter()
@@ -262,6 +265,33 @@ fn is_quantity(text: &str) -> bool {
     })
 }
 
+/// `resource.group` (or `resource`), as `kubectl create clusterrole --resource` takes it.
+fn check_hook_resource(text: &str) -> Result<(), String> {
+    let (resource, group) = match text.split_once('.') {
+        Some((resource, group)) => (resource, Some(group)),
+        None => (text, None),
+    };
+    let resource_ok = !resource.is_empty()
+        && resource
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !resource_ok || !group.is_none_or(is_dns_subdomain) {
+        return Err(format!(
+            "{text:?} is not resource.group (e.g. horizontalpodautoscalers.autoscaling, or \
+             resourcequotas for the core group)"
+        ));
+    }
+    if group.is_none() && resource == "secrets" {
+        // The controller reads only its own Secrets, by name; hooks may create Secrets already.
+        return Err(
+            "secrets cannot be granted: the controller reads only the Secrets it needs, by name, \
+             and may already create, update and delete Secrets"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 fn is_group_kind(text: &str) -> bool {
     let (kind, group) = text.split_once('.').unwrap_or((text, ""));
     let kind_ok = kind.starts_with(|c: char| c.is_ascii_uppercase())
@@ -352,6 +382,10 @@ mod tests {
                     s.cluster_scoped_kinds = vec!["W.x.io".into()];
                 }),
             ),
+            (
+                "hookResources",
+                Box::new(|s| s.hook_resources = vec!["HorizontalPodAutoscaler".into()]),
+            ),
         ];
         for (key, mutate) in cases {
             let mut settings = Settings::default();
@@ -359,6 +393,32 @@ mod tests {
             let (got, reason) = check(&settings).unwrap_err();
             assert_eq!(got, key, "{reason}");
         }
+    }
+
+    #[test]
+    fn hook_resources_are_resource_dot_group_and_never_secrets() {
+        for good in [
+            "resourcequotas",
+            "horizontalpodautoscalers.autoscaling",
+            "certificates.cert-manager.io",
+        ] {
+            check_hook_resource(good).unwrap();
+        }
+        for bad in [
+            "",
+            "*",
+            "deployments/scale",
+            "Widgets.example.com",
+            "widgets.Example.com",
+            "widgets.",
+        ] {
+            let why = check_hook_resource(bad).unwrap_err();
+            assert!(why.contains("not resource.group"), "{bad}: {why}");
+        }
+        let why = check_hook_resource("secrets").unwrap_err();
+        assert!(why.contains("reads only the Secrets it needs"), "{why}");
+        // Another group's `secrets` is not the core Secret.
+        check_hook_resource("secrets.vault.example.com").unwrap();
     }
 
     #[test]
