@@ -456,6 +456,18 @@ async fn adopt_stores_a_self_contained_kubeconfig_and_creates_the_control_plane(
     assert!(stored_cluster.get("certificate-authority").is_none());
     assert_eq!(stored["users"][0]["user"]["token"], "edge-admin-token");
     assert_eq!(stored["current-context"], "kind-edge");
+    // The adopted cluster's credentials go when the ControlPlane goes (garbage collection).
+    let owners = secret["metadata"]["ownerReferences"].as_array().unwrap();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(owners[0]["kind"], "ControlPlane");
+    assert_eq!(owners[0]["name"], "edge");
+    assert_eq!(owners[0]["uid"], cp["metadata"]["uid"]);
+    assert!(
+        !cp["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

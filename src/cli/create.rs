@@ -14,8 +14,9 @@ use kflex_core::api::{
     PostCreateHook, PostCreateHookUse, validate_control_plane,
 };
 use kflex_core::settings::SYSTEM_NAMESPACE;
-use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Resource as _};
+use serde_json::json;
 
 use super::render::TypeArg;
 use super::session::{KubeconfigArgs, Session};
@@ -107,7 +108,7 @@ pub(crate) fn hook_fields(
 
 fn control_plane(args: &CreateArgs) -> anyhow::Result<ControlPlane> {
     let type_ = ControlPlaneType::from(args.type_);
-    let mut spec: ControlPlaneSpec = serde_json::from_value(serde_json::json!({
+    let mut spec: ControlPlaneSpec = serde_json::from_value(json!({
         "type": type_.as_str()
     }))?;
     if type_ == ControlPlaneType::K8s {
@@ -168,15 +169,21 @@ pub(crate) async fn create(
             None
         }
     };
-    if let Err(err) = api.create(&PostParams::default(), &cp).await {
-        // Nothing half-done: a bootstrap Secret written for this ControlPlane goes with it.
-        if let Some(Written::Created(secret)) = &written {
-            let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
-            let _ = secrets.delete(secret, &Default::default()).await;
+    let created = match api.create(&PostParams::default(), &cp).await {
+        Ok(created) => created,
+        Err(err) => {
+            // Nothing half-done: a bootstrap Secret written for this ControlPlane goes with it.
+            if let Some(Written::Created(secret)) = &written {
+                let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+                let _ = secrets.delete(secret, &Default::default()).await;
+            }
+            return Err(err).with_context(|| {
+                format!("creating ControlPlane {name} (hosting context {hosting:?})")
+            });
         }
-        return Err(err).with_context(|| {
-            format!("creating ControlPlane {name} (hosting context {hosting:?})")
-        });
+    };
+    if let (Some(written), Some(reference)) = (&written, &cp.spec.bootstrap_secret_ref) {
+        own_bootstrap_secret(&client, &created, &reference.name, written).await;
     }
     eprintln!("ControlPlane {name} created (type {})", cp.spec.type_);
     if !waiting.wait {
@@ -198,6 +205,42 @@ enum Written {
     Updated,
 }
 
+/// Makes the adopted cluster's bootstrap Secret (admin credentials of that cluster) a dependent
+/// of its ControlPlane, so that deleting the ControlPlane, by `kflex delete` or any other way,
+/// deletes the credentials too. A failure leaves a working control plane: it is reported, not
+/// undone.
+async fn own_bootstrap_secret(
+    client: &kube::Client,
+    created: &ControlPlane,
+    secret: &str,
+    written: &Written,
+) {
+    let name = created.metadata.name.as_deref().unwrap_or_default();
+    let Some(owner) = created.owner_ref(&()) else {
+        eprintln!(
+            "warning: the API server returned ControlPlane {name} without a uid; Secret \
+             {SYSTEM_NAMESPACE}/{secret} stays when it is deleted: delete it then"
+        );
+        return;
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+    let patch = json!({"metadata": {"ownerReferences": [owner]}});
+    if let Err(err) = secrets
+        .patch(secret, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        let state = match written {
+            Written::Created(_) => "created",
+            Written::Updated => "updated",
+        };
+        eprintln!(
+            "warning: Secret {SYSTEM_NAMESPACE}/{secret} ({state}) could not be made a dependent \
+             of ControlPlane {name} ({err}); it stays when the ControlPlane is deleted: delete it \
+             then"
+        );
+    }
+}
+
 /// Writes an adopted cluster's bootstrap Secret in kubeflex-system.
 async fn write_bootstrap_secret(client: &kube::Client, secret: Secret) -> anyhow::Result<Written> {
     let name = secret.metadata.name.clone().unwrap_or_default();
@@ -207,9 +250,9 @@ async fn write_bootstrap_secret(client: &kube::Client, secret: Secret) -> anyhow
         .await
         .with_context(|| format!("reading Secret {SYSTEM_NAMESPACE}/{name}"))?
         .is_some();
-    let params = kube::api::PatchParams::apply(super::FIELD_MANAGER).force();
+    let params = PatchParams::apply(super::FIELD_MANAGER).force();
     secrets
-        .patch(&name, &params, &kube::api::Patch::Apply(&secret))
+        .patch(&name, &params, &Patch::Apply(&secret))
         .await
         .with_context(|| format!("writing Secret {SYSTEM_NAMESPACE}/{name}"))?;
     Ok(if existed {
@@ -291,8 +334,7 @@ mod tests {
 
     #[test]
     fn variables_without_a_hook_are_refused() {
-        let mut spec: ControlPlaneSpec =
-            serde_json::from_value(serde_json::json!({"type": "k8s"})).unwrap();
+        let mut spec: ControlPlaneSpec = serde_json::from_value(json!({"type": "k8s"})).unwrap();
         let err = hook_fields(&mut spec, &[], &[("a".into(), "b".into())]).unwrap_err();
         assert!(err.to_string().contains("-p"), "{err}");
         hook_fields(

@@ -283,6 +283,142 @@ async fn cli_commands(kubeconfig: &str, control_planes: &[ControlPlane]) -> anyh
     Ok(())
 }
 
+/// Reads a kubeconfig file as a document.
+fn read_kubeconfig(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(serde_saphyr::from_str(&text)?)
+}
+
+/// The entry `name` of a kubeconfig section.
+fn entry<'a>(document: &'a Value, section: &str, name: &str) -> Option<&'a Value> {
+    document[section]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["name"] == name)
+}
+
+/// `ctx` and `adopt`, which write the kubeconfig: on a copy of the suite's. `hosting` is the
+/// acceptance control plane of type host (its context reaches the hosting cluster).
+async fn cli_kubeconfig_commands(
+    kubeconfig: &str,
+    client: &kube::Client,
+    hosting: &str,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let copy_path = dir.path().join("config");
+    std::fs::copy(kubeconfig, &copy_path)?;
+    let copy = copy_path.to_str().context("a UTF-8 temporary path")?;
+    let original = read_kubeconfig(&copy_path)?;
+    let current = original["current-context"]
+        .as_str()
+        .context("KFLEX_E2E_KUBECONFIG has no current context")?
+        .to_owned();
+    let server_of = |document: &Value, context: &str| -> Option<String> {
+        let cluster = entry(document, "contexts", context)?["context"]["cluster"].as_str()?;
+        entry(document, "clusters", cluster)?["cluster"]["server"]
+            .as_str()
+            .map(str::to_owned)
+    };
+
+    // `ctx NAME` fetches a context from the hosting cluster and switches to it; `ctx` goes back.
+    let fetched = kflex(copy, &["ctx", hosting]).await?;
+    anyhow::ensure!(fetched.status.success(), "kflex ctx {hosting}: {fetched:?}");
+    let written = read_kubeconfig(&copy_path)?;
+    anyhow::ensure!(
+        written["current-context"] == hosting,
+        "kflex ctx {hosting} did not switch to it: {}",
+        written["current-context"]
+    );
+    anyhow::ensure!(
+        entry(&written, "contexts", hosting).is_some_and(|context| {
+            context["context"]["cluster"] == format!("{hosting}-cluster").as_str()
+                && context["context"]["user"] == format!("{hosting}-admin").as_str()
+        }),
+        "kflex ctx {hosting}: the context does not use {hosting}-cluster and {hosting}-admin"
+    );
+    anyhow::ensure!(
+        server_of(&written, hosting) == server_of(&original, &current),
+        "a host control plane's context reaches the hosting cluster's API server"
+    );
+    let back = kflex(copy, &["ctx"]).await?;
+    anyhow::ensure!(back.status.success(), "kflex ctx: {back:?}");
+    anyhow::ensure!(
+        read_kubeconfig(&copy_path)?["current-context"] == current.as_str(),
+        "kflex ctx did not go back to the hosting context {current:?}"
+    );
+    let removed = kflex(copy, &["ctx", "delete", hosting]).await?;
+    anyhow::ensure!(removed.status.success(), "kflex ctx delete: {removed:?}");
+    anyhow::ensure!(
+        entry(&read_kubeconfig(&copy_path)?, "contexts", hosting).is_none(),
+        "kflex ctx delete {hosting} left the context"
+    );
+    eprintln!("kflex ctx fetched, switched and deleted the context of ControlPlane {hosting}");
+
+    // `adopt` the hosting cluster itself, reached from inside at the kubernetes Service.
+    let adopted = kflex(
+        copy,
+        &[
+            "adopt",
+            "e2e-adopted",
+            "-c",
+            &current,
+            "--url-override",
+            "https://kubernetes.default.svc",
+            "--wait=false",
+        ],
+    )
+    .await?;
+    if !adopted.status.success() {
+        let stderr = String::from_utf8_lossy(&adopted.stderr);
+        if stderr.contains("cannot run inside the hosting cluster") {
+            eprintln!(
+                "kflex adopt NOT checked: the context's user authenticates with a plugin \
+                 (kflex refuses those, as it should): {stderr}"
+            );
+            return Ok(());
+        }
+        bail!("kflex adopt e2e-adopted: {adopted:?}");
+    }
+    let control_planes: Api<ControlPlane> = Api::all(client.clone());
+    let cp = control_planes.get("e2e-adopted").await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "kubeflex-system");
+    let secret = secrets.get("e2e-adopted-bootstrap").await?;
+    anyhow::ensure!(
+        secret
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .iter()
+            .any(|owner| owner.kind == "ControlPlane"
+                && Some(&owner.uid) == cp.metadata.uid.as_ref()),
+        "the bootstrap Secret kflex adopt wrote is not owned by its ControlPlane"
+    );
+    let deleted = kflex(copy, &["delete", "e2e-adopted", "--timeout", "3m"]).await?;
+    anyhow::ensure!(
+        deleted.status.success(),
+        "kflex delete e2e-adopted: {deleted:?}"
+    );
+    if std::env::var_os("KFLEX_E2E_FAKE_API").is_some() {
+        eprintln!(
+            "KFLEX_E2E_FAKE_API is set: the bootstrap Secret's garbage collection is NOT checked"
+        );
+    } else {
+        eventually(
+            "the adopted cluster's credentials deleted with its ControlPlane",
+            || {
+                let secrets = secrets.clone();
+                async move { Ok(secrets.get_opt("e2e-adopted-bootstrap").await?.is_none()) }
+            },
+        )
+        .await?;
+    }
+    eprintln!(
+        "kflex adopt created an external control plane owning its credentials Secret; kflex \
+         delete removed it"
+    );
+    Ok(())
+}
+
 async fn run(kubeconfig: &str) -> anyhow::Result<()> {
     let kubeconfig_path = kubeconfig;
     let kubeconfig =
@@ -501,6 +637,12 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
 
     // 3b. The CLI for people, against the same cluster (it must not edit the kubeconfig here).
     cli_commands(kubeconfig_path, &control_planes).await?;
+    let host = control_planes
+        .iter()
+        .find(|cp| cp.spec.type_ == kflex_core::api::ControlPlaneType::Host)
+        .and_then(|cp| cp.metadata.name.clone())
+        .context("the acceptance set has a control plane of type host")?;
+    cli_kubeconfig_commands(kubeconfig_path, &client, &host).await?;
 
     // 4. Edits: a hook variable changes a Job, which is replaced; a hook removed is pruned.
     let team_a = "team-a";
