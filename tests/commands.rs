@@ -287,6 +287,34 @@ async fn create_waits_for_ready_merges_the_kubeconfig_and_switches_to_it() {
     assert_eq!(cluster.kubeconfig()["current-context"], "fake");
     assert!(cluster.kflex(&["ctx", "cp1"]).await.status.success());
     assert_eq!(cluster.kubeconfig()["current-context"], "cp1");
+
+    // A stale entry stays on a plain switch; `-o` fetches the kubeconfig again.
+    let server = |kubeconfig: &Value| {
+        named(kubeconfig, "clusters", "cp1-cluster").unwrap()["cluster"]["server"].clone()
+    };
+    let text = std::fs::read_to_string(cluster.kubeconfig_path()).unwrap();
+    let stale = text.replace(
+        "https://cp1.localtest.me:9443",
+        "https://stale.example:6443",
+    );
+    assert_ne!(stale, text);
+    std::fs::write(cluster.kubeconfig_path(), stale).unwrap();
+    assert!(cluster.kflex(&["ctx", "cp1"]).await.status.success());
+    assert_eq!(server(&cluster.kubeconfig()), "https://stale.example:6443");
+    let refetched = cluster.kflex(&["ctx", "cp1", "-o"]).await;
+    assert!(refetched.status.success(), "{}", stderr(&refetched));
+    let kubeconfig = cluster.kubeconfig();
+    assert_eq!(server(&kubeconfig), "https://cp1.localtest.me:9443");
+    assert_eq!(kubeconfig["current-context"], "cp1");
+    assert_eq!(
+        kubeconfig["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] == "cp1-cluster")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -345,9 +345,12 @@ fn switch(args: CtxArgs) -> anyhow::Result<()> {
     }
     let runtime = super::runtime()?;
     let (hosting, entries) = runtime.block_on(fetch(&session, &name))?;
+    let overwrite = args.overwrite_existing_context;
     session.kubeconfigs.update(|kubeconfigs| {
-        // --overwrite-existing-context: entries that are no longer the control plane's go.
-        remove_context(kubeconfigs, &name, None)?;
+        if overwrite {
+            // The old context's cluster and user go too, unless another context uses them.
+            remove_context(kubeconfigs, &name, None)?;
+        }
         entries.merge_into(kubeconfigs, &hosting)
     })?;
     eprintln!("switched to context {name:?} (control plane {name})");

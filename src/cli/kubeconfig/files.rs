@@ -148,19 +148,8 @@ pub fn parse(text: &str) -> anyhow::Result<Map<String, Value>> {
         Value::Null => Ok(Map::new()),
         other => bail!(
             "not a kubeconfig: the document is {}, not a mapping",
-            kind_of(&other)
+            kflex_core::manifest::type_name(&other)
         ),
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
 

@@ -247,7 +247,8 @@ pub(crate) fn submap<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut 
     }
 }
 
-pub(crate) fn type_name(value: &Value) -> &'static str {
+/// How a message names the JSON type of `value` ("a list", "a mapping").
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
