@@ -8,3 +8,4 @@ pub mod api;
 pub mod manifest;
 pub mod render;
 pub mod settings;
+pub mod text;

@@ -68,6 +68,11 @@ pub struct Settings {
     /// Let PostCreateHooks run privileged pods (host namespaces, privileged containers, host
     /// paths), lowering `<cp>-system` to Pod Security `privileged`. Off: such hooks are refused.
     pub allow_privileged_hooks: bool,
+    /// Let PostCreateHooks render ClusterRoles and ClusterRoleBindings, within limits (subjects
+    /// only ServiceAccounts of `<cp>-system`; no `*`, `escalate`, `bind` or `impersonate`; no
+    /// aggregation; no binding to `cluster-admin`, `admin` or `edit`). Off: hooks may render
+    /// namespaced RBAC in `<cp>-system` only.
+    pub allow_cluster_scoped_hook_rbac: bool,
 }
 
 /// Settings of the shared PostgreSQL server.
@@ -158,6 +163,7 @@ impl Default for Settings {
             cluster_scoped_kinds: Vec::new(),
             hook_resources: Vec::new(),
             allow_privileged_hooks: false,
+            allow_cluster_scoped_hook_rbac: false,
         }
     }
 }
