@@ -58,6 +58,10 @@ pub struct TypeFacts {
     /// The workload in `<cp>-system` that must be ready before the API can answer; `None` for
     /// the types that run nothing (host, external).
     pub workload: Option<Workload>,
+    /// The Secrets in `<cp>-system` that the control plane's bootstrap programs or its own
+    /// components create at runtime and that are never rendered: its keys and kubeconfigs.
+    /// A hook must not render one, and pruning never deletes one.
+    pub generated_secrets: &'static [&'static str],
 }
 
 /// A kubeconfig Secret: its name, the key for use from outside the hosting cluster (empty when
@@ -88,19 +92,29 @@ pub fn facts(type_: ControlPlaneType) -> Option<TypeFacts> {
         ControlPlaneType::K8s => TypeFacts {
             kubeconfig: secret("admin-kubeconfig", "kubeconfig", "kubeconfig-incluster"),
             workload: workload("Deployment", "kube-apiserver"),
+            generated_secrets: &[
+                "k8s-certs",
+                "admin-kubeconfig",
+                "cm-kubeconfig",
+                "kine-datastore",
+            ],
         },
         ControlPlaneType::K3s => TypeFacts {
             kubeconfig: secret("k3s-config", "config", "config-incluster"),
             workload: workload("StatefulSet", "k3s-server"),
+            generated_secrets: &["k3s-config"],
         },
         ControlPlaneType::Vcluster => TypeFacts {
             kubeconfig: secret("vc-vcluster", "config", "config-incluster"),
             workload: workload("StatefulSet", "vcluster"),
+            // vCluster's syncer writes its PKI and kubeconfig (reference/vcluster.md).
+            generated_secrets: &["vc-vcluster", "vcluster-certs"],
         },
         // The hosting cluster's in-cluster URL does not work from outside it: no off-cluster key.
         ControlPlaneType::Host => TypeFacts {
             kubeconfig: secret("admin-kubeconfig", "", "kubeconfig-incluster"),
             workload: None,
+            generated_secrets: &["admin-kubeconfig"],
         },
         // The adopted cluster's own URL works from anywhere.
         ControlPlaneType::External => TypeFacts {
@@ -110,6 +124,7 @@ pub fn facts(type_: ControlPlaneType) -> Option<TypeFacts> {
                 "kubeconfig-incluster",
             ),
             workload: None,
+            generated_secrets: &["admin-kubeconfig"],
         },
         ControlPlaneType::Ocm => return None,
     })
