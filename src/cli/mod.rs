@@ -25,6 +25,7 @@ mod wait;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use kflex_core::text::escape_unsafe;
 
 /// kflex hosts many lightweight Kubernetes control planes inside one hosting cluster.
 #[derive(Debug, Parser)]
@@ -115,17 +116,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The error and its causes, each once: `error: <top>` then `  caused by: <cause>` lines.
+/// The error and its causes, each once: `error: <top>` then `  caused by: <cause>` lines. Each
+/// message is one line with every control character escaped: messages quote names and values
+/// from input, which must not move the cursor, clear the screen or add lines of their own.
 pub fn describe_error(err: &anyhow::Error) -> String {
-    let mut text = format!("error: {err}");
+    let mut text = format!("error: {}", escape_unsafe(&err.to_string()));
     for cause in err.chain().skip(1) {
         text.push_str("\n  caused by: ");
         let cause = cause.to_string();
         // Some libraries start their own message with "error: "; say it once.
         let cause = cause.strip_prefix("error: ").unwrap_or(&cause);
-        text.push_str(&cause.replace('\n', "\n    "));
+        text.push_str(&escape_unsafe(cause));
     }
     text
+}
+
+/// A warning for stderr, on one line, with every control character escaped.
+pub(crate) fn warn(warning: &str) {
+    eprintln!("warning: {}", escape_unsafe(warning));
 }
 
 /// The process environment. Unlike `std::env::vars`, a variable that is not UTF-8 does not

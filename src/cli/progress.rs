@@ -36,7 +36,8 @@ impl Progress {
     /// Shows the current status; off a terminal only when it changed.
     pub fn status(&mut self, status: &str) {
         if status != self.status {
-            self.status = status.to_owned();
+            // Statuses quote conditions, which carry what tenants wrote.
+            self.status = kflex_core::text::escape_unsafe(status).into_owned();
             if !self.terminal {
                 eprintln!("waiting for {}: {status}", self.what);
             }
@@ -68,6 +69,7 @@ impl Progress {
         if self.terminal {
             eprint!("\r\x1b[2K");
         }
+        let outcome = kflex_core::text::escape_unsafe(outcome);
         eprintln!("{outcome} ({})", elapsed(self.elapsed()));
     }
 }

@@ -191,7 +191,7 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
         sets.push((set.control_plane, set.output));
     }
     for warning in &warnings {
-        eprintln!("warning: {warning}");
+        super::warn(warning);
     }
     output::write(&target, sets)
 }
@@ -254,7 +254,9 @@ fn load_templates(dir: Option<&Path>) -> anyhow::Result<TemplateSet> {
     if files.is_empty() {
         bail!("templates directory {} has no .yaml files", dir.display());
     }
-    Ok(TemplateSet::embedded().with_overrides(files))
+    TemplateSet::embedded()
+        .with_overrides(files)
+        .with_context(|| format!("templates directory {}", dir.display()))
 }
 
 fn collect_templates(

@@ -6,6 +6,7 @@
 
 mod controlplane;
 mod crd;
+pub mod names;
 mod postcreatehook;
 mod validate;
 

@@ -6,6 +6,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::Manifest;
+use crate::text::escape_unsafe;
 
 /// Output could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +58,9 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> Result<String, EmitError> {
     let mut out = String::with_capacity(manifests.len() * 1024);
     for manifest in manifests {
         out.push_str("---\n# Source: ");
-        out.push_str(manifest.source());
+        // A comment ends at the first line break: whatever a caller passes, nothing in it may
+        // start a line of its own (a document, a key) in the stream.
+        out.push_str(&escape_unsafe(manifest.source()));
         out.push('\n');
         serde_saphyr::to_fmt_writer_with_options(
             &mut out,
@@ -109,20 +112,37 @@ pub fn to_json_list(manifests: &[Manifest]) -> Result<String, EmitError> {
 
 /// A stable file name for one object: `<kind>[.<group>]_[<namespace>_]<name>.yaml`, lower case.
 /// Object names never contain `_`, so names cannot collide.
+/// The parts are validated when the object is made ([`Manifest::new`]); in case a caller
+/// changed one since, anything but letters, digits, `.`, `-` and `:` is percent-encoded, so the
+/// name is always one file in one directory.
 pub fn file_name(manifest: &Manifest) -> String {
-    let mut name = manifest.kind().to_ascii_lowercase();
+    let mut name = String::new();
+    push_file_part(&mut name, &manifest.kind().to_ascii_lowercase());
     if !manifest.group().is_empty() {
         name.push('.');
-        name.push_str(manifest.group());
+        push_file_part(&mut name, manifest.group());
     }
     if let Some(namespace) = manifest.namespace() {
         name.push('_');
-        name.push_str(namespace);
+        push_file_part(&mut name, namespace);
     }
     name.push('_');
-    name.push_str(manifest.name());
+    push_file_part(&mut name, manifest.name());
     name.push_str(".yaml");
     name
+}
+
+fn push_file_part(out: &mut String, part: &str) {
+    // A part that is only dots would read as `.` or `..` if it ever stood alone.
+    let only_dots = part.bytes().all(|b| b == b'.');
+    for byte in part.bytes() {
+        let keep = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b':') || byte == b'.';
+        if keep && !only_dots {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +223,77 @@ mod tests {
             file_name(&crb),
             "clusterrole.rbac.authorization.k8s.io_a-b.yaml"
         );
+    }
+
+    /// Strings a caller (or an input) may pass that would break a line-oriented stream.
+    const HOSTILE: [&str; 12] = [
+        "x\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding",
+        "x\r\n---\r\nkind: Secret",
+        "x\rkind: Secret",
+        "x\0y",
+        "x\u{85}---\u{85}kind: Secret",
+        "x\u{2028}---\u{2029}kind: Secret",
+        "\u{1b}]0;owned\u{7}\u{1b}[2J",
+        "x\u{feff}y",
+        "\u{202e}lanigiro",
+        "\t- item",
+        "# comment\n- item",
+        "...\n---",
+    ];
+
+    fn documents(stream: &str) -> Vec<Value> {
+        serde_saphyr::from_multiple(stream).expect("the stream parses")
+    }
+
+    #[test]
+    fn the_source_comment_never_starts_a_line_of_its_own() {
+        for hostile in HOSTILE {
+            let manifest = Manifest::new(
+                hostile,
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+            )
+            .unwrap();
+            let stream = to_yaml_stream(&[manifest.clone(), manifest]).unwrap();
+            let lines: Vec<&str> = stream.split_inclusive(['\n']).collect();
+            // ---, # Source, apiVersion, kind, metadata, name; twice.
+            assert_eq!(lines.len(), 12, "{hostile:?}:\n{stream}");
+            assert_eq!(stream.matches("\n---\n").count() + 1, 2, "{stream}");
+            assert!(
+                !stream
+                    .chars()
+                    .any(|c| c != '\n' && crate::text::is_unsafe_char(c)),
+                "{stream:?}"
+            );
+            assert_eq!(documents(&stream).len(), 2, "{stream}");
+        }
+    }
+
+    #[test]
+    fn hostile_keys_and_values_stay_inside_their_document() {
+        let mut data = Map::new();
+        for (i, hostile) in HOSTILE.iter().enumerate() {
+            data.insert(format!("k{i}{hostile}"), json!(hostile));
+            data.insert(format!("v{i}"), json!(format!("{hostile}{hostile}")));
+        }
+        let manifest = config_map(Value::Object(data.clone()));
+        let stream = to_yaml_stream(&[manifest]).unwrap();
+        let back = documents(&stream);
+        assert_eq!(back.len(), 1, "{stream}");
+        assert_eq!(back[0]["data"], Value::Object(data), "{stream}");
+    }
+
+    #[test]
+    fn file_names_are_one_file_whatever_the_parts() {
+        let mut manifest = config_map(json!({}));
+        for hostile in ["../../etc/passwd", "/abs", "..", "a/b", "x\ny", "."] {
+            manifest.set_namespace(hostile);
+            let name = file_name(&manifest);
+            assert!(
+                !name.contains('/') && !name.chars().any(crate::text::is_unsafe_char),
+                "{name}"
+            );
+            assert!(!name.contains("_.._") && !name.contains("_._"), "{name}");
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::api::names;
+
 pub use emit::{EmitError, file_name, to_json_list, to_yaml_document, to_yaml_stream};
 pub use order::{InstallClass, install_class, sort_for_install};
 
@@ -81,9 +83,31 @@ impl Manifest {
                 }
             }
         }
+        let str_field = |field: &str| object.get(field).and_then(Value::as_str).unwrap_or("");
+        let (api_version, kind) = (str_field("apiVersion"), str_field("kind"));
+        if let Some(reason) = names::api_version(api_version) {
+            return Err(ShapeError {
+                field: "apiVersion",
+                reason: format!("{}: {reason}", names::quoted(api_version)),
+            });
+        }
+        if let Some(reason) = names::kind(kind) {
+            return Err(ShapeError {
+                field: "kind",
+                reason: format!("{}: {reason}", names::quoted(kind)),
+            });
+        }
+        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
         let metadata = object.get("metadata").and_then(Value::as_object);
         match metadata.and_then(|m| m.get("name")) {
-            Some(Value::String(name)) if !name.is_empty() => {}
+            Some(Value::String(name)) if !name.is_empty() => {
+                if let Some(reason) = object_name_problem(group, kind, name) {
+                    return Err(ShapeError {
+                        field: "metadata.name",
+                        reason: format!("{}: {reason}", names::quoted(name)),
+                    });
+                }
+            }
             _ if metadata.is_some_and(|m| m.contains_key("generateName")) => {
                 return Err(ShapeError {
                     field: "metadata.generateName",
@@ -120,13 +144,24 @@ impl Manifest {
                 }
             }
         }
-        if let Some(namespace) = metadata.and_then(|m| m.get("namespace"))
-            && !namespace.is_string()
-        {
-            return Err(ShapeError {
-                field: "metadata.namespace",
-                reason: format!("must be a string, got {}", type_name(namespace)),
-            });
+        match metadata.and_then(|m| m.get("namespace")) {
+            None | Some(Value::Null) => {}
+            // Empty means "not given"; placement decides.
+            Some(Value::String(namespace)) if namespace.is_empty() => {}
+            Some(Value::String(namespace)) => {
+                if let Some(reason) = names::dns1123_label(namespace) {
+                    return Err(ShapeError {
+                        field: "metadata.namespace",
+                        reason: format!("{}: {reason}", names::quoted(namespace)),
+                    });
+                }
+            }
+            Some(other) => {
+                return Err(ShapeError {
+                    field: "metadata.namespace",
+                    reason: format!("must be a string, got {}", type_name(other)),
+                });
+            }
         }
         Ok(Self {
             source: source.into(),
@@ -230,6 +265,22 @@ impl Manifest {
 
     fn metadata_mut(&mut self) -> &mut Map<String, Value> {
         submap(&mut self.object, "metadata")
+    }
+}
+
+/// Why `name` cannot name an object of `kind` in `group`, as the API server would say: RBAC
+/// objects take any path segment (`system:openshift:scc:privileged`), Namespaces are DNS-1123
+/// labels, Services DNS-1035 labels, everything else (custom resources included) DNS-1123
+/// subdomains.
+fn object_name_problem(group: &str, kind: &str, name: &str) -> Option<String> {
+    match (group, kind) {
+        (
+            "rbac.authorization.k8s.io",
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
+        ) => names::path_segment_name(name),
+        ("", "Namespace") => names::dns1123_label(name),
+        ("", "Service") => names::dns1035_label(name),
+        _ => names::dns1123_subdomain(name),
     }
 }
 

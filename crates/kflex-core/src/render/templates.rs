@@ -37,10 +37,23 @@ impl TemplateSet {
     }
 
     /// Replaces or adds files: a file with an embedded file's path replaces it (an empty file
-    /// removes its objects); other paths are added.
-    pub fn with_overrides(mut self, files: impl IntoIterator<Item = (String, String)>) -> Self {
-        self.files.extend(files);
-        self
+    /// removes its objects); other paths are added. A path must be `/`-separated parts of
+    /// letters, digits, `.`, `_` and `-` (none starting with `.`), ending in `.yaml`: paths name
+    /// objects' origin in the output and in messages.
+    pub fn with_overrides(
+        mut self,
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, TemplateError> {
+        for (name, content) in files {
+            if let Some(detail) = path_problem(&name) {
+                return Err(TemplateError {
+                    name: crate::text::escape_unsafe(&name).into_owned(),
+                    detail,
+                });
+            }
+            self.files.insert(name, content);
+        }
+        Ok(self)
     }
 
     /// Every file, by path.
@@ -104,6 +117,30 @@ impl TemplateSet {
     }
 }
 
+/// Why `path` cannot name a template file.
+fn path_problem(path: &str) -> Option<String> {
+    if !path.ends_with(".yaml") {
+        return Some("a template file name must end in .yaml".to_owned());
+    }
+    for part in path.split('/') {
+        if part.is_empty() || part.starts_with('.') {
+            return Some(format!(
+                "the path part {part:?} is empty or starts with '.'; use plain directory and file \
+                 names"
+            ));
+        }
+        if let Some(bad) = part
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Some(format!(
+                "template paths may hold letters, digits, '.', '_', '-' and '/' only; found {bad:?}"
+            ));
+        }
+    }
+    None
+}
+
 /// A minijinja error as `line N: detail`, the way a template author wants to read it.
 pub(crate) fn describe(err: &minijinja::Error) -> String {
     let detail = err.detail().map_or_else(
@@ -122,11 +159,13 @@ mod tests {
 
     #[test]
     fn partials_and_subdirectories_are_not_rendered_alone() {
-        let set = TemplateSet::embedded().with_overrides([
-            ("x/a.yaml".to_owned(), String::new()),
-            ("x/_partial.yaml".to_owned(), String::new()),
-            ("x/hooks/h.yaml".to_owned(), String::new()),
-        ]);
+        let set = TemplateSet::embedded()
+            .with_overrides([
+                ("x/a.yaml".to_owned(), String::new()),
+                ("x/_partial.yaml".to_owned(), String::new()),
+                ("x/hooks/h.yaml".to_owned(), String::new()),
+            ])
+            .unwrap();
         assert_eq!(set.rendered_in("x"), ["x/a.yaml"]);
         assert_eq!(set.files_in("x/hooks").len(), 1);
     }
@@ -139,8 +178,38 @@ mod tests {
             .next()
             .cloned()
             .unwrap();
-        let set = TemplateSet::embedded().with_overrides([(name.clone(), "# replaced".to_owned())]);
+        let set = TemplateSet::embedded()
+            .with_overrides([(name.clone(), "# replaced".to_owned())])
+            .unwrap();
         assert_eq!(set.files()[&name], "# replaced");
+    }
+
+    #[test]
+    fn template_paths_are_plain() {
+        for bad in [
+            "k8s/x\n---\nkind: Secret.yaml",
+            "k8s/x.yml",
+            "../k8s/x.yaml",
+            "/k8s/x.yaml",
+            "k8s//x.yaml",
+            "k8s/.x.yaml",
+            "k8s/x\u{1b}[2J.yaml",
+            "k8s/x y.yaml",
+            "k8s\\x.yaml",
+        ] {
+            let err = TemplateSet::embedded()
+                .with_overrides([(bad.to_owned(), String::new())])
+                .unwrap_err();
+            assert!(
+                !err.to_string().chars().any(crate::text::is_unsafe_char),
+                "{err}"
+            );
+        }
+        assert!(
+            TemplateSet::embedded()
+                .with_overrides([("k8s/extra_1-x.v2.yaml".to_owned(), String::new())])
+                .is_ok()
+        );
     }
 
     #[test]
