@@ -688,11 +688,20 @@ fn an_object_shared_with_the_system_manifests_is_refused() {
         "{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole, metadata: {name: kubeflex-controller-manager}}",
     );
     let cp = write_control_plane(dir.path(), "a");
-    let stderr = refused(kflex().args(["render", "--system", "-f", &cp, "-f", &hook]));
-    assert!(
-        stderr.contains("ClusterRole kubeflex-controller-manager is rendered for both the system manifests and ControlPlane \"a\""),
-        "{stderr}"
-    );
+    // Refused whether or not the system manifests are rendered in the same run: the hook
+    // would replace kflex's own ClusterRole in the cluster either way.
+    for system in [true, false] {
+        let mut command = kflex();
+        command.args(["render", "-f", &cp, "-f", &hook]);
+        if system {
+            command.arg("--system");
+        }
+        let stderr = refused(&mut command);
+        assert!(
+            stderr.contains("ClusterRole kubeflex-controller-manager (from PostCreateHook h, templates[0]), field metadata.name: kflex's own system manifests render this object"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,9 @@ use super::context::{ControlPlaneContext, ControlPlaneRoot, ImagesContext};
 use super::evaluate::context_value;
 use super::finish::{PodSecurity, finish, object_error, place};
 use super::types::{self, SHARED_TEMPLATES};
-use super::{BuiltInHook, HookCatalog, Rendered, Renderer, SetError, hooks, metadata, skeleton};
+use super::{
+    BuiltInHook, HookCatalog, Rendered, Renderer, SetError, hook_policy, hooks, metadata, skeleton,
+};
 use crate::api::{self, ControlPlane};
 use crate::manifest::Manifest;
 use crate::settings::SYSTEM_NAMESPACE;
@@ -30,9 +32,10 @@ impl Renderer {
         api::validate_control_plane(cp)?;
         let images = ImagesContext::for_control_plane(&self.settings, cp);
         let ctx = ControlPlaneContext::new(cp, &self.settings, &images);
-        let (uses, mut warnings) = hooks::uses(&cp.spec);
+        let (uses, mut warnings) = hooks::uses(&cp.spec)?;
 
         let mut user_objects = Vec::new();
+        let mut budget = hooks::Budget::per_control_plane();
         for use_ in &uses {
             let hook = catalog
                 .get(use_.name)
@@ -41,6 +44,7 @@ impl Renderer {
                     hook: use_.name.to_owned(),
                     available: list_or_none(catalog.names()),
                 })?;
+            hooks::check_default_vars(use_.name, hook).map_err(Box::new)?;
             let vars = hooks::variables(
                 hook,
                 cp.spec.global_vars.as_ref(),
@@ -52,7 +56,8 @@ impl Renderer {
                 ],
             );
             let source = format!("PostCreateHook {}", use_.name);
-            for mut manifest in hooks::expand(use_.name, hook, &vars, &source).map_err(Box::new)? {
+            let expanded = hooks::expand(use_.name, hook, &vars, &source, &mut budget);
+            for mut manifest in expanded.map_err(Box::new)? {
                 metadata::mark_hook(&mut manifest, use_.name)
                     .map_err(|err| object_error(&manifest, err.field, err.to_string()))?;
                 user_objects.push(manifest);
@@ -80,11 +85,23 @@ impl Renderer {
         }
 
         let mut scopes = self.scopes.clone();
-        scopes.learn_crds(user_objects.iter().chain(&own_objects));
+        scopes
+            .learn_crds(user_objects.iter().chain(&own_objects))
+            .map_err(|(crd, field, reason)| object_error(crd, field, reason))?;
         let home = ctx.namespace.as_str();
+        let generated_secrets = types::facts(cp.spec.type_)
+            .map(|facts| facts.generated_secrets)
+            .unwrap_or_default();
         for manifest in &mut user_objects {
             place(manifest, &scopes, home, &[home])?;
-            refuse_system_namespace(manifest)?;
+            if let Some(refusal) =
+                hook_policy::check(manifest, home, generated_secrets, &self.settings)
+            {
+                return Err(object_error(manifest, &refusal.field, refusal.reason));
+            }
+            if manifest.namespace().is_none() {
+                self.refuse_system_object(manifest)?;
+            }
             if carries_secret_data(manifest) {
                 warnings.push(format!(
                     "{} (from {}) holds secret data: this output is no longer safe to commit",
@@ -157,7 +174,10 @@ impl Renderer {
                     ("PostgresTlsSecret", self.system.postgres.tls_secret),
                 ],
             );
-            objects.extend(hooks::expand(hook_name, hook, &vars, path).map_err(Box::new)?);
+            let mut budget = hooks::Budget::per_control_plane();
+            objects.extend(
+                hooks::expand(hook_name, hook, &vars, path, &mut budget).map_err(Box::new)?,
+            );
         }
         Ok(objects)
     }
@@ -201,28 +221,30 @@ fn carries_secret_data(manifest: &Manifest) -> bool {
         })
 }
 
-/// Namespaces a control plane's hooks must never create or take over.
-const SYSTEM_NAMESPACES: [&str; 5] = [
-    "default",
-    "kube-system",
-    "kube-public",
-    "kube-node-lease",
-    SYSTEM_NAMESPACE,
-];
-
-fn refuse_system_namespace(manifest: &Manifest) -> Result<(), SetError> {
-    let is_namespace = manifest.group().is_empty() && manifest.kind() == "Namespace";
-    if is_namespace && SYSTEM_NAMESPACES.contains(&manifest.name()) {
-        return Err(object_error(
-            manifest,
-            "metadata.name",
-            format!(
-                "{} is a system namespace; a hook must not create or change it",
-                manifest.name()
-            ),
-        ));
+impl Renderer {
+    /// Refuses a hook's cluster-scoped object that kflex's own system manifests also render
+    /// (its CRDs, the controller's ClusterRole, the admission policy), whether or not they are
+    /// rendered in this run: applying it would replace kflex's own.
+    fn refuse_system_object(&self, manifest: &Manifest) -> Result<(), SetError> {
+        let keys = self.system_keys.get_or_init(|| {
+            self.render_system_objects()
+                .map(|system| system.manifests.iter().map(Manifest::key).collect())
+                .map_err(|err| err.to_string())
+        });
+        match keys {
+            Ok(keys) if keys.contains(&manifest.key()) => Err(object_error(
+                manifest,
+                "metadata.name",
+                "kflex's own system manifests render this object; a hook must not replace it"
+                    .to_owned(),
+            )),
+            Ok(_) => Ok(()),
+            Err(detail) => Err(SetError::Template {
+                template: "(system manifests)".to_owned(),
+                detail: detail.clone(),
+            }),
+        }
     }
-    Ok(())
 }
 
 fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {

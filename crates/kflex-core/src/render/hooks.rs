@@ -6,13 +6,13 @@
 //! built-ins `Namespace`, `ControlPlaneName` and `HookName`. Unlike KubeFlex, an undefined
 //! variable is an error, and values are inserted into already-parsed strings, never into text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 use super::placeholders::{self, Expanded, PlaceholderError};
-use crate::api::{ControlPlaneSpec, PostCreateHook};
+use crate::api::{ControlPlaneSpec, PostCreateHook, names};
 use crate::manifest::Manifest;
 
 /// PostCreateHooks by name, as given to one render.
@@ -21,20 +21,29 @@ pub struct HookCatalog {
     hooks: BTreeMap<String, PostCreateHook>,
 }
 
-/// Two different hooks share a name.
+/// The hooks given to one render cannot be indexed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("PostCreateHook {0:?} is given twice with different content")]
-pub struct DuplicateHook(pub String);
+pub enum CatalogError {
+    #[error("PostCreateHook {0:?} is given twice with different content")]
+    Duplicate(String),
+    #[error("PostCreateHook {name:?}: metadata.name: {reason}")]
+    InvalidName { name: String, reason: String },
+}
 
 impl HookCatalog {
     /// Indexes `hooks` by name; the same hook given twice is fine, two different ones are not.
-    pub fn new(hooks: impl IntoIterator<Item = PostCreateHook>) -> Result<Self, DuplicateHook> {
+    /// A name must be what the API server accepts (a DNS-1123 subdomain): names reach the
+    /// output (`# Source:` comments, annotations).
+    pub fn new(hooks: impl IntoIterator<Item = PostCreateHook>) -> Result<Self, CatalogError> {
         let mut catalog = BTreeMap::new();
         for hook in hooks {
             let name = hook.metadata.name.clone().unwrap_or_default();
+            if let Some(reason) = names::dns1123_subdomain(&name) {
+                return Err(CatalogError::InvalidName { name, reason });
+            }
             if let Some(existing) = catalog.get(&name) {
                 if !same_hook(existing, &hook) {
-                    return Err(DuplicateHook(name));
+                    return Err(CatalogError::Duplicate(name));
                 }
                 continue;
             }
@@ -66,10 +75,20 @@ pub(crate) struct HookUse<'a> {
     pub field: String,
 }
 
+/// A hook use names no hook a cluster could hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidUse {
+    pub field: String,
+    pub reason: String,
+}
+
 /// The hooks `spec` uses, in order: the deprecated single hook first, then the list; later
-/// duplicates are dropped (the first occurrence wins, as in KubeFlex) with a warning.
-pub(crate) fn uses(spec: &ControlPlaneSpec) -> (Vec<HookUse<'_>>, Vec<String>) {
+/// duplicates are dropped (the first occurrence wins, as in KubeFlex) with a warning. Linear in
+/// the number of uses. A name that is not a DNS-1123 subdomain (no hook can have it) is refused.
+pub(crate) fn uses(spec: &ControlPlaneSpec) -> Result<(Vec<HookUse<'_>>, Vec<String>), InvalidUse> {
     let mut found: Vec<HookUse<'_>> = Vec::new();
+    let mut first_use: HashMap<&str, usize> = HashMap::new();
     let mut warnings = Vec::new();
     let legacy = spec
         .post_create_hook
@@ -96,16 +115,76 @@ pub(crate) fn uses(spec: &ControlPlaneSpec) -> (Vec<HookUse<'_>>, Vec<String>) {
             warnings.push(format!("{}: empty; this use is ignored", candidate.field));
             continue;
         }
-        if let Some(first) = found.iter().find(|u| u.name == candidate.name) {
+        if let Some(reason) = names::dns1123_subdomain(candidate.name) {
+            return Err(InvalidUse {
+                field: candidate.field,
+                reason: format!("{}: {reason}", names::quoted(candidate.name)),
+            });
+        }
+        if let Some(first) = first_use.get(candidate.name) {
             warnings.push(format!(
                 "{}: hook {:?} is already used by {}; this use and its vars are ignored",
-                candidate.field, candidate.name, first.field
+                candidate.field, candidate.name, found[*first].field
             ));
             continue;
         }
+        first_use.insert(candidate.name, found.len());
         found.push(candidate);
     }
-    (found, warnings)
+    Ok((found, warnings))
+}
+
+/// Checks what the CRD's list-map rule checks online: each default variable is named once.
+pub(crate) fn check_default_vars(hook_name: &str, hook: &PostCreateHook) -> Result<(), HookError> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (index, var) in hook.spec.default_vars.iter().enumerate() {
+        if let Some(first) = seen.insert(var.name.as_str(), index) {
+            return Err(HookError {
+                hook: hook_name.to_owned(),
+                template: None,
+                object: None,
+                field: format!("spec.defaultVars[{index}].name"),
+                reason: format!(
+                    "{} is also spec.defaultVars[{first}].name; each default variable is given \
+                     once",
+                    names::quoted(&var.name)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How many bytes of text the hooks of one control plane may expand to (every string of
+/// their objects, keys included). Far above what a cluster accepts (an object is at most
+/// about 1.5 MB in etcd), far below what would exhaust the machine rendering a fleet.
+pub const HOOK_BYTES_PER_CONTROL_PLANE: usize = 16 * 1024 * 1024;
+
+/// The bytes the hooks of one control plane may still expand to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budget {
+    pub left: usize,
+}
+
+impl Budget {
+    pub(crate) fn per_control_plane() -> Self {
+        Self {
+            left: HOOK_BYTES_PER_CONTROL_PLANE,
+        }
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), PlaceholderError> {
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(PlaceholderError::TooLarge {
+                needed: bytes,
+                left: self.left,
+            }),
+        }
+    }
 }
 
 /// The variables of one hook use, in precedence order (later wins).
@@ -161,12 +240,14 @@ impl fmt::Display for HookError {
 
 impl std::error::Error for HookError {}
 
-/// Expands every template of `hook` with `vars`. `source` names the hook in the output.
+/// Expands every template of `hook` with `vars`, within `budget`. `source` names the hook in
+/// the output.
 pub(crate) fn expand(
     hook_name: &str,
     hook: &PostCreateHook,
     vars: &BTreeMap<String, String>,
     source: &str,
+    budget: &mut Budget,
 ) -> Result<Vec<Manifest>, HookError> {
     let mut manifests = Vec::with_capacity(hook.spec.templates.len());
     for (index, template) in hook.spec.templates.iter().enumerate() {
@@ -178,16 +259,21 @@ pub(crate) fn expand(
             reason,
         };
         let mut path = Vec::new();
-        let expanded = expand_value(template, vars, &mut path).map_err(|(field, err)| {
-            let reason = match &err {
-                PlaceholderError::Undefined { .. } => {
-                    let defined: Vec<&str> = vars.keys().map(String::as_str).collect();
-                    format!("{err}; defined: {}", defined.join(", "))
-                }
-                _ => err.to_string(),
-            };
-            fail(field, reason)
-        })?;
+        let expanded =
+            expand_value(template, vars, &mut path, budget).map_err(|(field, err)| {
+                let reason = match &err {
+                    PlaceholderError::Undefined { .. } => {
+                        let defined: Vec<String> = vars.keys().map(|k| names::quoted(k)).collect();
+                        format!("{err}; defined: {}", defined.join(", "))
+                    }
+                    PlaceholderError::TooLarge { .. } => format!(
+                        "{err}: the objects of a control plane's hooks may hold at most \
+                     {HOOK_BYTES_PER_CONTROL_PLANE} bytes of text (16 MiB)"
+                    ),
+                    _ => err.to_string(),
+                };
+                fail(field, reason)
+            })?;
         let object_name = describe_object(&expanded);
         let manifest =
             Manifest::new(format!("{source}, templates[{index}]"), expanded).map_err(|err| {
@@ -236,22 +322,34 @@ fn expand_value<'a>(
     value: &'a Value,
     vars: &BTreeMap<String, String>,
     path: &mut Vec<Step<'a>>,
+    budget: &mut Budget,
 ) -> Result<Value, (String, PlaceholderError)> {
     let lookup = |name: &str| vars.get(name).map(String::as_str);
     match value {
         Value::String(text) if placeholders::has_placeholders(text) => {
-            match placeholders::expand(text, lookup) {
-                Ok(Expanded::Text(text)) => Ok(Value::String(text)),
+            match placeholders::expand(text, lookup, budget.left) {
+                Ok(Expanded::Text(text)) => {
+                    budget
+                        .charge(text.len())
+                        .map_err(|e| (render_path(path), e))?;
+                    Ok(Value::String(text))
+                }
                 Ok(Expanded::Typed(value)) => Ok(value),
                 Err(err) => Err((render_path(path), err)),
             }
+        }
+        Value::String(text) => {
+            budget
+                .charge(text.len())
+                .map_err(|e| (render_path(path), e))?;
+            Ok(value.clone())
         }
         Value::Object(map) => {
             let mut out = Map::new();
             for (key, inner) in map {
                 let key_out = if placeholders::has_placeholders(key) {
                     path.push(Step::Key(key));
-                    let expanded = match placeholders::expand(key, lookup) {
+                    let expanded = match placeholders::expand(key, lookup, budget.left) {
                         Ok(Expanded::Text(text)) => text,
                         Ok(Expanded::Typed(_)) => {
                             return Err((
@@ -269,7 +367,10 @@ fn expand_value<'a>(
                     key.clone()
                 };
                 path.push(Step::Key(key));
-                let inner_out = expand_value(inner, vars, path)?;
+                budget
+                    .charge(key_out.len())
+                    .map_err(|e| (render_path(path), e))?;
+                let inner_out = expand_value(inner, vars, path, budget)?;
                 if out.insert(key_out.clone(), inner_out).is_some() {
                     return Err((
                         render_path(path),
@@ -289,7 +390,7 @@ fn expand_value<'a>(
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 path.push(Step::Index(i));
-                out.push(expand_value(item, vars, path)?);
+                out.push(expand_value(item, vars, path, budget)?);
                 path.pop();
             }
             Ok(Value::Array(out))
@@ -370,7 +471,7 @@ mod tests {
             "postCreateHookVars": {"X": "legacy"},
             "postCreateHooks": [{"hookName": "b"}, {"hookName": "a", "vars": {"X": "list"}}]
         }));
-        let (found, warnings) = uses(&s);
+        let (found, warnings) = uses(&s).unwrap();
         let names: Vec<&str> = found.iter().map(|u| u.name).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(found[0].vars.unwrap()["X"], "legacy");
@@ -386,7 +487,7 @@ mod tests {
     fn an_empty_hook_name_in_the_list_is_skipped_with_a_warning() {
         let s =
             spec(json!({"type": "k8s", "postCreateHooks": [{"hookName": ""}, {"hookName": "b"}]}));
-        let (found, warnings) = uses(&s);
+        let (found, warnings) = uses(&s).unwrap();
         assert_eq!(found.iter().map(|u| u.name).collect::<Vec<_>>(), ["b"]);
         assert_eq!(
             warnings,
@@ -397,7 +498,7 @@ mod tests {
     #[test]
     fn an_empty_legacy_hook_is_no_hook() {
         let s = spec(json!({"type": "k8s", "postCreateHook": ""}));
-        let (found, _) = uses(&s);
+        let (found, _) = uses(&s).unwrap();
         assert!(found.is_empty());
     }
 
@@ -418,7 +519,14 @@ mod tests {
             ("KeyVar", "a: b"),
             ("ControlPlaneName", "cp1"),
         ]);
-        let out = expand("h", &h, &vars, "PostCreateHook h").unwrap();
+        let out = expand(
+            "h",
+            &h,
+            &vars,
+            "PostCreateHook h",
+            &mut Budget::per_control_plane(),
+        )
+        .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].object()["data"]["message"], evil);
         assert_eq!(out[0].object()["data"]["a: b"], "v");
@@ -436,7 +544,14 @@ mod tests {
             })],
         );
         let vars = variables(&h, None, Some(&map(&[("Suspend", "false")])), &[]);
-        let out = expand("h", &h, &vars, "PostCreateHook h").unwrap();
+        let out = expand(
+            "h",
+            &h,
+            &vars,
+            "PostCreateHook h",
+            &mut Budget::per_control_plane(),
+        )
+        .unwrap();
         assert_eq!(out[0].object()["spec"]["backoffLimit"], 3);
         assert_eq!(out[0].object()["spec"]["suspend"], false);
     }
@@ -456,11 +571,18 @@ mod tests {
             ("HookName", "uses-undefined"),
             ("Namespace", "cp4-system"),
         ]);
-        let err = expand("uses-undefined", &h, &vars, "PostCreateHook uses-undefined").unwrap_err();
+        let err = expand(
+            "uses-undefined",
+            &h,
+            &vars,
+            "PostCreateHook uses-undefined",
+            &mut Budget::per_control_plane(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "PostCreateHook \"uses-undefined\", templates[0] (ConfigMap {{.Undefined}}), field metadata.name: \
-             undefined variable \"Undefined\"; defined: ControlPlaneName, HookName, Namespace"
+             undefined variable \"Undefined\"; defined: \"ControlPlaneName\", \"HookName\", \"Namespace\""
         );
     }
 
@@ -474,7 +596,14 @@ mod tests {
                 "spec": {"template": {"spec": {"containers": [{"name": "c", "command": ["echo", "{{.Nope}}"]}]}}}
             })],
         );
-        let err = expand("h", &h, &BTreeMap::new(), "s").unwrap_err();
+        let err = expand(
+            "h",
+            &h,
+            &BTreeMap::new(),
+            "s",
+            &mut Budget::per_control_plane(),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "spec.template.spec.containers[0].command[1]");
     }
 
@@ -485,7 +614,14 @@ mod tests {
             &[],
             vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})],
         );
-        let err = expand("h", &h, &BTreeMap::new(), "s").unwrap_err();
+        let err = expand(
+            "h",
+            &h,
+            &BTreeMap::new(),
+            "s",
+            &mut Budget::per_control_plane(),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "metadata.name");
     }
 
@@ -496,7 +632,109 @@ mod tests {
         assert!(HookCatalog::new([a.clone(), a.clone()]).is_ok());
         assert_eq!(
             HookCatalog::new([a, b]).unwrap_err(),
-            DuplicateHook("a".into())
+            CatalogError::Duplicate("a".into())
         );
+    }
+
+    #[test]
+    fn hook_names_and_uses_must_be_names_a_cluster_accepts() {
+        for bad in [
+            "a\n---\nkind: ClusterRoleBinding",
+            "a\r",
+            "a\0",
+            "a\u{85}b",
+            "a\u{2028}",
+            "\u{1b}[31m",
+            "A",
+            "a/b",
+            "../a",
+            "a b",
+        ] {
+            let err = HookCatalog::new([hook(bad, &[], vec![])]).unwrap_err();
+            assert!(matches!(err, CatalogError::InvalidName { .. }), "{bad:?}");
+            assert!(
+                !err.to_string().chars().any(crate::text::is_unsafe_char),
+                "{err}"
+            );
+            let legacy = spec(json!({"type": "k8s", "postCreateHook": bad}));
+            assert_eq!(uses(&legacy).unwrap_err().field, "spec.postCreateHook");
+            let listed = spec(
+                json!({"type": "k8s", "postCreateHooks": [{"hookName": "ok"}, {"hookName": bad}]}),
+            );
+            let err = uses(&listed).unwrap_err();
+            assert_eq!(err.field, "spec.postCreateHooks[1].hookName");
+            assert!(
+                !err.to_string().chars().any(crate::text::is_unsafe_char),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_repeated_uses_keep_the_first_of_each_name() {
+        let listed: Vec<Value> = (0..60_000)
+            .map(|i| json!({"hookName": format!("h{}", i % 7), "vars": {"I": i.to_string()}}))
+            .collect();
+        let s = spec(json!({"type": "k8s", "postCreateHooks": listed}));
+        let (found, warnings) = uses(&s).unwrap();
+        let firsts: Vec<(&str, &str)> = found
+            .iter()
+            .map(|u| (u.name, u.vars.unwrap()["I"].as_str()))
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                ("h0", "0"),
+                ("h1", "1"),
+                ("h2", "2"),
+                ("h3", "3"),
+                ("h4", "4"),
+                ("h5", "5"),
+                ("h6", "6")
+            ]
+        );
+        assert_eq!(warnings.len(), 60_000 - 7);
+        assert!(warnings[0].contains("already used by spec.postCreateHooks[0].hookName"));
+    }
+
+    #[test]
+    fn default_variables_are_named_once() {
+        let h = hook("h", &[("A", "1"), ("B", "2"), ("A", "3")], vec![]);
+        let err = check_default_vars("h", &h).unwrap_err();
+        assert_eq!(err.field, "spec.defaultVars[2].name");
+        assert!(err.reason.contains("spec.defaultVars[0].name"), "{err}");
+        assert!(check_default_vars("h", &hook("h", &[("A", "1")], vec![])).is_ok());
+    }
+
+    #[test]
+    fn expansion_has_a_budget_per_control_plane() {
+        // A short template repeating a 1 MB variable 10,000 times would be 10 GB.
+        let h = hook(
+            "big",
+            &[("Big", &"x".repeat(1 << 20))],
+            vec![
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                        "data": {"k": "{{.Big}}".repeat(10_000)}}),
+            ],
+        );
+        let vars = variables(&h, None, None, &[]);
+        let err = expand("big", &h, &vars, "s", &mut Budget::per_control_plane()).unwrap_err();
+        assert_eq!(err.field, "data.k");
+        assert!(err.reason.contains("16 MiB"), "{err}");
+        // The budget is shared by every hook of the control plane.
+        let one = hook(
+            "one",
+            &[("Big", &"x".repeat(6 << 20))],
+            vec![
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                        "data": {"k": "{{.Big}}"}}),
+            ],
+        );
+        let vars = variables(&one, None, None, &[]);
+        let mut budget = Budget::per_control_plane();
+        assert!(expand("one", &one, &vars, "s", &mut budget).is_ok());
+        assert!(expand("one", &one, &vars, "s", &mut budget).is_ok());
+        let err = expand("one", &one, &vars, "s", &mut budget).unwrap_err();
+        assert!(err.reason.contains("bytes"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ mod evaluate;
 mod filters;
 mod finish;
 pub mod gitops;
+mod hook_policy;
 mod hooks;
 pub mod metadata;
 mod placeholders;
@@ -23,7 +24,8 @@ mod system;
 mod templates;
 mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use minijinja::Environment;
 
@@ -33,7 +35,7 @@ use crate::settings::Settings;
 use context::SystemContext;
 use scope::Scopes;
 
-pub use hooks::{DuplicateHook, HookCatalog, HookError};
+pub use hooks::{CatalogError, HOOK_BYTES_PER_CONTROL_PLANE, HookCatalog, HookError, InvalidUse};
 pub use templates::{TemplateError, TemplateSet};
 pub use types::{KubeconfigSecret, TypeFacts, Workload, facts};
 
@@ -127,6 +129,8 @@ pub enum SetError {
     },
     #[error(transparent)]
     Hook(#[from] Box<HookError>),
+    #[error(transparent)]
+    HookUse(#[from] InvalidUse),
     #[error("template {template}: {detail}")]
     Template { template: String, detail: String },
     #[error("failed to build the template context")]
@@ -188,6 +192,9 @@ pub struct Renderer {
     scopes: Scopes,
     system: SystemContext,
     skeletons: skeleton::SkeletonCache,
+    /// The keys of the system manifests under these settings, rendered when a hook first
+    /// renders a cluster-scoped object (to refuse one that would replace kflex's own).
+    system_keys: OnceLock<Result<HashSet<ObjectKey>, String>>,
     /// Whether `render_template` may use the skeleton shortcut (tests compare both paths).
     shortcut: bool,
 }
@@ -207,6 +214,7 @@ impl Renderer {
             built_in_hooks,
             cleanup_hooks,
             skeletons: skeleton::SkeletonCache::default(),
+            system_keys: OnceLock::new(),
             shortcut: true,
         })
     }

@@ -37,6 +37,11 @@ pub(crate) enum PlaceholderError {
     ConversionInText {
         action: String,
     },
+    /// The text would be longer than the bytes left in the expansion budget.
+    TooLarge {
+        needed: usize,
+        left: usize,
+    },
 }
 
 impl std::fmt::Display for PlaceholderError {
@@ -50,6 +55,10 @@ impl std::fmt::Display for PlaceholderError {
             Self::ConversionInText { action } => write!(
                 f,
                 "{action:?} converts the whole value, so it must be the only text in the string"
+            ),
+            Self::TooLarge { needed, left } => write!(
+                f,
+                "expands to {needed} bytes, but only {left} of the budget are left"
             ),
         }
     }
@@ -77,12 +86,25 @@ pub(crate) fn has_placeholders(text: &str) -> bool {
     text.contains("{{")
 }
 
-/// Expands `text` with `lookup`.
+/// Expands `text` with `lookup`, refusing (before building it) a text longer than `left`
+/// bytes: a short template that repeats a long variable must not grow without bound.
 pub(crate) fn expand<'v>(
     text: &str,
     lookup: impl Fn(&str) -> Option<&'v str>,
+    left: usize,
 ) -> Result<Expanded, PlaceholderError> {
     let pieces = parse(text)?;
+    let mut needed = 0usize;
+    for piece in &pieces {
+        needed = needed.saturating_add(match piece {
+            Piece::Text(text) => text.len(),
+            Piece::Literal(text) => text.len(),
+            Piece::Var { name, .. } => lookup(name).map_or(0, str::len),
+        });
+    }
+    if needed > left {
+        return Err(PlaceholderError::TooLarge { needed, left });
+    }
     if let [
         Piece::Var {
             name,
@@ -284,7 +306,7 @@ mod tests {
     }
 
     fn text(s: &str) -> String {
-        match expand(s, vars).unwrap() {
+        match expand(s, vars, usize::MAX).unwrap() {
             Expanded::Text(t) => t,
             other => panic!("{other:?}"),
         }
@@ -309,7 +331,7 @@ mod tests {
         assert_eq!(text("a  {{- .Namespace }}  b"), "acp1-system  b");
         assert_eq!(text("a  {{ .Namespace -}}  b"), "a  cp1-systemb");
         // `{{-3}}` without a space is not a trim marker (Go reads it as a number).
-        assert!(expand("{{-3}}", vars).is_err());
+        assert!(expand("{{-3}}", vars, usize::MAX).is_err());
     }
 
     #[test]
@@ -327,7 +349,7 @@ mod tests {
     #[test]
     fn undefined_variables_are_errors() {
         assert_eq!(
-            expand("x-{{.Nope}}", vars).unwrap_err(),
+            expand("x-{{.Nope}}", vars, usize::MAX).unwrap_err(),
             PlaceholderError::Undefined {
                 name: "Nope".into()
             }
@@ -337,24 +359,41 @@ mod tests {
     #[test]
     fn conversions_type_the_whole_value() {
         assert_eq!(
-            expand("{{.Replicas | int}}", vars).unwrap(),
+            expand("{{.Replicas | int}}", vars, usize::MAX).unwrap(),
             Expanded::Typed(json!(3))
         );
         assert_eq!(
-            expand("{{ .On|bool }}", vars).unwrap(),
+            expand("{{ .On|bool }}", vars, usize::MAX).unwrap(),
             Expanded::Typed(json!(true))
         );
         assert!(matches!(
-            expand("{{.Namespace | int}}", vars).unwrap_err(),
+            expand("{{.Namespace | int}}", vars, usize::MAX).unwrap_err(),
             PlaceholderError::Conversion {
                 to: "an integer",
                 ..
             }
         ));
         assert!(matches!(
-            expand("n={{.Replicas | int}}", vars).unwrap_err(),
+            expand("n={{.Replicas | int}}", vars, usize::MAX).unwrap_err(),
             PlaceholderError::ConversionInText { .. }
         ));
+    }
+
+    #[test]
+    fn the_budget_is_checked_before_the_text_is_built() {
+        // 10,000 uses of an 11-byte value: refused without allocating 110 kB.
+        let many = "{{.Namespace}}".repeat(10_000);
+        assert_eq!(
+            expand(&many, vars, 1_000).unwrap_err(),
+            PlaceholderError::TooLarge {
+                needed: 100_000,
+                left: 1_000
+            }
+        );
+        assert_eq!(
+            expand("{{.Namespace}}", vars, 10).unwrap(),
+            Expanded::Text("cp1-system".into())
+        );
     }
 
     #[test]
@@ -367,7 +406,7 @@ mod tests {
             "{{ .Namespace",
             "{{printf \"%s\" .X}}",
         ] {
-            let err = expand(s, vars).unwrap_err();
+            let err = expand(s, vars, usize::MAX).unwrap_err();
             assert!(
                 matches!(err, PlaceholderError::Syntax { .. }),
                 "{s}: {err:?}"

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::api::names;
 use crate::manifest::Manifest;
 use crate::settings::Settings;
 
@@ -141,8 +142,13 @@ impl Scopes {
         }
     }
 
-    /// Adds the kinds defined by CustomResourceDefinitions among `manifests`.
-    pub(crate) fn learn_crds<'a>(&mut self, manifests: impl IntoIterator<Item = &'a Manifest>) {
+    /// Adds the kinds defined by CustomResourceDefinitions among `manifests`. A CRD's group,
+    /// kind and scope must be what the API server accepts: its kind names objects, and so
+    /// files under `--output-dir`.
+    pub(crate) fn learn_crds<'a>(
+        &mut self,
+        manifests: impl IntoIterator<Item = &'a Manifest>,
+    ) -> Result<(), (&'a Manifest, &'static str, String)> {
         for manifest in manifests {
             if manifest.group() != "apiextensions.k8s.io"
                 || manifest.kind() != "CustomResourceDefinition"
@@ -153,18 +159,28 @@ impl Scopes {
             let text = |pointer: &str| {
                 spec.and_then(|s| s.pointer(pointer))
                     .and_then(Value::as_str)
+                    .unwrap_or_default()
             };
-            if let (Some(group), Some(kind), Some(scope)) =
-                (text("/group"), text("/names/kind"), text("/scope"))
-            {
-                let scope = if scope == "Cluster" {
-                    Scope::Cluster
-                } else {
-                    Scope::Namespaced
-                };
-                insert(&mut self.learned, group, kind, scope);
+            let (group, kind, scope) = (text("/group"), text("/names/kind"), text("/scope"));
+            if let Some(reason) = names::dns1123_subdomain(group) {
+                let reason = format!("{}: {reason}", names::quoted(group));
+                return Err((manifest, "spec.group", reason));
             }
+            if let Some(reason) = names::kind(kind) {
+                let reason = format!("{}: {reason}", names::quoted(kind));
+                return Err((manifest, "spec.names.kind", reason));
+            }
+            let scope = match scope {
+                "Cluster" => Scope::Cluster,
+                "Namespaced" => Scope::Namespaced,
+                other => {
+                    let reason = format!("{}: must be Namespaced or Cluster", names::quoted(other));
+                    return Err((manifest, "spec.scope", reason));
+                }
+            };
+            insert(&mut self.learned, group, kind, scope);
         }
+        Ok(())
     }
 
     /// The scope of `kind` in `group`, if known. A CRD in the input wins over the tables.
@@ -238,11 +254,46 @@ mod tests {
                    "spec": {"group": "synthetic-crd.com", "scope": "Namespaced", "names": {"kind": "CR1"}}}),
         )
         .unwrap();
-        scopes.learn_crds([&crd]);
+        scopes.learn_crds([&crd]).unwrap();
         assert_eq!(
             scopes.scope("synthetic-crd.com", "CR1"),
             Some(Scope::Namespaced)
         );
+    }
+
+    #[test]
+    fn crds_with_kinds_or_groups_that_are_not_names_are_refused() {
+        let crd = |group: &str, kind: &str, scope: &str| {
+            Manifest::new(
+                "hook",
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                       "metadata": {"name": "x.example.com"},
+                       "spec": {"group": group, "scope": scope, "names": {"kind": kind}}}),
+            )
+            .unwrap()
+        };
+        for (group, kind, scope, field) in [
+            ("example.com", "../../x", "Namespaced", "spec.names.kind"),
+            ("example.com", "/etc/passwd", "Cluster", "spec.names.kind"),
+            (
+                "example.com",
+                "X\n---\nkind: Secret",
+                "Cluster",
+                "spec.names.kind",
+            ),
+            ("example.com", "x", "Cluster", "spec.names.kind"),
+            ("example.com", "", "Cluster", "spec.names.kind"),
+            ("../x", "Widget", "Cluster", "spec.group"),
+            ("Example.com", "Widget", "Cluster", "spec.group"),
+            ("", "Widget", "Cluster", "spec.group"),
+            ("example.com", "Widget", "Everywhere", "spec.scope"),
+        ] {
+            let manifest = crd(group, kind, scope);
+            let mut scopes = Scopes::from_settings(&Settings::default());
+            let (_, got, reason) = scopes.learn_crds([&manifest]).unwrap_err();
+            assert_eq!(got, field, "{group} {kind} {scope}: {reason}");
+            assert!(!reason.chars().any(crate::text::is_unsafe_char), "{reason}");
+        }
     }
 
     #[test]

@@ -68,10 +68,10 @@ pub struct Settings {
     /// Let PostCreateHooks run privileged pods (host namespaces, privileged containers, host
     /// paths), lowering `<cp>-system` to Pod Security `privileged`. Off: such hooks are refused.
     pub allow_privileged_hooks: bool,
-    /// Let PostCreateHooks render ClusterRoles and ClusterRoleBindings, within limits (subjects
-    /// only ServiceAccounts of `<cp>-system`; no `*`, `escalate`, `bind` or `impersonate`; no
-    /// aggregation; no binding to `cluster-admin`, `admin` or `edit`). Off: hooks may render
-    /// namespaced RBAC in `<cp>-system` only.
+    /// Let PostCreateHooks render ClusterRoleBindings, within limits (subjects only
+    /// ServiceAccounts of `<cp>-system`; no binding of `cluster-admin`, `admin`, `edit`, `view`
+    /// or `system:*` roles). Off: hooks grant permissions in `<cp>-system` only. Either way a
+    /// hook's ClusterRole has no `*`, `escalate`, `bind` or `impersonate` and no aggregation.
     pub allow_cluster_scoped_hook_rbac: bool,
 }
 

@@ -1,0 +1,428 @@
+//! What a PostCreateHook may render beyond its own namespace's ordinary objects. A hook author
+//! is a tenant: its objects must not grant power outside `<cp>-system`, take a namespace that
+//! is someone else's, or replace a Secret the control plane's programs create.
+//!
+//! The same rules hold in the cluster: the controller's ValidatingAdmissionPolicy
+//! (`templates/system/controller.yaml`) refuses what this module refuses, so a hook applied by
+//! the controller cannot do what `kflex render` would not print. Change both together.
+
+use serde_json::Value;
+
+use crate::manifest::Manifest;
+use crate::settings::{SYSTEM_NAMESPACE, Settings};
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// Verbs that let the holder grant more than it has, or act as someone else.
+pub const FORBIDDEN_VERBS: [&str; 4] = ["*", "escalate", "bind", "impersonate"];
+
+/// ClusterRoles no hook may bind cluster-wide: Kubernetes' user-facing roles (every one of them
+/// reads or writes other tenants' namespaces) and, by prefix, Kubernetes' own components'.
+pub const FORBIDDEN_CLUSTER_ROLES: [&str; 4] = ["cluster-admin", "admin", "edit", "view"];
+pub const SYSTEM_ROLE_PREFIX: &str = "system:";
+
+/// Labels that add a ClusterRole's rules to the built-in admin, edit and view roles.
+pub const AGGREGATION_LABEL_PREFIX: &str = "rbac.authorization.k8s.io/aggregate-to-";
+
+/// Namespace names no hook may create: Kubernetes' and OpenShift's own, and any name a control
+/// plane's namespace could have (`<cp>-system`: creating it would squat on that control plane).
+const FORBIDDEN_NAMESPACE_PREFIXES: [&str; 2] = ["kube-", "openshift-"];
+const FORBIDDEN_NAMESPACES: [&str; 3] = ["default", "openshift", SYSTEM_NAMESPACE];
+const CONTROL_PLANE_NAMESPACE_SUFFIX: &str = "-system";
+
+/// A hook object kflex refuses: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub field: String,
+    pub reason: String,
+}
+
+fn refuse(field: impl Into<String>, reason: impl Into<String>) -> Option<Refusal> {
+    Some(Refusal {
+        field: field.into(),
+        reason: reason.into(),
+    })
+}
+
+/// Why the hook object `manifest` (already placed; `home` is `<cp>-system`) must not be
+/// rendered, if it must not. `generated_secrets` are the Secrets the control plane's own
+/// programs create in `home`.
+pub(crate) fn check(
+    manifest: &Manifest,
+    home: &str,
+    generated_secrets: &[&str],
+    settings: &Settings,
+) -> Option<Refusal> {
+    match (manifest.group(), manifest.kind()) {
+        ("", "Namespace") => namespace(manifest.name(), home),
+        ("", "Secret") if generated_secrets.contains(&manifest.name()) => refuse(
+            "metadata.name",
+            format!(
+                "Secret {home}/{} is created by the control plane itself (its keys or its \
+                 kubeconfig); a hook must not replace it",
+                manifest.name()
+            ),
+        ),
+        (RBAC_GROUP, "RoleBinding") => subjects(manifest.object(), home),
+        // A ClusterRole grants nothing until it is bound; bound by a RoleBinding it grants only
+        // in that namespace. It must still not aggregate or hold escalating rules, so that no
+        // binding anywhere can turn it into more.
+        (RBAC_GROUP, "ClusterRole") => cluster_role(manifest),
+        (RBAC_GROUP, "ClusterRoleBinding") => {
+            if !settings.allow_cluster_scoped_hook_rbac {
+                return refuse(
+                    "kind",
+                    format!(
+                        "a PostCreateHook may grant permissions in {home} only (a RoleBinding); \
+                         a ClusterRoleBinding grants them in every namespace. An administrator \
+                         can allow hooks' ClusterRoleBindings, within limits, with the setting \
+                         allowClusterScopedHookRbac"
+                    ),
+                );
+            }
+            cluster_role_binding(manifest.object(), home)
+        }
+        _ => None,
+    }
+}
+
+fn namespace(name: &str, home: &str) -> Option<Refusal> {
+    let reserved = FORBIDDEN_NAMESPACES.contains(&name)
+        || FORBIDDEN_NAMESPACE_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+    if reserved {
+        return refuse(
+            "metadata.name",
+            format!("{name} is a system namespace; a hook must not create or change it"),
+        );
+    }
+    if name.ends_with(CONTROL_PLANE_NAMESPACE_SUFFIX) && name != home {
+        return refuse(
+            "metadata.name",
+            format!(
+                "{name} is, or could become, another control plane's namespace (<name>-system); \
+                 a hook must not create it"
+            ),
+        );
+    }
+    None
+}
+
+/// Every subject of a binding is a ServiceAccount of `home`.
+fn subjects(object: &serde_json::Map<String, Value>, home: &str) -> Option<Refusal> {
+    let subjects = object.get("subjects").and_then(Value::as_array);
+    for (index, subject) in subjects.into_iter().flatten().enumerate() {
+        let kind = subject.get("kind").and_then(Value::as_str).unwrap_or("");
+        let namespace = subject.get("namespace").and_then(Value::as_str);
+        if kind != "ServiceAccount" || namespace != Some(home) {
+            let name = subject.get("name").and_then(Value::as_str).unwrap_or("");
+            return refuse(
+                format!("subjects[{index}]"),
+                format!(
+                    "{kind} {name:?}{}: a hook's bindings may name only ServiceAccounts in {home}",
+                    namespace.map(|ns| format!(" in {ns}")).unwrap_or_default()
+                ),
+            );
+        }
+    }
+    None
+}
+
+fn cluster_role(manifest: &Manifest) -> Option<Refusal> {
+    let object = manifest.object();
+    if object.get("aggregationRule").is_some_and(|v| !v.is_null()) {
+        return refuse(
+            "aggregationRule",
+            "a hook's ClusterRole must list its own rules; aggregation would collect other \
+             roles' permissions",
+        );
+    }
+    let labels = object
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object);
+    if let Some(label) = labels
+        .into_iter()
+        .flatten()
+        .map(|(key, _)| key)
+        .find(|key| key.starts_with(AGGREGATION_LABEL_PREFIX))
+    {
+        return refuse(
+            "metadata.labels",
+            format!(
+                "{label} would add this role's rules to a role every namespace's users may hold"
+            ),
+        );
+    }
+    let rules = object.get("rules").and_then(Value::as_array);
+    for (index, rule) in rules.into_iter().flatten().enumerate() {
+        let list = |field: &str| -> Vec<&str> {
+            rule.get(field)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect()
+        };
+        if let Some(verb) = list("verbs")
+            .into_iter()
+            .find(|verb| FORBIDDEN_VERBS.contains(verb))
+        {
+            return refuse(
+                format!("rules[{index}].verbs"),
+                format!(
+                    "{verb:?} is not allowed in a hook's ClusterRole (nor are {}): it would \
+                     let the holder grant itself more, or act as someone else",
+                    FORBIDDEN_VERBS.join(", ")
+                ),
+            );
+        }
+        for field in ["apiGroups", "resources", "nonResourceURLs"] {
+            if list(field).iter().any(|value| value.contains('*')) {
+                return refuse(
+                    format!("rules[{index}].{field}"),
+                    "a hook's ClusterRole names what it grants; '*' is not allowed",
+                );
+            }
+        }
+    }
+    None
+}
+
+fn cluster_role_binding(object: &serde_json::Map<String, Value>, home: &str) -> Option<Refusal> {
+    let role = object
+        .get("roleRef")
+        .and_then(|r| r.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if FORBIDDEN_CLUSTER_ROLES.contains(&role) || role.starts_with(SYSTEM_ROLE_PREFIX) {
+        return refuse(
+            "roleRef.name",
+            format!(
+                "a hook's ClusterRoleBinding must not bind {role:?} cluster-wide (nor {} or any \
+                 {SYSTEM_ROLE_PREFIX}* role); bind it in {home} with a RoleBinding instead",
+                FORBIDDEN_CLUSTER_ROLES.join(", ")
+            ),
+        );
+    }
+    subjects(object, home)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Manifest {
+        Manifest::new("PostCreateHook h, templates[0]", value).unwrap()
+    }
+
+    fn allowed() -> Settings {
+        Settings {
+            allow_cluster_scoped_hook_rbac: true,
+            ..Settings::default()
+        }
+    }
+
+    fn check_default(manifest: &Manifest) -> Option<Refusal> {
+        check(manifest, "cp1-system", &["k8s-certs"], &Settings::default())
+    }
+
+    fn binding(kind: &str, role: &str, subjects: Value) -> Manifest {
+        object(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": {"name": "b", "namespace": "cp1-system"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": subjects}),
+        )
+    }
+
+    fn cluster_role(rules: Value) -> Manifest {
+        object(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "r"}, "rules": rules}),
+        )
+    }
+
+    fn own_sa() -> Value {
+        json!([{"kind": "ServiceAccount", "name": "default", "namespace": "cp1-system"}])
+    }
+
+    #[test]
+    fn namespaced_rbac_in_the_own_namespace_is_fine() {
+        let role = object(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "r", "namespace": "cp1-system"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+        );
+        assert_eq!(check_default(&role), None);
+        for role in ["admin", "edit", "view", "cluster-admin", "my-role"] {
+            assert_eq!(check_default(&binding("RoleBinding", role, own_sa())), None);
+        }
+    }
+
+    #[test]
+    fn bindings_name_only_service_accounts_of_the_own_namespace() {
+        for subjects in [
+            json!([{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]),
+            json!([{"kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io"}]),
+            json!([{"kind": "ServiceAccount", "name": "default", "namespace": "cp2-system"}]),
+            json!([{"kind": "ServiceAccount", "name": "default", "namespace": "kube-system"}]),
+            json!([{"kind": "ServiceAccount", "name": "kubeflex-controller-manager", "namespace": "kubeflex-system"}]),
+            json!([{"kind": "ServiceAccount", "name": "default"}]),
+        ] {
+            let refused = check_default(&binding("RoleBinding", "view", subjects.clone()));
+            assert_eq!(
+                refused.map(|r| r.field),
+                Some("subjects[0]".to_owned()),
+                "{subjects}"
+            );
+            let refused = check(
+                &binding("ClusterRoleBinding", "mine", subjects.clone()),
+                "cp1-system",
+                &[],
+                &allowed(),
+            );
+            assert!(refused.is_some(), "{subjects}");
+        }
+    }
+
+    #[test]
+    fn cluster_role_bindings_need_the_setting() {
+        let binding = binding("ClusterRoleBinding", "r", own_sa());
+        let refused = check_default(&binding).unwrap();
+        assert_eq!(refused.field, "kind");
+        assert!(
+            refused.reason.contains("allowClusterScopedHookRbac"),
+            "{}",
+            refused.reason
+        );
+        assert_eq!(check(&binding, "cp1-system", &[], &allowed()), None);
+        // A ClusterRole alone grants nothing (KubeFlex users' hooks render them).
+        let role = cluster_role(
+            json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}]),
+        );
+        assert_eq!(check_default(&role), None);
+    }
+
+    #[test]
+    fn cluster_roles_cannot_escalate_with_or_without_the_setting() {
+        for (rules, field) in [
+            (
+                json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]),
+                "rules[0].verbs",
+            ),
+            (
+                json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["escalate"]}]),
+                "rules[1].verbs",
+            ),
+            (
+                json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"]}]),
+                "rules[0].verbs",
+            ),
+            (
+                json!([{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}]),
+                "rules[0].verbs",
+            ),
+            (
+                json!([{"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}]),
+                "rules[0].apiGroups",
+            ),
+            (
+                json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]),
+                "rules[0].resources",
+            ),
+            (
+                json!([{"apiGroups": [""], "resources": ["pods/*"], "verbs": ["get"]}]),
+                "rules[0].resources",
+            ),
+            (
+                json!([{"nonResourceURLs": ["/metrics*"], "verbs": ["get"]}]),
+                "rules[0].nonResourceURLs",
+            ),
+        ] {
+            for settings in [Settings::default(), allowed()] {
+                let refused = check(&cluster_role(rules.clone()), "cp1-system", &[], &settings);
+                assert_eq!(refused.map(|r| r.field), Some(field.to_owned()), "{rules}");
+            }
+        }
+        let aggregated = object(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "r"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]}}),
+        );
+        assert_eq!(
+            check_default(&aggregated).map(|r| r.field),
+            Some("aggregationRule".to_owned())
+        );
+        let to_admin = object(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "r", "labels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}}, "rules": []}),
+        );
+        assert_eq!(
+            check_default(&to_admin).map(|r| r.field),
+            Some("metadata.labels".to_owned())
+        );
+    }
+
+    #[test]
+    fn even_allowed_cluster_role_bindings_cannot_bind_powerful_roles() {
+        for role in [
+            "cluster-admin",
+            "admin",
+            "edit",
+            "view",
+            "system:node",
+            "system:controller:clusterrole-aggregation-controller",
+        ] {
+            let refused = check(
+                &binding("ClusterRoleBinding", role, own_sa()),
+                "cp1-system",
+                &[],
+                &allowed(),
+            );
+            assert_eq!(
+                refused.map(|r| r.field),
+                Some("roleRef.name".to_owned()),
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
+    fn namespaces_of_the_system_and_of_other_control_planes_are_refused() {
+        let namespace = |name: &str| {
+            object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+        };
+        for name in [
+            "default",
+            "kube-system",
+            "kube-public",
+            "kube-anything",
+            "kubeflex-system",
+            "openshift-config",
+            "cp2-system",
+            "x-system",
+        ] {
+            assert!(check_default(&namespace(name)).is_some(), "{name}");
+        }
+        for name in ["team-a", "tools", "systems", "cp1-system-extra"] {
+            assert_eq!(check_default(&namespace(name)), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn secrets_the_control_plane_creates_cannot_be_replaced() {
+        let secret = |name: &str| {
+            object(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "cp1-system"}}),
+            )
+        };
+        assert_eq!(
+            check_default(&secret("k8s-certs")).map(|r| r.field),
+            Some("metadata.name".to_owned())
+        );
+        assert_eq!(check_default(&secret("mine")), None);
+    }
+}
