@@ -52,11 +52,18 @@ pub struct ControlPlaneSpec {
         default = "default_token_expiration",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(default = "default_token_expiration", range(min = 600))]
+    #[schemars(
+        default = "default_token_expiration",
+        range(min = 600, max = 4_294_967_296_i64)
+    )]
     pub token_expiration_seconds: Option<i64>,
 
     /// Deprecated: a single hook. Prefer `postCreateHooks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub post_create_hook: Option<String>,
 
     /// Deprecated: variables for `postCreateHook`.
@@ -65,6 +72,7 @@ pub struct ControlPlaneSpec {
 
     /// Hooks to apply, in order; the first occurrence of a name wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
     pub post_create_hooks: Option<Vec<PostCreateHookUse>>,
 
     /// Variables shared by every hook of this control plane.
@@ -76,10 +84,10 @@ pub struct ControlPlaneSpec {
     #[schemars(default = "default_false")]
     pub wait_for_post_create_hooks: Option<bool>,
 
-    /// kflex: Kubernetes version of this control plane (e.g. `v1.34.3`); defaults to the
-    /// `kubernetesVersion` setting.
+    /// kflex: Kubernetes version of this control plane (e.g. `v1.34.3`; at least v1.33, the
+    /// oldest release kflex supports); defaults to the `kubernetesVersion` setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^v1\.[0-9]+\.[0-9]+$"))]
+    #[schemars(regex(pattern = r"^v1\.(3[3-9]|[4-9][0-9]|[1-9][0-9]{2})\.(0|[1-9][0-9]{0,2})$"))]
     pub kubernetes_version: Option<String>,
 }
 
@@ -138,11 +146,23 @@ pub enum BackendDbType {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapSecretReference {
-    #[schemars(length(min = 1))]
+    /// A Secret name (DNS-1123 subdomain).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
-    #[schemars(length(min = 1))]
+    /// A namespace name (DNS-1123 label).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: String,
-    #[schemars(length(min = 1))]
+    /// A Secret data key: letters, digits, `-`, `_`, `.`; not starting with `..`.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$")
+    )]
     pub in_cluster_key: String,
 }
 
@@ -150,6 +170,11 @@ pub struct BootstrapSecretReference {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PostCreateHookUse {
+    /// A PostCreateHook's name (empty: this use is ignored, as in KubeFlex).
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub hook_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vars: Option<BTreeMap<String, String>>,

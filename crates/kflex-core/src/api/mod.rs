@@ -23,8 +23,9 @@ pub const GROUP: &str = "tenancy.kflex.kubestellar.org";
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of ControlPlane and PostCreateHook objects.
 pub const API_VERSION: &str = "tenancy.kflex.kubestellar.org/v1alpha1";
-pub(crate) use validate::is_kubernetes_version;
+pub(crate) use validate::kubernetes_version_problem;
 pub use validate::{
-    MAX_CONTROL_PLANE_NAME_LEN, RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES,
-    ValidationError, validate_control_plane,
+    MAX_CONTROL_PLANE_NAME_LEN, MAX_HOOK_USES, MAX_TOKEN_EXPIRATION_SECONDS,
+    RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES, ValidationError,
+    validate_control_plane,
 };

@@ -98,13 +98,13 @@ pub fn api_version(value: &str) -> Option<String> {
 }
 
 /// Why `value` is not a Secret or ConfigMap data key: letters, digits, `-`, `_` and `.`, not
-/// `.` or `..`, at most 253 characters.
+/// `.` and not starting with `..`, at most 253 characters.
 pub fn data_key(value: &str) -> Option<String> {
     if let Some(problem) = common(value, MAX_SUBDOMAIN_LEN) {
         return Some(problem);
     }
-    if value == "." || value == ".." {
-        return Some(format!("must not be {value:?}"));
+    if value == "." || value.starts_with("..") {
+        return Some("must not be \".\" or start with \"..\"".to_owned());
     }
     let bad = bad_chars(value, |c| {
         c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
@@ -300,10 +300,15 @@ mod tests {
 
     #[test]
     fn data_keys() {
-        for ok in ["kubeconfig-incluster", "ca.crt", "config_1"] {
+        for ok in [
+            "kubeconfig-incluster",
+            "ca.crt",
+            "config_1",
+            ".dockerconfigjson",
+        ] {
             assert_eq!(data_key(ok), None, "{ok}");
         }
-        for bad in ["..", "a/b", "../k", "a b", ""] {
+        for bad in ["..", ".", "..x", "a/b", "../k", "a b", ""] {
             assert!(data_key(bad).is_some(), "{bad}");
         }
     }

@@ -34,8 +34,9 @@ pub struct PostCreateHookSpec {
     #[schemars(schema_with = "embedded_objects")]
     pub templates: Vec<serde_json::Value>,
 
-    /// Lowest-precedence values for the templates' variables.
+    /// Lowest-precedence values for the templates' variables, each named once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub default_vars: Vec<DefaultVar>,
 }
 

@@ -2,8 +2,8 @@
 //! `kflex render` refuses offline what the API server would refuse online, with a message that
 //! names the object, the field and the reason.
 
-use super::{ControlPlane, ControlPlaneType};
-use crate::settings::SYSTEM_NAMESPACE;
+use super::{ControlPlane, ControlPlaneType, names};
+use crate::settings::{MIN_KUBE_MINOR, SYSTEM_NAMESPACE};
 
 /// `<cp>-system` must fit the 63-character limit of a namespace name.
 pub const MAX_CONTROL_PLANE_NAME_LEN: usize = 56;
@@ -33,6 +33,12 @@ pub const RESERVED_DATABASE_NAMES: [&str; 9] = [
 
 /// For type k8s, the name prefix of PostgreSQL's own roles (`pg_`).
 pub const RESERVED_DATABASE_PREFIX: &str = "pg-";
+
+/// The longest token lifetime the TokenRequest API accepts (2^32 seconds).
+pub const MAX_TOKEN_EXPIRATION_SECONDS: i64 = 1 << 32;
+
+/// How many hook uses one control plane may list (`spec.postCreateHooks`; the CRD's maxItems).
+pub const MAX_HOOK_USES: usize = 100;
 
 /// A ControlPlane that must not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,15 +106,21 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
         ));
     }
     if let Some(secret) = &spec.bootstrap_secret_ref {
-        for (field, value) in [
-            ("name", &secret.name),
-            ("namespace", &secret.namespace),
-            ("inClusterKey", &secret.in_cluster_key),
+        // These reach a Job's command line and the API paths it reads: a `/` or `..` would
+        // point it somewhere else.
+        for (field, value, check) in [
+            (
+                "name",
+                &secret.name,
+                names::dns1123_subdomain as fn(&str) -> Option<String>,
+            ),
+            ("namespace", &secret.namespace, names::dns1123_label),
+            ("inClusterKey", &secret.in_cluster_key, names::data_key),
         ] {
-            if value.is_empty() {
+            if let Some(reason) = check(value) {
                 return Err(fail(
                     &format!("spec.bootstrapSecretRef.{field}"),
-                    "must not be empty".to_owned(),
+                    format!("{}: {reason}", names::quoted(value)),
                 ));
             }
         }
@@ -147,16 +159,43 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
                 format!("must be at least 600 (ten minutes), got {seconds}"),
             ));
         }
+        if seconds > MAX_TOKEN_EXPIRATION_SECONDS {
+            return Err(fail(
+                "spec.tokenExpirationSeconds",
+                format!(
+                    "must be at most {MAX_TOKEN_EXPIRATION_SECONDS} (2^32, the most the \
+                     TokenRequest API accepts), got {seconds}"
+                ),
+            ));
+        }
     }
-    if let Some(version) = &spec.kubernetes_version
-        && !is_kubernetes_version(version)
-    {
+    if let Some(version) = &spec.kubernetes_version {
+        if let Some(reason) = kubernetes_version_problem(version) {
+            return Err(fail("spec.kubernetesVersion", reason));
+        }
+    }
+    let uses = spec.post_create_hooks.as_ref().map_or(0, Vec::len);
+    if uses > MAX_HOOK_USES {
         return Err(fail(
-            "spec.kubernetesVersion",
-            format!("{version:?} is not a Kubernetes release like v1.34.3"),
+            "spec.postCreateHooks",
+            format!("lists {uses} hooks; at most {MAX_HOOK_USES} are allowed"),
         ));
     }
     Ok(())
+}
+
+/// Why `version` cannot be a control plane's Kubernetes version: not a release tag, or older
+/// than the oldest minor kflex supports.
+pub(crate) fn kubernetes_version_problem(version: &str) -> Option<String> {
+    let Some(minor) = kubernetes_minor(version) else {
+        return Some(format!(
+            "{} is not a Kubernetes release like v1.34.3",
+            names::quoted(version)
+        ));
+    };
+    (minor < MIN_KUBE_MINOR).then(|| {
+        format!("{version} is older than v1.{MIN_KUBE_MINOR}, the oldest release kflex supports")
+    })
 }
 
 /// Why `name` cannot name a control plane, if it cannot.
@@ -197,16 +236,22 @@ fn dedup(mut items: Vec<String>) -> Vec<String> {
     items
 }
 
-/// `v1.<minor>.<patch>`, the form of Kubernetes release tags.
-pub(crate) fn is_kubernetes_version(version: &str) -> bool {
-    let Some(rest) = version.strip_prefix("v1.") else {
-        return false;
-    };
+/// The minor of a release tag `v1.<minor>.<patch>` (numbers without leading zeros).
+fn kubernetes_minor(version: &str) -> Option<u32> {
+    let rest = version.strip_prefix("v1.")?;
     let mut parts = rest.split('.');
-    let numeric = |part: Option<&str>| {
-        part.is_some_and(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    let number = |part: Option<&str>| {
+        part.filter(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (*p == "0" || !p.starts_with('0'))
+        })
+        .and_then(|p| p.parse::<u32>().ok())
     };
-    numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
+    let minor = number(parts.next())?;
+    number(parts.next())?;
+    parts.next().is_none().then_some(minor)
 }
 
 #[cfg(test)]
@@ -346,17 +391,127 @@ mod tests {
     }
 
     #[test]
+    fn bootstrap_references_cannot_point_elsewhere() {
+        let with = |name: &str, namespace: &str, key: &str| {
+            let mut cp = control_plane("ext", ControlPlaneType::External);
+            cp.spec.bootstrap_secret_ref = Some(BootstrapSecretReference {
+                name: name.into(),
+                namespace: namespace.into(),
+                in_cluster_key: key.into(),
+            });
+            validate_control_plane(&cp)
+        };
+        assert!(with("adopted", "ext-system", ".kubeconfig").is_ok());
+        for (name, namespace, key, field) in [
+            ("../x", "ext-system", "k", "spec.bootstrapSecretRef.name"),
+            ("a/b", "ext-system", "k", "spec.bootstrapSecretRef.name"),
+            ("a\nb", "ext-system", "k", "spec.bootstrapSecretRef.name"),
+            (
+                "a",
+                "ext-system/..",
+                "k",
+                "spec.bootstrapSecretRef.namespace",
+            ),
+            (
+                "a",
+                "ext-system",
+                "../k",
+                "spec.bootstrapSecretRef.inClusterKey",
+            ),
+            (
+                "a",
+                "ext-system",
+                "..",
+                "spec.bootstrapSecretRef.inClusterKey",
+            ),
+            (
+                "a",
+                "ext-system",
+                "k/../../x",
+                "spec.bootstrapSecretRef.inClusterKey",
+            ),
+            (
+                "a",
+                "ext-system",
+                "",
+                "spec.bootstrapSecretRef.inClusterKey",
+            ),
+        ] {
+            let err = with(name, namespace, key).unwrap_err();
+            assert_eq!(err.field, field, "{name} {namespace} {key}: {err}");
+            assert!(
+                !err.to_string().chars().any(crate::text::is_unsafe_char),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_lifetime_has_the_token_request_maximum() {
+        let mut cp = control_plane("cp", ControlPlaneType::External);
+        cp.spec.bootstrap_secret_ref = Some(BootstrapSecretReference {
+            name: "cp-bootstrap".into(),
+            namespace: "kubeflex-system".into(),
+            in_cluster_key: "k".into(),
+        });
+        cp.spec.token_expiration_seconds = Some(MAX_TOKEN_EXPIRATION_SECONDS);
+        assert!(validate_control_plane(&cp).is_ok());
+        cp.spec.token_expiration_seconds = Some(MAX_TOKEN_EXPIRATION_SECONDS + 1);
+        let err = validate_control_plane(&cp).unwrap_err();
+        assert_eq!(err.field, "spec.tokenExpirationSeconds");
+        assert!(err.reason.contains("TokenRequest"), "{err}");
+    }
+
+    #[test]
+    fn kubernetes_versions_must_be_supported_releases() {
+        let mut cp = control_plane("cp", ControlPlaneType::K8s);
+        for (version, ok) in [
+            ("v1.33.0", true),
+            ("v1.40.10", true),
+            ("v1.32.9", false),
+            ("v1.9.0", false),
+        ] {
+            cp.spec.kubernetes_version = Some(version.into());
+            assert_eq!(validate_control_plane(&cp).is_ok(), ok, "{version}");
+        }
+        cp.spec.kubernetes_version = Some("v1.30.1".into());
+        let err = validate_control_plane(&cp).unwrap_err();
+        assert!(
+            err.reason.contains("oldest release kflex supports"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn at_most_a_hundred_hook_uses() {
+        let mut cp = control_plane("cp", ControlPlaneType::K8s);
+        let use_ = |i: usize| crate::api::PostCreateHookUse {
+            hook_name: format!("h{i}"),
+            vars: None,
+        };
+        cp.spec.post_create_hooks = Some((0..MAX_HOOK_USES).map(use_).collect());
+        assert!(validate_control_plane(&cp).is_ok());
+        cp.spec.post_create_hooks = Some((0..=MAX_HOOK_USES).map(use_).collect());
+        assert_eq!(
+            validate_control_plane(&cp).unwrap_err().field,
+            "spec.postCreateHooks"
+        );
+    }
+
+    #[test]
     fn kubernetes_versions_must_be_release_tags() {
-        assert!(is_kubernetes_version("v1.34.3"));
+        assert_eq!(kubernetes_minor("v1.34.3"), Some(34));
         for bad in [
             "1.34.3",
             "v1.34",
             "v2.0.0",
             "v1.34.3-rc.1",
             "v1..3",
+            "v1.034.1",
+            "v1.34.01",
             "latest",
         ] {
-            assert!(!is_kubernetes_version(bad), "{bad}");
+            assert_eq!(kubernetes_minor(bad), None, "{bad}");
         }
         let mut cp = control_plane("cp", ControlPlaneType::K8s);
         cp.spec.kubernetes_version = Some("latest".into());

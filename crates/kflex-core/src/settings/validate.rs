@@ -45,14 +45,8 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
         }
         Some(_) => {}
     }
-    if !crate::api::is_kubernetes_version(&settings.kubernetes_version) {
-        return Err(fail(
-            "kubernetesVersion",
-            format!(
-                "{:?} is not a Kubernetes release like v1.34.3",
-                settings.kubernetes_version
-            ),
-        ));
+    if let Some(reason) = crate::api::kubernetes_version_problem(&settings.kubernetes_version) {
+        return Err(fail("kubernetesVersion", reason));
     }
     if !settings.image_registry.is_empty() && !is_image_path(&settings.image_registry) {
         return Err(fail(
