@@ -23,6 +23,14 @@ pub struct TemplateError {
     pub detail: String,
 }
 
+/// The steps (minijinja's fuel) one template render may take. kflex's own templates take
+/// fewer than 500; an override gets far more room than any sensible template needs, but a
+/// loop that never ends (or runs a billion times) stops within a second.
+pub(crate) const FUEL: u64 = 2_000_000;
+
+/// The bytes of text one template render may produce.
+pub(crate) const OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
 /// Directories holding PostCreateHook-form data rather than minijinja templates.
 const DATA_DIRECTORIES: [&str; 2] = ["hooks", "cleanup"];
 
@@ -91,6 +99,7 @@ impl TemplateSet {
     pub(crate) fn compile(&self) -> Result<Environment<'static>, TemplateError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
         let syntax = SyntaxConfig::builder()
             .trim_blocks(true)
             .lstrip_blocks(true)
