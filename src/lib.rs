@@ -8,3 +8,5 @@ pub mod cli;
 pub mod controller;
 pub mod input;
 pub mod output;
+#[cfg(test)]
+mod roundtrip_tests;

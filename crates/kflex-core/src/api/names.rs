@@ -89,10 +89,10 @@ pub fn kind(value: &str) -> Option<String> {
 /// DNS-1123 subdomain and the version a DNS-1035 label (`v1`, `v1beta1`).
 pub fn api_version(value: &str) -> Option<String> {
     let (group, version) = value.rsplit_once('/').unwrap_or(("", value));
-    if value.contains('/') {
-        if let Some(problem) = dns1123_subdomain(group) {
-            return Some(format!("group {}: {problem}", quoted(group)));
-        }
+    if value.contains('/')
+        && let Some(problem) = dns1123_subdomain(group)
+    {
+        return Some(format!("group {}: {problem}", quoted(group)));
     }
     dns1035_label(version).map(|problem| format!("version {}: {problem}", quoted(version)))
 }

@@ -169,10 +169,10 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
             ));
         }
     }
-    if let Some(version) = &spec.kubernetes_version {
-        if let Some(reason) = kubernetes_version_problem(version) {
-            return Err(fail("spec.kubernetesVersion", reason));
-        }
+    if let Some(version) = &spec.kubernetes_version
+        && let Some(reason) = kubernetes_version_problem(version)
+    {
+        return Err(fail("spec.kubernetesVersion", reason));
     }
     let uses = spec.post_create_hooks.as_ref().map_or(0, Vec::len);
     if uses > MAX_HOOK_USES {
