@@ -681,6 +681,38 @@ fn reserved_names_are_refused_before_anything_is_rendered() {
 }
 
 #[test]
+fn names_on_the_command_line_are_refused_before_anything_runs() {
+    for name in ["a\nb", "../cp1", "cp1/status", "CP1", "\u{1b}[2Jx"] {
+        for args in [
+            vec!["delete", name],
+            vec!["diff", name],
+            vec!["render", name],
+        ] {
+            let output = kflex()
+                .args(&args)
+                .env("KUBECONFIG", "/nonexistent")
+                .output()
+                .expect("runs");
+            assert!(!output.status.success(), "{args:?}");
+            assert!(output.stdout.is_empty(), "{args:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("DNS-1035"), "{args:?}: {stderr}");
+            if args[0] == "render" {
+                // kflex's own messages escape what they quote (clap echoes argv as typed).
+                assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+                assert_eq!(stderr.lines().count(), 2, "{stderr:?}");
+            }
+        }
+    }
+    let output = kflex()
+        .args(["create", "cp1", "-p", "Hook/x"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DNS-1123 subdomain"));
+}
+
+#[test]
 fn an_object_shared_with_the_system_manifests_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let hook = write_hook(

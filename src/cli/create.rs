@@ -42,7 +42,7 @@ pub(crate) struct CreateArgs {
     #[arg(short = 'b', long, value_enum, default_value = "shared")]
     backend_type: BackendArg,
     /// PostCreateHook to run once it is up (repeat for several)
-    #[arg(short = 'p', long = "postcreate-hook", value_name = "HOOK")]
+    #[arg(short = 'p', long = "postcreate-hook", value_name = "HOOK", value_parser = super::hook_name)]
     hooks: Vec<String>,
     /// A hook variable, NAME=VALUE (repeat for several)
     #[arg(short = 'e', long = "set", value_name = "NAME=VALUE", value_parser = parse_var)]

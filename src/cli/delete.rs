@@ -22,6 +22,7 @@ const EXAMPLES: &str = "Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct DeleteArgs {
+    #[arg(value_parser = super::control_plane_name)]
     name: String,
     #[command(flatten)]
     waiting: super::wait::Waiting,

@@ -32,7 +32,7 @@ const EXAMPLES: &str = "Examples:
 #[command(after_help = EXAMPLES)]
 pub(crate) struct DiffArgs {
     /// A ControlPlane on the hosting cluster
-    #[arg(required_unless_present = "filename", conflicts_with = "filename")]
+    #[arg(required_unless_present = "filename", conflicts_with = "filename", value_parser = super::control_plane_name)]
     name: Option<String>,
     /// ControlPlane file(s) (and PostCreateHooks, which replace the cluster's of that name)
     #[arg(short = 'f', long, value_name = "FILE")]

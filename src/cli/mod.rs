@@ -136,6 +136,23 @@ pub(crate) fn warn(warning: &str) {
     eprintln!("warning: {}", escape_unsafe(warning));
 }
 
+/// A control plane's name from the command line, refused before anything runs when no control
+/// plane can have it (it becomes API paths and kubeconfig entries).
+pub(crate) fn control_plane_name(value: &str) -> Result<String, String> {
+    match kflex_core::api::control_plane_name_problem(value) {
+        None => Ok(value.to_owned()),
+        Some(reason) => Err(format!("{} {reason}", escape_unsafe(&format!("{value:?}")))),
+    }
+}
+
+/// A PostCreateHook's name from the command line (a DNS-1123 subdomain, as the API requires).
+pub(crate) fn hook_name(value: &str) -> Result<String, String> {
+    match kflex_core::api::names::dns1123_subdomain(value) {
+        None => Ok(value.to_owned()),
+        Some(reason) => Err(format!("{} {reason}", escape_unsafe(&format!("{value:?}")))),
+    }
+}
+
 /// The process environment. Unlike `std::env::vars`, a variable that is not UTF-8 does not
 /// panic: it arrives with replacement characters, and a setting it names is then refused.
 pub(crate) fn environment() -> Vec<(String, String)> {

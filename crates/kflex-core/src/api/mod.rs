@@ -27,5 +27,5 @@ pub(crate) use validate::kubernetes_version_problem;
 pub use validate::{
     MAX_CONTROL_PLANE_NAME_LEN, MAX_HOOK_USES, MAX_TOKEN_EXPIRATION_SECONDS,
     RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES, ValidationError,
-    validate_control_plane,
+    name_problem as control_plane_name_problem, validate_control_plane,
 };

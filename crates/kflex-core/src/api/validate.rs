@@ -198,8 +198,9 @@ pub(crate) fn kubernetes_version_problem(version: &str) -> Option<String> {
     })
 }
 
-/// Why `name` cannot name a control plane, if it cannot.
-fn name_problem(name: &str) -> Option<String> {
+/// Why `name` cannot name a control plane, if it cannot (its shape; the reserved names are
+/// checked with the type).
+pub fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("is required".to_owned());
     }
