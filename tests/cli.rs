@@ -317,6 +317,89 @@ fn hook_refusal(template: &str) -> String {
 }
 
 #[test]
+fn hooks_cannot_grant_power_outside_their_namespace() {
+    const RBAC: &str = "apiVersion: rbac.authorization.k8s.io/v1";
+    let own_sa = "subjects: [{kind: ServiceAccount, name: default, namespace: a-system}]";
+    let refused = [
+        // Cluster-wide grants need the administrator's opt-in ...
+        (
+            format!(
+                "{{{RBAC}, kind: ClusterRoleBinding, metadata: {{name: x}}, roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mine}}, {own_sa}}}"
+            ),
+            "allowClusterScopedHookRbac",
+        ),
+        // ... and never reach others or escalate.
+        (
+            format!(
+                "{{{RBAC}, kind: RoleBinding, metadata: {{name: x}}, roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}}, subjects: [{{kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}}]}}"
+            ),
+            "subjects[0]",
+        ),
+        (
+            format!(
+                "{{{RBAC}, kind: RoleBinding, metadata: {{name: x}}, roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}}, subjects: [{{kind: ServiceAccount, name: default, namespace: b-system}}]}}"
+            ),
+            "subjects[0]",
+        ),
+        (
+            format!(
+                "{{{RBAC}, kind: ClusterRole, metadata: {{name: x}}, rules: [{{apiGroups: ['*'], resources: ['*'], verbs: ['*']}}]}}"
+            ),
+            "rules[0].verbs",
+        ),
+        (
+            format!(
+                "{{{RBAC}, kind: ClusterRole, metadata: {{name: x}}, rules: [{{apiGroups: [''], resources: [users], verbs: [impersonate]}}]}}"
+            ),
+            "rules[0].verbs",
+        ),
+        (
+            format!(
+                "{{{RBAC}, kind: ClusterRole, metadata: {{name: x, labels: {{rbac.authorization.k8s.io/aggregate-to-admin: 'true'}}}}, rules: []}}"
+            ),
+            "metadata.labels",
+        ),
+        (
+            "{apiVersion: v1, kind: Namespace, metadata: {name: kube-tenant}}".to_owned(),
+            "system namespace",
+        ),
+        (
+            "{apiVersion: v1, kind: Namespace, metadata: {name: b-system}}".to_owned(),
+            "another control plane",
+        ),
+        (
+            "{apiVersion: v1, kind: Secret, metadata: {name: k8s-certs}}".to_owned(),
+            "created by the control plane itself",
+        ),
+    ];
+    for (template, expected) in refused {
+        let stderr = hook_refusal(&template);
+        assert!(stderr.contains(expected), "{template}: {stderr}");
+    }
+    let binding = format!(
+        "{{{RBAC}, kind: ClusterRoleBinding, metadata: {{name: x}}, roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mine}}, {own_sa}}}"
+    );
+    let output = render_with_hook(&binding, &["--set", "allowClusterScopedHookRbac=true"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for role in ["cluster-admin", "admin", "edit", "view", "system:node"] {
+        let binding = binding.replace("name: mine", &format!("name: '{role}'"));
+        let output = render_with_hook(&binding, &["--set", "allowClusterScopedHookRbac=true"]);
+        assert!(
+            !output.status.success() && output.stdout.is_empty(),
+            "{role}"
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("roleRef.name"),
+            "{role}"
+        );
+    }
+}
+
+#[test]
 fn an_object_two_control_planes_would_share_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let hook = write_hook(
