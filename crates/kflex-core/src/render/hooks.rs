@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::placeholders::{self, Expanded, PlaceholderError};
 use crate::api::{ControlPlaneSpec, PostCreateHook, names};
 use crate::manifest::Manifest;
+use crate::text::escape_unsafe;
 
 /// PostCreateHooks by name, as given to one render.
 #[derive(Clone, Debug, Default)]
@@ -287,12 +288,13 @@ pub(crate) fn expand(
     Ok(manifests)
 }
 
-/// `Kind name` of a template, placeholders and all.
+/// `Kind name` of a template, placeholders and all (not validated yet: escaped, as every
+/// reader of the message may be a terminal).
 fn describe_object(template: &Value) -> Option<String> {
-    let kind = template.get("kind").and_then(Value::as_str)?;
+    let kind = escape_unsafe(template.get("kind").and_then(Value::as_str)?);
     match template.pointer("/metadata/name").and_then(Value::as_str) {
-        Some(name) => Some(format!("{kind} {name}")),
-        None => Some(kind.to_owned()),
+        Some(name) => Some(format!("{kind} {}", escape_unsafe(name))),
+        None => Some(kind.into_owned()),
     }
 }
 
