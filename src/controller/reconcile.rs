@@ -99,21 +99,19 @@ pub fn error_policy(cp: Arc<ControlPlane>, err: &Error, ctx: Arc<Context>) -> Ac
 }
 
 /// The hooks `cp` uses, in KubeFlex's order (deprecated single hook first; first use wins).
+/// Linear in the number of uses: a ControlPlane may list tens of thousands.
 fn hook_names(cp: &ControlPlane) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
     let spec = &cp.spec;
-    let uses = spec.post_create_hook.iter().cloned().chain(
+    let uses = spec.post_create_hook.iter().chain(
         spec.post_create_hooks
             .iter()
             .flatten()
-            .map(|u| u.hook_name.clone()),
+            .map(|u| &u.hook_name),
     );
-    for name in uses {
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
+    let mut seen: HashSet<&str> = HashSet::new();
+    uses.filter(|name| !name.is_empty() && seen.insert(name.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// A fingerprint of the whole rendered set, as applied (ownership included).
@@ -457,4 +455,42 @@ async fn readiness(
         hooks_completed: Some(completed),
         observed: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn with_uses(single: Option<&str>, uses: &[String]) -> ControlPlane {
+        let uses: Vec<_> = uses.iter().map(|name| json!({"hookName": name})).collect();
+        let spec = serde_json::from_value(json!({
+            "type": "k8s", "postCreateHook": single, "postCreateHooks": uses
+        }))
+        .expect("a spec");
+        ControlPlane::new("cp1", spec)
+    }
+
+    #[test]
+    fn hook_names_keep_the_first_use_of_each_in_order() {
+        let uses = ["b", "a", "", "b", "c", "a"].map(str::to_owned);
+        assert_eq!(hook_names(&with_uses(Some("a"), &uses)), ["a", "b", "c"]);
+    }
+
+    /// KubeFlex does not bound the list; de-duplicating it must not be quadratic (60,000 uses
+    /// took 27 s that way).
+    #[test]
+    fn hook_names_of_a_huge_list_are_found_quickly() {
+        let uses: Vec<String> = (0..100_000)
+            .map(|i| format!("hook-{}", i % 60_000))
+            .collect();
+        let cp = with_uses(None, &uses);
+        let started = std::time::Instant::now();
+        let names = hook_names(&cp);
+        let took = started.elapsed();
+        assert_eq!(names.len(), 60_000);
+        assert_eq!(names[59_999], "hook-59999");
+        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    }
 }
