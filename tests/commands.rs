@@ -26,6 +26,14 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let fake = FakeApi::new();
+        // kflex is installed there: its configuration exists (every setting at its default).
+        fake.put(
+            "",
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+                   "data": {}}),
+        );
         let address = fake.serve_http().await.expect("test setup");
         let dir = tempfile::tempdir().expect("test setup");
         std::fs::write(dir.path().join("config"), FakeApi::kubeconfig(address))
@@ -342,6 +350,42 @@ async fn create_reports_the_controllers_refusal_and_exits_non_zero() {
     );
     assert!(message.contains("kflex delete cp1"), "{message}");
     assert_ne!(cluster.kubeconfig()["current-context"], "cp1");
+}
+
+/// Without the hosting cluster's configuration, rendering "as the controller would" would
+/// silently use the defaults; the controller refuses (ConfigMissing), and so do the commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_diff_refuse_without_the_configuration() {
+    let cluster = Cluster::start().await;
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.fake.client(), "kubeflex-system");
+    config_maps
+        .delete("kubeflex-config", &Default::default())
+        .await
+        .expect("deleted");
+    let says_why = |output: &Output| {
+        let message = stderr(output);
+        assert!(
+            message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
+                && message.contains("kflex init"),
+            "{message}"
+        );
+    };
+    let created = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    assert_eq!(created.status.code(), Some(1));
+    says_why(&created);
+    assert!(cluster.control_plane("cp1").is_none(), "nothing created");
+
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+               "metadata": {"name": "cp1"}, "spec": {"type": "k8s"}}),
+    );
+    let diffed = cluster.kflex(&["diff", "cp1"]).await;
+    assert_eq!(diffed.status.code(), Some(2), "an error, not a difference");
+    assert!(diffed.stdout.is_empty());
+    says_why(&diffed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

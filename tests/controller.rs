@@ -37,6 +37,35 @@ impl ApiProbe for Probe {
     }
 }
 
+/// The configuration ConfigMap as `kflex render --system` renders it (every setting at its
+/// default).
+fn config_map() -> Value {
+    let system = Renderer::new(Settings::default(), &TemplateSet::embedded())
+        .expect("renderer")
+        .render_system()
+        .expect("the system manifests");
+    let config = system
+        .manifests
+        .iter()
+        .find(|m| m.kind() == "ConfigMap" && m.name() == "kubeflex-config")
+        .expect("the system manifests hold the configuration");
+    Value::Object(config.object().clone())
+}
+
+/// A fake hosting cluster with kflex installed: its configuration ConfigMap exists.
+fn installed() -> FakeApi {
+    let fake = FakeApi::new();
+    fake.put("", "configmaps", config_map());
+    fake
+}
+
+/// Runs a test's body, failing it after a minute instead of hanging.
+async fn timed<F: std::future::Future>(body: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(60), body)
+        .await
+        .expect("the test finished within a minute")
+}
+
 struct Harness {
     fake: FakeApi,
     ctx: Arc<Context>,
@@ -47,7 +76,7 @@ struct Harness {
 
 impl Harness {
     async fn new(serving: bool) -> Self {
-        Self::over(FakeApi::new(), serving).await
+        Self::over(installed(), serving).await
     }
 
     /// A controller (nothing remembered) over an existing fake, its caches filled.
@@ -779,7 +808,7 @@ fn secret_listings(log: &[Logged]) -> Vec<&Logged> {
 
 #[tokio::test]
 async fn secrets_are_pruned_and_cleaned_up_without_listing_them() {
-    let fake = FakeApi::new();
+    let fake = installed();
     deny_listing_secrets(&fake);
     let h = Harness::over(fake, false).await;
     h.fake.put(GROUP, "postcreatehooks", secret_hook());
@@ -1129,7 +1158,7 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
-    let fake = FakeApi::new();
+    let fake = installed();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = Running {
         system_namespace: "kubeflex-system".into(),
@@ -1190,4 +1219,224 @@ async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
         .await
         .expect("joined")
         .expect("the controller stops cleanly");
+}
+
+fn delete_config_map(h: &Harness) -> impl std::future::Future<Output = ()> + '_ {
+    async move {
+        let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(h.fake.client(), "kubeflex-system");
+        config_maps
+            .delete("kubeflex-config", &Default::default())
+            .await
+            .expect("deleted");
+        h.settle().await;
+    }
+}
+
+/// Writes other than the ControlPlane's status and the Events: applies, deletes, the
+/// ControlPlane's own metadata.
+fn writes_beyond_status(writes: &[Logged]) -> Vec<&Logged> {
+    writes
+        .iter()
+        .filter(|w| !w.path.ends_with("/status") && !w.path.contains("/events"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_missing_configuration_blocks_until_it_exists() {
+    timed(async {
+        let h = Harness::over(FakeApi::new(), false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.fake.clear_log();
+        let action = h.reconcile("cp1").await.expect("reported");
+        assert_eq!(
+            action,
+            Action::await_change(),
+            "the ConfigMap's watch wakes it"
+        );
+        let writes = h.fake.writes();
+        assert_eq!(
+            writes_beyond_status(&writes),
+            Vec::<&Logged>::new(),
+            "nothing applied, no finalizer: {writes:#?}"
+        );
+        let synced = h.condition("cp1", "Synced");
+        assert_eq!(
+            (synced["status"].as_str(), synced["reason"].as_str()),
+            (Some("False"), Some("ConfigMissing"))
+        );
+        let message = synced["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
+                && message.contains("kflex init")
+                && message.contains("kflex render --system"),
+            "{message}"
+        );
+        assert_eq!(h.event_reasons(), ["ConfigMissing"]);
+
+        // Still missing: the same status, nothing written at all.
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("reported");
+        assert_eq!(h.fake.writes(), Vec::<Logged>::new());
+
+        // Installed: applied.
+        h.fake.put("", "configmaps", config_map());
+        h.settle().await;
+        h.reconcile("cp1").await.expect("applied");
+        assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+        assert!(
+            h.fake
+                .get("apps", "deployments", Some("cp1-system"), "kube-apiserver")
+                .is_some()
+        );
+    })
+    .await;
+}
+
+/// KubeFlex's behaviour, and kflex's before: the defaults were rendered and applied — the
+/// domain reset, Jobs replaced, Routes pruned on OpenShift.
+#[tokio::test]
+async fn a_configuration_that_disappears_changes_nothing_applied() {
+    timed(async {
+        let h = Harness::new(false).await;
+        let mut custom = config_map();
+        custom["data"]["domain"] = json!("kflex.example.com");
+        h.fake.put("", "configmaps", custom);
+        h.settle().await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("synced");
+        let host = |h: &Harness| {
+            h.fake
+                .get("networking.k8s.io", "ingresses", Some("cp1-system"), "cp1")
+                .expect("the Ingress")["spec"]["rules"][0]["host"]
+                .clone()
+        };
+        assert_eq!(host(&h), "cp1.kflex.example.com");
+
+        delete_config_map(&h).await;
+        // As after a restart: nothing remembered, so a pass would apply and prune everything.
+        let restarted = Harness::over(h.fake.clone(), false).await;
+        restarted.fake.clear_log();
+        restarted.reconcile("cp1").await.expect("reported");
+        let writes = restarted.fake.writes();
+        assert_eq!(
+            writes_beyond_status(&writes),
+            Vec::<&Logged>::new(),
+            "{writes:#?}"
+        );
+        assert_eq!(
+            restarted.condition("cp1", "Synced")["reason"],
+            "ConfigMissing"
+        );
+        assert_eq!(
+            host(&restarted),
+            "cp1.kflex.example.com",
+            "the domain is kept"
+        );
+        assert!(
+            restarted
+                .fake
+                .get("batch", "jobs", Some("cp1-system"), "kflex-bootstrap")
+                .is_some()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deletion_without_the_configuration_is_reported_and_bounded() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("created");
+        delete_config_map(&h).await;
+        let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+        api.delete("cp1", &Default::default())
+            .await
+            .expect("deleted");
+        h.settle().await;
+        h.clock.store(DELETED_AT + 10, Ordering::SeqCst);
+        h.reconcile("cp1").await.expect("reported");
+        let synced = h.condition("cp1", "Synced");
+        assert_eq!(synced["reason"], "CleanupFailed");
+        assert!(
+            synced["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("kubeflex-system/kubeflex-config does not exist")),
+            "{synced}"
+        );
+        assert!(
+            h.fake
+                .get("batch", "jobs", Some("kubeflex-system"), "db-drop-cp1")
+                .is_none(),
+            "no Job rendered from guessed settings"
+        );
+        assert!(
+            h.fake.get(GROUP, "controlplanes", None, "cp1").is_some(),
+            "held"
+        );
+        let timeout = i64::try_from(Options::default().cleanup_timeout.as_secs()).expect("seconds");
+        h.clock.store(DELETED_AT + timeout, Ordering::SeqCst);
+        h.reconcile("cp1").await.expect("given up");
+        assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+        assert!(h.event_reasons().contains(&"CleanupAbandoned".to_owned()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_running_controller_applies_once_the_configuration_appears() {
+    timed(async {
+        let fake = FakeApi::new();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = Running {
+            system_namespace: "kubeflex-system".into(),
+            concurrency: 2,
+            options: Options::default(),
+            identity: "test".into(),
+        };
+        let controller = tokio::spawn(run_controller(
+            fake.client(),
+            running,
+            Arc::new(Metrics::default()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": "cp1"}, "spec": {"type": "host"}}),
+        );
+        let reason = |fake: &FakeApi| {
+            fake.get(GROUP, "controlplanes", None, "cp1")
+                .and_then(|cp| {
+                    cp["status"]["conditions"]
+                        .as_array()
+                        .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned())
+                })
+                .and_then(|c| c["reason"].as_str().map(str::to_owned))
+        };
+        eventually("Synced=False ConfigMissing", || {
+            reason(&fake).as_deref() == Some("ConfigMissing")
+        })
+        .await;
+        assert_eq!(fake.count("", "namespaces"), 0, "nothing applied");
+        fake.put("", "configmaps", config_map());
+        eventually("the control plane's namespace", || {
+            fake.get("", "namespaces", None, "cp1-system").is_some()
+        })
+        .await;
+        eventually("Synced=True", || {
+            reason(&fake).as_deref() == Some("ReconcileSuccess")
+        })
+        .await;
+        let _ = stop.send(());
+        controller
+            .await
+            .expect("joined")
+            .expect("the controller stops cleanly");
+    })
+    .await;
 }

@@ -15,17 +15,17 @@ use kube::Api;
 use crate::controller::config::{CONFIG_MAP, settings};
 use crate::controller::ownership;
 
-/// The hosting cluster's settings (defaults when its ConfigMap does not exist).
+/// The hosting cluster's settings; an error when its ConfigMap does not exist, as the
+/// controller then renders nothing either.
 pub async fn hosting_settings(client: &kube::Client) -> anyhow::Result<Settings> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
     let config = config_maps
         .get_opt(CONFIG_MAP)
         .await
         .with_context(|| format!("reading ConfigMap {SYSTEM_NAMESPACE}/{CONFIG_MAP}"))?;
-    settings(
-        SYSTEM_NAMESPACE,
-        config.as_ref().and_then(|config| config.data.as_ref()),
-    )
+    // A ConfigMap without data holds no setting: the defaults, as the controller reads it.
+    let data = config.map(|config| config.data.unwrap_or_default());
+    Ok(settings(SYSTEM_NAMESPACE, data.as_ref())?)
 }
 
 /// Every PostCreateHook of the hosting cluster.

@@ -109,7 +109,9 @@ async fn drop_databases(cp: &ControlPlane, ctx: &Context) -> Result<bool, String
 }
 
 fn cleanup_jobs(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
-    let settings = settings_for(ctx).map_err(|err| format!("{err:#}"))?;
+    // Without the settings the Jobs cannot be rendered: a problem like any other, retried
+    // until the cleanup timeout.
+    let settings = settings_for(ctx).map_err(|err| format!("{:#}", anyhow::Error::from(err)))?;
     let renderer = ctx
         .renderers
         .get(&settings)

@@ -261,9 +261,15 @@ async fn ensure_parent(
 async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    // Nothing is applied or pruned without the hosting cluster's settings: the defaults would
+    // reset the domain, replace Jobs and prune Routes. The ConfigMap's watch wakes every
+    // ControlPlane once it is there (or fixed).
     let settings = match settings_for(ctx) {
         Ok(settings) => settings,
-        Err(err) => return blocked(ctx, cp, "ConfigError", format!("{err:#}")).await,
+        Err(err) => {
+            let reason = err.reason();
+            return blocked(ctx, cp, reason, format!("{:#}", anyhow::Error::from(err))).await;
+        }
     };
     let renderer = ctx.renderers.get(&settings)?;
     let hooks: Vec<_> = ctx.hooks.state().iter().map(|h| (**h).clone()).collect();
