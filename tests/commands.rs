@@ -626,12 +626,52 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
                "metadata": {"name": "stray", "namespace": "cp1-system", "labels": {
                    "applyset.kubernetes.io/part-of": kflex::controller::ownership::applyset_id("cp1")}}}),
     );
+    // What the controller would not delete, whatever the ControlPlane's annotations list, is
+    // not shown as removed but named on stderr: a labelled object in another namespace, and a
+    // Secret of the system namespace named by a forged annotation.
+    cluster.fake.put(
+        "",
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "elsewhere", "namespace": "default", "labels": {
+                   "applyset.kubernetes.io/part-of": kflex::controller::ownership::applyset_id("cp1")}}}),
+    );
+    cluster.fake.put(
+        "",
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "postgres-postgresql", "namespace": "kubeflex-system"}}),
+    );
+    let kinds = cluster.control_plane("cp1").unwrap()["metadata"]["annotations"]
+        ["applyset.kubernetes.io/contains-group-kinds"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cluster.fake.edit(
+        GROUP,
+        "controlplanes",
+        None,
+        "cp1",
+        &json!({"metadata": {"annotations": {
+            "applyset.kubernetes.io/contains-group-kinds": format!("{kinds},Secret"),
+            "kflex.kubestellar.org/secrets": "kubeflex-system/postgres-postgresql"}}}),
+    );
     let pruned = cluster.kflex(&["diff", "cp1"]).await;
+    let warnings = stderr(&pruned);
     let text = String::from_utf8(pruned.stdout).unwrap();
     assert!(
         text.contains("--- live/ServiceAccount/cp1-system/stray")
             && text.contains("-  name: stray"),
         "{text}"
+    );
+    assert!(
+        !text.contains("elsewhere") && !text.contains("postgres-postgresql"),
+        "{text}"
+    );
+    assert!(
+        warnings.contains("ServiceAccount default/elsewhere is listed as a member of ControlPlane cp1 but is not deleted")
+            && warnings.contains("Secret kubeflex-system/postgres-postgresql is listed"),
+        "{warnings}"
     );
 
     let missing = cluster.kflex(&["diff", "nope"]).await;

@@ -103,6 +103,7 @@ impl Harness {
             renderers: RendererCache::default(),
             records: Default::default(),
             failures: Default::default(),
+            reported: Default::default(),
             recorder: Recorder::new(
                 client.clone(),
                 Reporter {
@@ -1221,16 +1222,14 @@ async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
         .expect("the controller stops cleanly");
 }
 
-fn delete_config_map(h: &Harness) -> impl std::future::Future<Output = ()> + '_ {
-    async move {
-        let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-            kube::Api::namespaced(h.fake.client(), "kubeflex-system");
-        config_maps
-            .delete("kubeflex-config", &Default::default())
-            .await
-            .expect("deleted");
-        h.settle().await;
-    }
+async fn delete_config_map(h: &Harness) {
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(h.fake.client(), "kubeflex-system");
+    config_maps
+        .delete("kubeflex-config", &Default::default())
+        .await
+        .expect("deleted");
+    h.settle().await;
 }
 
 /// Writes other than the ControlPlane's status and the Events: applies, deletes, the
@@ -1437,6 +1436,321 @@ async fn the_running_controller_applies_once_the_configuration_appears() {
             .await
             .expect("joined")
             .expect("the controller stops cleanly");
+    })
+    .await;
+}
+
+/// The notes of the PruneRefused Events, each checked to be a Warning.
+fn refusals(h: &Harness) -> Vec<String> {
+    h.fake
+        .objects("events.k8s.io", "events")
+        .iter()
+        .filter(|e| e["reason"] == "PruneRefused")
+        .map(|e| {
+            assert_eq!(e["type"], "Warning", "{e}");
+            e["note"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+fn deletes(writes: &[Logged]) -> Vec<String> {
+    writes
+        .iter()
+        .filter(|w| w.method == Method::DELETE)
+        .map(|w| w.path.clone())
+        .collect()
+}
+
+fn put_secret(fake: &FakeApi, namespace: &str, name: &str) {
+    fake.put(
+        "",
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "namespace": namespace},
+               "data": {"key": "c2VjcmV0"}}),
+    );
+}
+
+fn secret_exists(fake: &FakeApi, namespace: &str, name: &str) -> bool {
+    fake.get("", "secrets", Some(namespace), name).is_some()
+}
+
+/// Secrets a tenant must not reach through its ControlPlane's annotations: another control
+/// plane's keys and kubeconfig, the shared PostgreSQL's admin password, and the tenant's own
+/// control plane's keys (created at runtime, never rendered).
+const VICTIM_SECRETS: [(&str, &str); 4] = [
+    ("cp2-system", "k8s-certs"),
+    ("cp2-system", "admin-kubeconfig"),
+    ("kubeflex-system", "postgres-postgresql"),
+    ("cp1-system", "admin-kubeconfig"),
+];
+
+/// The ApplySet annotations as someone who may write ControlPlane cp1 can forge them: every
+/// victim Secret by name, and kinds and namespaces under which labelled objects elsewhere are
+/// found.
+fn forged_annotations() -> Value {
+    let secrets: Vec<String> = VICTIM_SECRETS
+        .iter()
+        .map(|(namespace, name)| format!("{namespace}/{name}"))
+        .collect();
+    json!({
+        "applyset.kubernetes.io/contains-group-kinds":
+            "ClusterRole.rbac.authorization.k8s.io,ConfigMap,Namespace,PodDisruptionBudget.policy,Secret,ServiceAccount",
+        "applyset.kubernetes.io/additional-namespaces": "cp2-system,default,kubeflex-system",
+        "kflex.kubestellar.org/secrets": secrets.join(","),
+    })
+}
+
+/// Objects elsewhere that carry cp1's ApplySet label (a copy, a mistake, or someone else's
+/// doing): in another namespace (a watched kind and a listed one), in the system namespace, and
+/// cluster-scoped but labelled for another control plane.
+fn put_labelled_elsewhere(fake: &FakeApi) {
+    let part_of = kflex::controller::ownership::applyset_id("cp1");
+    let labels = |control_plane: &str| json!({"applyset.kubernetes.io/part-of": part_of, "kflex.kubestellar.org/control-plane": control_plane});
+    fake.put(
+        "",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "team-settings", "namespace": "default", "labels": labels("cp1")}}),
+    );
+    fake.put(
+        "policy",
+        "poddisruptionbudgets",
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+               "metadata": {"name": "apiserver", "namespace": "cp2-system", "labels": labels("cp2")},
+               "spec": {"minAvailable": 1}}),
+    );
+    fake.put(
+        "",
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "postgres-postgresql", "namespace": "kubeflex-system", "labels": labels("cp1")}}),
+    );
+    fake.put(
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "cp2-reader", "labels": labels("cp2")}, "rules": []}),
+    );
+}
+
+/// (group, plural, namespace, name) of [`put_labelled_elsewhere`]'s objects.
+const LABELLED_ELSEWHERE: [(&str, &str, Option<&str>, &str); 4] = [
+    ("", "configmaps", Some("default"), "team-settings"),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        Some("cp2-system"),
+        "apiserver",
+    ),
+    (
+        "",
+        "serviceaccounts",
+        Some("kubeflex-system"),
+        "postgres-postgresql",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        None,
+        "cp2-reader",
+    ),
+];
+
+fn assert_victims_untouched(h: &Harness, writes: &[Logged]) {
+    for (namespace, name) in VICTIM_SECRETS {
+        assert!(
+            secret_exists(&h.fake, namespace, name),
+            "{namespace}/{name}"
+        );
+        assert!(
+            !writes.iter().any(|w| w
+                .path
+                .ends_with(&format!("/namespaces/{namespace}/secrets/{name}"))),
+            "{namespace}/{name} was written to: {writes:#?}"
+        );
+    }
+    for (group, plural, namespace, name) in LABELLED_ELSEWHERE {
+        assert!(
+            h.fake.get(group, plural, namespace, name).is_some(),
+            "{plural} {namespace:?}/{name}"
+        );
+        assert!(
+            !writes
+                .iter()
+                .any(|w| w.method == Method::DELETE
+                    && w.path.ends_with(&format!("/{plural}/{name}"))),
+            "{plural} {name} deleted: {writes:#?}"
+        );
+    }
+    // cp2 itself is intact.
+    assert!(
+        h.fake
+            .get("", "serviceaccounts", Some("kubeflex-system"), "db-cp2")
+            .is_some()
+    );
+}
+
+/// Each refusal is reported in a Warning Event naming the object; `expected` are the objects
+/// (as the Events name them) that must appear.
+fn assert_refusals_reported(h: &Harness) {
+    let notes = refusals(h);
+    for expected in [
+        "Secret cp2-system/k8s-certs",
+        "Secret cp2-system/admin-kubeconfig",
+        "Secret kubeflex-system/postgres-postgresql",
+        "Secret cp1-system/admin-kubeconfig",
+        "ConfigMap default/team-settings",
+        "PodDisruptionBudget cp2-system/apiserver",
+        "ServiceAccount kubeflex-system/postgres-postgresql",
+        "ClusterRole cp2-reader",
+    ] {
+        let matching: Vec<&String> = notes
+            .iter()
+            .filter(|n| n.starts_with(&format!("{expected} ")))
+            .collect();
+        assert_eq!(matching.len(), 1, "{expected} reported once: {notes:#?}");
+    }
+}
+
+#[tokio::test]
+async fn forged_annotations_cannot_make_pruning_delete_what_is_not_the_control_planes() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.fake.put(GROUP, "postcreatehooks", hello_hook());
+        h.create_control_plane("cp2", json!({"type": "k8s"}));
+        h.reconcile("cp2").await.expect("cp2 synced");
+        for (namespace, name) in VICTIM_SECRETS {
+            put_secret(&h.fake, namespace, name);
+        }
+        put_labelled_elsewhere(&h.fake);
+        h.create_control_plane(
+            "cp1",
+            json!({"type": "host", "postCreateHooks": [{"hookName": "hello"}]}),
+        );
+        h.settle().await;
+        h.reconcile("cp1").await.expect("cp1 synced");
+
+        // A tenant forges cp1's annotations (or copies them from an exported ControlPlane) and
+        // removes its hook: the hook's ConfigMap goes, and only that.
+        h.fake
+            .edit(
+                GROUP,
+                "controlplanes",
+                None,
+                "cp1",
+                &json!({"metadata": {"annotations": forged_annotations()},
+                        "spec": {"postCreateHooks": null}}),
+            )
+            .expect("forged");
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("pruned");
+        let writes = h.fake.writes();
+        assert_eq!(
+            deletes(&writes),
+            ["/api/v1/namespaces/cp1-system/configmaps/hello-cp1"],
+            "legitimate pruning still works, and deletes nothing else"
+        );
+        assert_victims_untouched(&h, &writes);
+        assert_refusals_reported(&h);
+        assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+        // The parent lists its members again: the forged entries are gone.
+        let kinds = h
+            .annotation("cp1", "applyset.kubernetes.io/contains-group-kinds")
+            .unwrap_or_default();
+        assert!(
+            !kinds.contains("PodDisruptionBudget") && !kinds.contains("ConfigMap"),
+            "{kinds}"
+        );
+        assert_eq!(h.annotation("cp1", "kflex.kubestellar.org/secrets"), None);
+
+        // Forged again, the same way: still nothing deleted, and no second Event for the same
+        // refusals.
+        let reported = refusals(&h).len();
+        h.fake
+            .edit(
+                GROUP,
+                "controlplanes",
+                None,
+                "cp1",
+                &json!({"metadata": {"annotations": forged_annotations()}}),
+            )
+            .expect("forged");
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("pruned");
+        let writes = h.fake.writes();
+        assert_eq!(deletes(&writes), Vec::<String>::new());
+        assert_victims_untouched(&h, &writes);
+        assert_eq!(refusals(&h).len(), reported, "{:#?}", refusals(&h));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forged_annotations_cannot_make_deletion_delete_what_is_not_the_control_planes() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp2", json!({"type": "k8s"}));
+        h.reconcile("cp2").await.expect("cp2 synced");
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("cp1 synced");
+        for (namespace, name) in VICTIM_SECRETS {
+            put_secret(&h.fake, namespace, name);
+        }
+        put_labelled_elsewhere(&h.fake);
+        // The forgery comes with the deletion (paused, so no pass rewrites it before).
+        h.fake
+            .edit(
+                GROUP,
+                "controlplanes",
+                None,
+                "cp1",
+                &json!({"metadata": {"annotations": forged_annotations()
+                .as_object()
+                .cloned()
+                .map(|mut a| {
+                    a.insert("kflex.kubestellar.org/paused".into(), json!("true"));
+                    a
+                })}}),
+            )
+            .expect("forged");
+        let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+        api.delete("cp1", &Default::default())
+            .await
+            .expect("deleted");
+        h.settle().await;
+        h.clock.store(DELETED_AT + 10, Ordering::SeqCst);
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("cleanup started");
+        h.fake
+            .edit(
+                "batch",
+                "jobs",
+                Some("kubeflex-system"),
+                "db-drop-cp1",
+                &json!({"status": {"succeeded": 1}}),
+            )
+            .expect("done");
+        h.settle().await;
+        h.reconcile("cp1").await.expect("released");
+        assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+        let writes = h.fake.writes();
+        let mut deleted = deletes(&writes);
+        deleted.sort();
+        assert_eq!(
+            deleted,
+            [
+                "/api/v1/namespaces/cp1-system",
+                "/api/v1/namespaces/kubeflex-system/serviceaccounts/db-cp1",
+                "/apis/batch/v1/namespaces/kubeflex-system/jobs/db-cp1",
+                "/apis/batch/v1/namespaces/kubeflex-system/jobs/db-drop-cp1",
+            ],
+            "only cp1's own members in the system namespace and its cluster-scoped ones"
+        );
+        assert_victims_untouched(&h, &writes);
+        assert_refusals_reported(&h);
     })
     .await;
 }

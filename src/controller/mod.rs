@@ -18,6 +18,7 @@ pub mod resources;
 pub mod run;
 pub mod server;
 pub mod status;
+pub mod trust;
 pub mod watches;
 
 use kflex_core::settings::Settings;

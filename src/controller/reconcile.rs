@@ -20,6 +20,7 @@ use super::context::{Context, Record};
 use super::ownership::{self, Members};
 use super::readiness::{api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
+use super::trust::Owner;
 use super::{apply, events, prune, settings_for, timestamp};
 
 /// The annotation that pauses reconciliation of a control plane.
@@ -335,9 +336,28 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     }
     if !trust.same_set || recorded != current {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
+        // What may be deleted in the system namespace is what the control plane renders; a
+        // cleanup render that fails leaves that smaller, never larger.
+        let mut rendered = wanted.clone();
+        rendered.extend(
+            renderer
+                .render_cleanup(cp)
+                .unwrap_or_default()
+                .iter()
+                .map(Manifest::key),
+        );
+        let owner = Owner {
+            control_plane: &name,
+            system_namespace: &ctx.system_namespace,
+            generated_secrets: facts(cp.spec.type_).map_or(&[], |f| f.generated_secrets),
+            rendered: Some(&rendered),
+        };
         let id = ownership::applyset_id(&name);
-        match prune::prune(ctx, &id, &recorded, &wanted).await {
-            Ok(pruned) => ctx.metrics.count_objects("pruned", pruned.len()),
+        match prune::prune(ctx, &id, &recorded, &wanted, &owner).await {
+            Ok(pruned) => {
+                ctx.metrics.count_objects("pruned", pruned.deleted.len());
+                events::refused(ctx, cp, &pruned.refused).await;
+            }
             Err(err) => {
                 ctx.remember(&name, incomplete(applied.fingerprints));
                 return failed(ctx, cp, "PruneFailed", &[format!("{err:#}")]).await;

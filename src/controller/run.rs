@@ -254,6 +254,7 @@ pub async fn run_controller(
         renderers: Default::default(),
         records: Default::default(),
         failures: Default::default(),
+        reported: Default::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
