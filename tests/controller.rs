@@ -934,6 +934,10 @@ async fn an_object_that_fails_is_reported_and_the_others_still_applied() {
 #[tokio::test]
 async fn two_control_planes_cannot_share_an_object() {
     let h = Harness::new(false).await;
+    // The shared object is a hook's ClusterRole, which needs the opt-in.
+    let mut config = config_map();
+    config["data"]["allowClusterScopedHookRbac"] = json!("true");
+    h.fake.put("", "configmaps", config);
     h.fake.put(
         GROUP,
         "postcreatehooks",
