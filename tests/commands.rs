@@ -356,36 +356,41 @@ async fn create_reports_the_controllers_refusal_and_exits_non_zero() {
 /// silently use the defaults; the controller refuses (ConfigMissing), and so do the commands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_and_diff_refuse_without_the_configuration() {
-    let cluster = Cluster::start().await;
-    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(cluster.fake.client(), "kubeflex-system");
-    config_maps
-        .delete("kubeflex-config", &Default::default())
-        .await
-        .expect("deleted");
-    let says_why = |output: &Output| {
-        let message = stderr(output);
-        assert!(
-            message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
-                && message.contains("kflex init"),
-            "{message}"
-        );
-    };
-    let created = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-    assert_eq!(created.status.code(), Some(1));
-    says_why(&created);
-    assert!(cluster.control_plane("cp1").is_none(), "nothing created");
+    let body = async {
+        let cluster = Cluster::start().await;
+        let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(cluster.fake.client(), "kubeflex-system");
+        config_maps
+            .delete("kubeflex-config", &Default::default())
+            .await
+            .expect("deleted");
+        let says_why = |output: &Output| {
+            let message = stderr(output);
+            assert!(
+                message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
+                    && message.contains("kflex init"),
+                "{message}"
+            );
+        };
+        let created = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        assert_eq!(created.status.code(), Some(1));
+        says_why(&created);
+        assert!(cluster.control_plane("cp1").is_none(), "nothing created");
 
-    cluster.fake.put(
-        GROUP,
-        "controlplanes",
-        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
-               "metadata": {"name": "cp1"}, "spec": {"type": "k8s"}}),
-    );
-    let diffed = cluster.kflex(&["diff", "cp1"]).await;
-    assert_eq!(diffed.status.code(), Some(2), "an error, not a difference");
-    assert!(diffed.stdout.is_empty());
-    says_why(&diffed);
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": "cp1"}, "spec": {"type": "k8s"}}),
+        );
+        let diffed = cluster.kflex(&["diff", "cp1"]).await;
+        assert_eq!(diffed.status.code(), Some(2), "an error, not a difference");
+        assert!(diffed.stdout.is_empty());
+        says_why(&diffed);
+    };
+    tokio::time::timeout(Duration::from_secs(120), body)
+        .await
+        .expect("the test finished within two minutes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
