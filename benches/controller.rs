@@ -60,6 +60,14 @@ fn main() {
         .expect("a runtime");
     runtime.block_on(async {
         let fake = FakeApi::new();
+        // Installed as `kflex init` does: without its configuration the controller renders nothing.
+        fake.put(
+            "",
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+                   "data": {}}),
+        );
         let types = ["k8s", "k3s", "vcluster", "host"];
         for i in 0..CONTROL_PLANES {
             // One host control plane at most; the rest cycle through the types that run a workload.

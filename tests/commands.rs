@@ -26,6 +26,14 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let fake = FakeApi::new();
+        // kflex is installed there: its configuration exists (every setting at its default).
+        fake.put(
+            "",
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+                   "data": {}}),
+        );
         let address = fake.serve_http().await.expect("test setup");
         let dir = tempfile::tempdir().expect("test setup");
         std::fs::write(dir.path().join("config"), FakeApi::kubeconfig(address))
@@ -344,6 +352,47 @@ async fn create_reports_the_controllers_refusal_and_exits_non_zero() {
     assert_ne!(cluster.kubeconfig()["current-context"], "cp1");
 }
 
+/// Without the hosting cluster's configuration, rendering "as the controller would" would
+/// silently use the defaults; the controller refuses (ConfigMissing), and so do the commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_diff_refuse_without_the_configuration() {
+    let body = async {
+        let cluster = Cluster::start().await;
+        let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(cluster.fake.client(), "kubeflex-system");
+        config_maps
+            .delete("kubeflex-config", &Default::default())
+            .await
+            .expect("deleted");
+        let says_why = |output: &Output| {
+            let message = stderr(output);
+            assert!(
+                message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
+                    && message.contains("kflex init"),
+                "{message}"
+            );
+        };
+        let created = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        assert_eq!(created.status.code(), Some(1));
+        says_why(&created);
+        assert!(cluster.control_plane("cp1").is_none(), "nothing created");
+
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": "cp1"}, "spec": {"type": "k8s"}}),
+        );
+        let diffed = cluster.kflex(&["diff", "cp1"]).await;
+        assert_eq!(diffed.status.code(), Some(2), "an error, not a difference");
+        assert!(diffed.stdout.is_empty());
+        says_why(&diffed);
+    };
+    tokio::time::timeout(Duration::from_secs(120), body)
+        .await
+        .expect("the test finished within two minutes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_host_gives_a_context_that_reaches_the_hosting_cluster() {
     let cluster = Cluster::start().await;
@@ -582,12 +631,52 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
                "metadata": {"name": "stray", "namespace": "cp1-system", "labels": {
                    "applyset.kubernetes.io/part-of": kflex::controller::ownership::applyset_id("cp1")}}}),
     );
+    // What the controller would not delete, whatever the ControlPlane's annotations list, is
+    // not shown as removed but named on stderr: a labelled object in another namespace, and a
+    // Secret of the system namespace named by a forged annotation.
+    cluster.fake.put(
+        "",
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "elsewhere", "namespace": "default", "labels": {
+                   "applyset.kubernetes.io/part-of": kflex::controller::ownership::applyset_id("cp1")}}}),
+    );
+    cluster.fake.put(
+        "",
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "postgres-postgresql", "namespace": "kubeflex-system"}}),
+    );
+    let kinds = cluster.control_plane("cp1").unwrap()["metadata"]["annotations"]
+        ["applyset.kubernetes.io/contains-group-kinds"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cluster.fake.edit(
+        GROUP,
+        "controlplanes",
+        None,
+        "cp1",
+        &json!({"metadata": {"annotations": {
+            "applyset.kubernetes.io/contains-group-kinds": format!("{kinds},Secret"),
+            "kflex.kubestellar.org/secrets": "kubeflex-system/postgres-postgresql"}}}),
+    );
     let pruned = cluster.kflex(&["diff", "cp1"]).await;
+    let warnings = stderr(&pruned);
     let text = String::from_utf8(pruned.stdout).unwrap();
     assert!(
         text.contains("--- live/ServiceAccount/cp1-system/stray")
             && text.contains("-  name: stray"),
         "{text}"
+    );
+    assert!(
+        !text.contains("elsewhere") && !text.contains("postgres-postgresql"),
+        "{text}"
+    );
+    assert!(
+        warnings.contains("ServiceAccount default/elsewhere is listed as a member of ControlPlane cp1 but is not deleted")
+            && warnings.contains("Secret kubeflex-system/postgres-postgresql is listed"),
+        "{warnings}"
     );
 
     let missing = cluster.kflex(&["diff", "nope"]).await;

@@ -37,6 +37,35 @@ impl ApiProbe for Probe {
     }
 }
 
+/// The configuration ConfigMap as `kflex render --system` renders it (every setting at its
+/// default).
+fn config_map() -> Value {
+    let system = Renderer::new(Settings::default(), &TemplateSet::embedded())
+        .expect("renderer")
+        .render_system()
+        .expect("the system manifests");
+    let config = system
+        .manifests
+        .iter()
+        .find(|m| m.kind() == "ConfigMap" && m.name() == "kubeflex-config")
+        .expect("the system manifests hold the configuration");
+    Value::Object(config.object().clone())
+}
+
+/// A fake hosting cluster with kflex installed: its configuration ConfigMap exists.
+fn installed() -> FakeApi {
+    let fake = FakeApi::new();
+    fake.put("", "configmaps", config_map());
+    fake
+}
+
+/// Runs a test's body, failing it after a minute instead of hanging.
+async fn timed<F: std::future::Future>(body: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(60), body)
+        .await
+        .expect("the test finished within a minute")
+}
+
 struct Harness {
     fake: FakeApi,
     ctx: Arc<Context>,
@@ -47,7 +76,7 @@ struct Harness {
 
 impl Harness {
     async fn new(serving: bool) -> Self {
-        Self::over(FakeApi::new(), serving).await
+        Self::over(installed(), serving).await
     }
 
     /// A controller (nothing remembered) over an existing fake, its caches filled.
@@ -74,6 +103,7 @@ impl Harness {
             renderers: RendererCache::default(),
             records: Default::default(),
             failures: Default::default(),
+            reported: Default::default(),
             recorder: Recorder::new(
                 client.clone(),
                 Reporter {
@@ -779,7 +809,7 @@ fn secret_listings(log: &[Logged]) -> Vec<&Logged> {
 
 #[tokio::test]
 async fn secrets_are_pruned_and_cleaned_up_without_listing_them() {
-    let fake = FakeApi::new();
+    let fake = installed();
     deny_listing_secrets(&fake);
     let h = Harness::over(fake, false).await;
     h.fake.put(GROUP, "postcreatehooks", secret_hook());
@@ -904,6 +934,10 @@ async fn an_object_that_fails_is_reported_and_the_others_still_applied() {
 #[tokio::test]
 async fn two_control_planes_cannot_share_an_object() {
     let h = Harness::new(false).await;
+    // The shared object is a hook's ClusterRole, which needs the opt-in.
+    let mut config = config_map();
+    config["data"]["allowClusterScopedHookRbac"] = json!("true");
+    h.fake.put("", "configmaps", config);
     h.fake.put(
         GROUP,
         "postcreatehooks",
@@ -1129,7 +1163,7 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
-    let fake = FakeApi::new();
+    let fake = installed();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = Running {
         system_namespace: "kubeflex-system".into(),
@@ -1190,4 +1224,537 @@ async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
         .await
         .expect("joined")
         .expect("the controller stops cleanly");
+}
+
+async fn delete_config_map(h: &Harness) {
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(h.fake.client(), "kubeflex-system");
+    config_maps
+        .delete("kubeflex-config", &Default::default())
+        .await
+        .expect("deleted");
+    h.settle().await;
+}
+
+/// Writes other than the ControlPlane's status and the Events: applies, deletes, the
+/// ControlPlane's own metadata.
+fn writes_beyond_status(writes: &[Logged]) -> Vec<&Logged> {
+    writes
+        .iter()
+        .filter(|w| !w.path.ends_with("/status") && !w.path.contains("/events"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_missing_configuration_blocks_until_it_exists() {
+    timed(async {
+        let h = Harness::over(FakeApi::new(), false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.fake.clear_log();
+        let action = h.reconcile("cp1").await.expect("reported");
+        assert_eq!(
+            action,
+            Action::await_change(),
+            "the ConfigMap's watch wakes it"
+        );
+        let writes = h.fake.writes();
+        assert_eq!(
+            writes_beyond_status(&writes),
+            Vec::<&Logged>::new(),
+            "nothing applied, no finalizer: {writes:#?}"
+        );
+        let synced = h.condition("cp1", "Synced");
+        assert_eq!(
+            (synced["status"].as_str(), synced["reason"].as_str()),
+            (Some("False"), Some("ConfigMissing"))
+        );
+        let message = synced["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
+                && message.contains("kflex init")
+                && message.contains("kflex render --system"),
+            "{message}"
+        );
+        assert_eq!(h.event_reasons(), ["ConfigMissing"]);
+
+        // Still missing: the same status, nothing written at all.
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("reported");
+        assert_eq!(h.fake.writes(), Vec::<Logged>::new());
+
+        // Installed: applied.
+        h.fake.put("", "configmaps", config_map());
+        h.settle().await;
+        h.reconcile("cp1").await.expect("applied");
+        assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+        assert!(
+            h.fake
+                .get("apps", "deployments", Some("cp1-system"), "kube-apiserver")
+                .is_some()
+        );
+    })
+    .await;
+}
+
+/// KubeFlex's behaviour, and kflex's before: the defaults were rendered and applied — the
+/// domain reset, Jobs replaced, Routes pruned on OpenShift.
+#[tokio::test]
+async fn a_configuration_that_disappears_changes_nothing_applied() {
+    timed(async {
+        let h = Harness::new(false).await;
+        let mut custom = config_map();
+        custom["data"]["domain"] = json!("kflex.example.com");
+        h.fake.put("", "configmaps", custom);
+        h.settle().await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("synced");
+        let host = |h: &Harness| {
+            h.fake
+                .get("networking.k8s.io", "ingresses", Some("cp1-system"), "cp1")
+                .expect("the Ingress")["spec"]["rules"][0]["host"]
+                .clone()
+        };
+        assert_eq!(host(&h), "cp1.kflex.example.com");
+
+        delete_config_map(&h).await;
+        // As after a restart: nothing remembered, so a pass would apply and prune everything.
+        let restarted = Harness::over(h.fake.clone(), false).await;
+        restarted.fake.clear_log();
+        restarted.reconcile("cp1").await.expect("reported");
+        let writes = restarted.fake.writes();
+        assert_eq!(
+            writes_beyond_status(&writes),
+            Vec::<&Logged>::new(),
+            "{writes:#?}"
+        );
+        assert_eq!(
+            restarted.condition("cp1", "Synced")["reason"],
+            "ConfigMissing"
+        );
+        assert_eq!(
+            host(&restarted),
+            "cp1.kflex.example.com",
+            "the domain is kept"
+        );
+        assert!(
+            restarted
+                .fake
+                .get("batch", "jobs", Some("cp1-system"), "kflex-bootstrap")
+                .is_some()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deletion_without_the_configuration_is_reported_and_bounded() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("created");
+        delete_config_map(&h).await;
+        let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+        api.delete("cp1", &Default::default())
+            .await
+            .expect("deleted");
+        h.settle().await;
+        h.clock.store(DELETED_AT + 10, Ordering::SeqCst);
+        h.reconcile("cp1").await.expect("reported");
+        let synced = h.condition("cp1", "Synced");
+        assert_eq!(synced["reason"], "CleanupFailed");
+        assert!(
+            synced["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("kubeflex-system/kubeflex-config does not exist")),
+            "{synced}"
+        );
+        assert!(
+            h.fake
+                .get("batch", "jobs", Some("kubeflex-system"), "db-drop-cp1")
+                .is_none(),
+            "no Job rendered from guessed settings"
+        );
+        assert!(
+            h.fake.get(GROUP, "controlplanes", None, "cp1").is_some(),
+            "held"
+        );
+        let timeout = i64::try_from(Options::default().cleanup_timeout.as_secs()).expect("seconds");
+        h.clock.store(DELETED_AT + timeout, Ordering::SeqCst);
+        h.reconcile("cp1").await.expect("given up");
+        assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+        assert!(h.event_reasons().contains(&"CleanupAbandoned".to_owned()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_running_controller_applies_once_the_configuration_appears() {
+    timed(async {
+        let fake = FakeApi::new();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = Running {
+            system_namespace: "kubeflex-system".into(),
+            concurrency: 2,
+            options: Options::default(),
+            identity: "test".into(),
+        };
+        let controller = tokio::spawn(run_controller(
+            fake.client(),
+            running,
+            Arc::new(Metrics::default()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": "cp1"}, "spec": {"type": "host"}}),
+        );
+        let reason = |fake: &FakeApi| {
+            fake.get(GROUP, "controlplanes", None, "cp1")
+                .and_then(|cp| {
+                    cp["status"]["conditions"]
+                        .as_array()
+                        .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned())
+                })
+                .and_then(|c| c["reason"].as_str().map(str::to_owned))
+        };
+        eventually("Synced=False ConfigMissing", || {
+            reason(&fake).as_deref() == Some("ConfigMissing")
+        })
+        .await;
+        assert_eq!(fake.count("", "namespaces"), 0, "nothing applied");
+        fake.put("", "configmaps", config_map());
+        eventually("the control plane's namespace", || {
+            fake.get("", "namespaces", None, "cp1-system").is_some()
+        })
+        .await;
+        eventually("Synced=True", || {
+            reason(&fake).as_deref() == Some("ReconcileSuccess")
+        })
+        .await;
+        let _ = stop.send(());
+        controller
+            .await
+            .expect("joined")
+            .expect("the controller stops cleanly");
+    })
+    .await;
+}
+
+/// The notes of the PruneRefused Events, each checked to be a Warning.
+fn refusals(h: &Harness) -> Vec<String> {
+    h.fake
+        .objects("events.k8s.io", "events")
+        .iter()
+        .filter(|e| e["reason"] == "PruneRefused")
+        .map(|e| {
+            assert_eq!(e["type"], "Warning", "{e}");
+            e["note"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+fn deletes(writes: &[Logged]) -> Vec<String> {
+    writes
+        .iter()
+        .filter(|w| w.method == Method::DELETE)
+        .map(|w| w.path.clone())
+        .collect()
+}
+
+fn put_secret(fake: &FakeApi, namespace: &str, name: &str) {
+    fake.put(
+        "",
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "namespace": namespace},
+               "data": {"key": "c2VjcmV0"}}),
+    );
+}
+
+fn secret_exists(fake: &FakeApi, namespace: &str, name: &str) -> bool {
+    fake.get("", "secrets", Some(namespace), name).is_some()
+}
+
+/// Secrets a tenant must not reach through its ControlPlane's annotations: another control
+/// plane's keys and kubeconfig, the shared PostgreSQL's admin password, and the tenant's own
+/// control plane's keys (created at runtime, never rendered).
+const VICTIM_SECRETS: [(&str, &str); 4] = [
+    ("cp2-system", "k8s-certs"),
+    ("cp2-system", "admin-kubeconfig"),
+    ("kubeflex-system", "postgres-postgresql"),
+    ("cp1-system", "admin-kubeconfig"),
+];
+
+/// The ApplySet annotations as someone who may write ControlPlane cp1 can forge them: every
+/// victim Secret by name, and kinds and namespaces under which labelled objects elsewhere are
+/// found.
+fn forged_annotations() -> Value {
+    let secrets: Vec<String> = VICTIM_SECRETS
+        .iter()
+        .map(|(namespace, name)| format!("{namespace}/{name}"))
+        .collect();
+    json!({
+        "applyset.kubernetes.io/contains-group-kinds":
+            "ClusterRole.rbac.authorization.k8s.io,ConfigMap,Namespace,PodDisruptionBudget.policy,Secret,ServiceAccount",
+        "applyset.kubernetes.io/additional-namespaces": "cp2-system,default,kubeflex-system",
+        "kflex.kubestellar.org/secrets": secrets.join(","),
+    })
+}
+
+/// Objects elsewhere that carry cp1's ApplySet label (a copy, a mistake, or someone else's
+/// doing): in another namespace (a watched kind and a listed one), in the system namespace, and
+/// cluster-scoped but labelled for another control plane.
+fn put_labelled_elsewhere(fake: &FakeApi) {
+    let part_of = kflex::controller::ownership::applyset_id("cp1");
+    let labels = |control_plane: &str| json!({"applyset.kubernetes.io/part-of": part_of, "kflex.kubestellar.org/control-plane": control_plane});
+    fake.put(
+        "",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "team-settings", "namespace": "default", "labels": labels("cp1")}}),
+    );
+    fake.put(
+        "policy",
+        "poddisruptionbudgets",
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+               "metadata": {"name": "apiserver", "namespace": "cp2-system", "labels": labels("cp2")},
+               "spec": {"minAvailable": 1}}),
+    );
+    fake.put(
+        "",
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "postgres-postgresql", "namespace": "kubeflex-system", "labels": labels("cp1")}}),
+    );
+    fake.put(
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "cp2-reader", "labels": labels("cp2")}, "rules": []}),
+    );
+}
+
+/// (group, plural, namespace, name) of [`put_labelled_elsewhere`]'s objects.
+const LABELLED_ELSEWHERE: [(&str, &str, Option<&str>, &str); 4] = [
+    ("", "configmaps", Some("default"), "team-settings"),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        Some("cp2-system"),
+        "apiserver",
+    ),
+    (
+        "",
+        "serviceaccounts",
+        Some("kubeflex-system"),
+        "postgres-postgresql",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        None,
+        "cp2-reader",
+    ),
+];
+
+fn assert_victims_untouched(h: &Harness, writes: &[Logged]) {
+    for (namespace, name) in VICTIM_SECRETS {
+        assert!(
+            secret_exists(&h.fake, namespace, name),
+            "{namespace}/{name}"
+        );
+        assert!(
+            !writes.iter().any(|w| w
+                .path
+                .ends_with(&format!("/namespaces/{namespace}/secrets/{name}"))),
+            "{namespace}/{name} was written to: {writes:#?}"
+        );
+    }
+    for (group, plural, namespace, name) in LABELLED_ELSEWHERE {
+        assert!(
+            h.fake.get(group, plural, namespace, name).is_some(),
+            "{plural} {namespace:?}/{name}"
+        );
+        assert!(
+            !writes
+                .iter()
+                .any(|w| w.method == Method::DELETE
+                    && w.path.ends_with(&format!("/{plural}/{name}"))),
+            "{plural} {name} deleted: {writes:#?}"
+        );
+    }
+    // cp2 itself is intact.
+    assert!(
+        h.fake
+            .get("", "serviceaccounts", Some("kubeflex-system"), "db-cp2")
+            .is_some()
+    );
+}
+
+/// Each refusal is reported in a Warning Event naming the object; `expected` are the objects
+/// (as the Events name them) that must appear.
+fn assert_refusals_reported(h: &Harness) {
+    let notes = refusals(h);
+    for expected in [
+        "Secret cp2-system/k8s-certs",
+        "Secret cp2-system/admin-kubeconfig",
+        "Secret kubeflex-system/postgres-postgresql",
+        "Secret cp1-system/admin-kubeconfig",
+        "ConfigMap default/team-settings",
+        "PodDisruptionBudget cp2-system/apiserver",
+        "ServiceAccount kubeflex-system/postgres-postgresql",
+        "ClusterRole cp2-reader",
+    ] {
+        let matching: Vec<&String> = notes
+            .iter()
+            .filter(|n| n.starts_with(&format!("{expected} ")))
+            .collect();
+        assert_eq!(matching.len(), 1, "{expected} reported once: {notes:#?}");
+    }
+}
+
+#[tokio::test]
+async fn forged_annotations_cannot_make_pruning_delete_what_is_not_the_control_planes() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.fake.put(GROUP, "postcreatehooks", hello_hook());
+        h.create_control_plane("cp2", json!({"type": "k8s"}));
+        h.reconcile("cp2").await.expect("cp2 synced");
+        for (namespace, name) in VICTIM_SECRETS {
+            put_secret(&h.fake, namespace, name);
+        }
+        put_labelled_elsewhere(&h.fake);
+        h.create_control_plane(
+            "cp1",
+            json!({"type": "host", "postCreateHooks": [{"hookName": "hello"}]}),
+        );
+        h.settle().await;
+        h.reconcile("cp1").await.expect("cp1 synced");
+
+        // A tenant forges cp1's annotations (or copies them from an exported ControlPlane) and
+        // removes its hook: the hook's ConfigMap goes, and only that.
+        h.fake
+            .edit(
+                GROUP,
+                "controlplanes",
+                None,
+                "cp1",
+                &json!({"metadata": {"annotations": forged_annotations()},
+                        "spec": {"postCreateHooks": null}}),
+            )
+            .expect("forged");
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("pruned");
+        let writes = h.fake.writes();
+        assert_eq!(
+            deletes(&writes),
+            ["/api/v1/namespaces/cp1-system/configmaps/hello-cp1"],
+            "legitimate pruning still works, and deletes nothing else"
+        );
+        assert_victims_untouched(&h, &writes);
+        assert_refusals_reported(&h);
+        assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+        // The parent lists its members again: the forged entries are gone.
+        let kinds = h
+            .annotation("cp1", "applyset.kubernetes.io/contains-group-kinds")
+            .unwrap_or_default();
+        assert!(
+            !kinds.contains("PodDisruptionBudget") && !kinds.contains("ConfigMap"),
+            "{kinds}"
+        );
+        assert_eq!(h.annotation("cp1", "kflex.kubestellar.org/secrets"), None);
+
+        // Forged again, the same way: still nothing deleted, and no second Event for the same
+        // refusals.
+        let reported = refusals(&h).len();
+        h.fake
+            .edit(
+                GROUP,
+                "controlplanes",
+                None,
+                "cp1",
+                &json!({"metadata": {"annotations": forged_annotations()}}),
+            )
+            .expect("forged");
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("pruned");
+        let writes = h.fake.writes();
+        assert_eq!(deletes(&writes), Vec::<String>::new());
+        assert_victims_untouched(&h, &writes);
+        assert_eq!(refusals(&h).len(), reported, "{:#?}", refusals(&h));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forged_annotations_cannot_make_deletion_delete_what_is_not_the_control_planes() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp2", json!({"type": "k8s"}));
+        h.reconcile("cp2").await.expect("cp2 synced");
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("cp1 synced");
+        for (namespace, name) in VICTIM_SECRETS {
+            put_secret(&h.fake, namespace, name);
+        }
+        put_labelled_elsewhere(&h.fake);
+        // The forgery comes with the deletion (paused, so no pass rewrites it before).
+        h.fake
+            .edit(
+                GROUP,
+                "controlplanes",
+                None,
+                "cp1",
+                &json!({"metadata": {"annotations": forged_annotations()
+                .as_object()
+                .cloned()
+                .map(|mut a| {
+                    a.insert("kflex.kubestellar.org/paused".into(), json!("true"));
+                    a
+                })}}),
+            )
+            .expect("forged");
+        let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+        api.delete("cp1", &Default::default())
+            .await
+            .expect("deleted");
+        h.settle().await;
+        h.clock.store(DELETED_AT + 10, Ordering::SeqCst);
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("cleanup started");
+        h.fake
+            .edit(
+                "batch",
+                "jobs",
+                Some("kubeflex-system"),
+                "db-drop-cp1",
+                &json!({"status": {"succeeded": 1}}),
+            )
+            .expect("done");
+        h.settle().await;
+        h.reconcile("cp1").await.expect("released");
+        assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+        let writes = h.fake.writes();
+        let mut deleted = deletes(&writes);
+        deleted.sort();
+        assert_eq!(
+            deleted,
+            [
+                "/api/v1/namespaces/cp1-system",
+                "/api/v1/namespaces/kubeflex-system/serviceaccounts/db-cp1",
+                "/apis/batch/v1/namespaces/kubeflex-system/jobs/db-cp1",
+                "/apis/batch/v1/namespaces/kubeflex-system/jobs/db-drop-cp1",
+            ],
+            "only cp1's own members in the system namespace and its cluster-scoped ones"
+        );
+        assert_victims_untouched(&h, &writes);
+        assert_refusals_reported(&h);
+    })
+    .await;
 }

@@ -12,15 +12,19 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use kflex_core::api::ControlPlane;
 use kflex_core::manifest::Manifest;
+use kflex_core::render::facts;
+use kflex_core::settings::SYSTEM_NAMESPACE;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 use similar::TextDiff;
 
+use super::live::AsApplied;
 use super::session::{KubeconfigArgs, Session};
 use crate::controller::apply::{FIELD_MANAGER, api_for};
 use crate::controller::ownership::{Members, applyset_id};
 use crate::controller::prune::list_members;
 use crate::controller::resources::Resources;
+use crate::controller::trust::{Owner, refusal};
 
 const EXAMPLES: &str = "Examples:
   kflex diff cp1                  # would the controller change anything of cp1 now?
@@ -101,8 +105,8 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<bool> {
         let settings = super::live::hosting_settings(&client).await?;
         let mut text = String::new();
         for cp in &control_planes {
-            let manifests = super::live::render_with(&settings, hooks.clone(), cp)?;
-            text.push_str(&diff_control_plane(&client, cp, &manifests).await?);
+            let applied = super::live::render_with(&settings, hooks.clone(), cp)?;
+            text.push_str(&diff_control_plane(&client, cp, &applied).await?);
         }
         anyhow::Ok(text)
     })?;
@@ -138,8 +142,9 @@ fn print(text: &str, colour: bool) {
 async fn diff_control_plane(
     client: &kube::Client,
     cp: &ControlPlane,
-    manifests: &[Manifest],
+    applied: &AsApplied,
 ) -> anyhow::Result<String> {
+    let manifests = &applied.manifests;
     let resources = Resources::new(client.clone());
     let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
     let mut text = String::new();
@@ -191,7 +196,8 @@ async fn diff_control_plane(
         text.push_str(&unified(&shown, before.as_deref().unwrap_or(""), &after));
     }
     let annotations = cp.metadata.annotations.clone().unwrap_or_default();
-    let id = applyset_id(cp.metadata.name.as_deref().unwrap_or_default());
+    let control_plane = cp.metadata.name.as_deref().unwrap_or_default();
+    let id = applyset_id(control_plane);
     let members = list_members(
         client,
         &resources,
@@ -200,10 +206,22 @@ async fn diff_control_plane(
         |_, _| None,
     )
     .await?;
+    // The controller prunes only what belongs to the control plane, whatever its annotations
+    // list: show what it would remove, and say what it would leave.
+    let owner = Owner {
+        control_plane,
+        system_namespace: SYSTEM_NAMESPACE,
+        generated_secrets: facts(cp.spec.type_).map_or(&[], |f| f.generated_secrets),
+        rendered: Some(&applied.rendered),
+    };
     for member in members {
         let (namespace, name) = (member.key.namespace.as_deref(), &member.key.name);
         let label = label(&member.resource, namespace, name);
         if wanted.contains(&label) {
+            continue;
+        }
+        if let Some(refusal) = refusal(&owner, &member.key, &member.found) {
+            eprintln!("warning: {refusal}");
             continue;
         }
         let api = api_for(client, &member.resource, namespace);

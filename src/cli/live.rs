@@ -4,10 +4,12 @@
 //! controller would refuse, before creating anything; `diff` compares its output with the live
 //! objects.
 
+use std::collections::HashSet;
+
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kflex_core::api::{ControlPlane, PostCreateHook};
-use kflex_core::manifest::Manifest;
+use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
 use kflex_core::settings::{SYSTEM_NAMESPACE, Settings};
 use kube::Api;
@@ -15,17 +17,17 @@ use kube::Api;
 use crate::controller::config::{CONFIG_MAP, settings};
 use crate::controller::ownership;
 
-/// The hosting cluster's settings (defaults when its ConfigMap does not exist).
+/// The hosting cluster's settings; an error when its ConfigMap does not exist, as the
+/// controller then renders nothing either.
 pub async fn hosting_settings(client: &kube::Client) -> anyhow::Result<Settings> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
     let config = config_maps
         .get_opt(CONFIG_MAP)
         .await
         .with_context(|| format!("reading ConfigMap {SYSTEM_NAMESPACE}/{CONFIG_MAP}"))?;
-    settings(
-        SYSTEM_NAMESPACE,
-        config.as_ref().and_then(|config| config.data.as_ref()),
-    )
+    // A ConfigMap without data holds no setting: the defaults, as the controller reads it.
+    let data = config.map(|config| config.data.unwrap_or_default());
+    Ok(settings(SYSTEM_NAMESPACE, data.as_ref())?)
 }
 
 /// Every PostCreateHook of the hosting cluster.
@@ -38,8 +40,18 @@ pub async fn hosting_hooks(client: &kube::Client) -> anyhow::Result<Vec<PostCrea
         .items)
 }
 
+/// What the controller would apply for a control plane.
+#[derive(Debug)]
+pub struct AsApplied {
+    /// The rendered set, with the controller's ownership metadata.
+    pub manifests: Vec<Manifest>,
+    /// The keys of the set and of its cleanup Jobs: what the controller may delete in the
+    /// system namespace (see `controller::trust`).
+    pub rendered: HashSet<ObjectKey>,
+}
+
 /// What the controller would apply for `cp`: rendered, with its ownership metadata.
-pub async fn render(client: &kube::Client, cp: &ControlPlane) -> anyhow::Result<Vec<Manifest>> {
+pub async fn render(client: &kube::Client, cp: &ControlPlane) -> anyhow::Result<AsApplied> {
     let settings = hosting_settings(client).await?;
     let hooks = hosting_hooks(client).await?;
     render_with(&settings, hooks, cp)
@@ -51,7 +63,7 @@ pub fn render_with(
     settings: &Settings,
     hooks: Vec<PostCreateHook>,
     cp: &ControlPlane,
-) -> anyhow::Result<Vec<Manifest>> {
+) -> anyhow::Result<AsApplied> {
     let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())
         .context("compiling the templates")?;
     let catalog = HookCatalog::new(hooks).context("the hosting cluster's PostCreateHooks")?;
@@ -59,7 +71,15 @@ pub fn render_with(
     let rendered = renderer
         .render(cp, &catalog)
         .with_context(|| format!("ControlPlane {name} cannot be rendered"))?;
+    let cleanup = renderer
+        .render_cleanup(cp)
+        .with_context(|| format!("ControlPlane {name}'s cleanup Jobs cannot be rendered"))?;
     let mut manifests = rendered.manifests;
+    let rendered = manifests
+        .iter()
+        .chain(&cleanup)
+        .map(Manifest::key)
+        .collect();
     ownership::decorate(&mut manifests, cp, SYSTEM_NAMESPACE);
     if cp.metadata.uid.is_none() {
         for manifest in &mut manifests {
@@ -72,5 +92,8 @@ pub fn render_with(
             }
         }
     }
-    Ok(manifests)
+    Ok(AsApplied {
+        manifests,
+        rendered,
+    })
 }

@@ -39,6 +39,10 @@ const FINGERPRINT: &str = "kflex.kubestellar.org/fingerprint";
 /// Where an object is: its namespace (none when cluster-scoped) and its name.
 pub type Located = (Option<String>, String);
 
+/// A cached member of an ApplySet: where it is, and the value of its
+/// `kflex.kubestellar.org/control-plane` label.
+pub type CachedMember = (Located, Option<String>);
+
 /// The metadata of one kind's objects.
 pub type MetaStore = Store<PartialObjectMeta<DynamicObject>>;
 
@@ -119,14 +123,14 @@ impl MetaCaches {
         }
     }
 
-    /// The (namespace, name) of every cached member of ApplySet `id` of `group`/`kind`; `None`
-    /// when the kind is not cached.
+    /// Where every cached member of ApplySet `id` of `group`/`kind` is, with the value of its
+    /// `kflex.kubestellar.org/control-plane` label; `None` when the kind is not cached.
     pub fn members(
         &self,
         group: &str,
         kind: &str,
         id: &str,
-    ) -> Option<(ApiResource, Vec<Located>)> {
+    ) -> Option<(ApiResource, Vec<CachedMember>)> {
         let (resource, store) = self.stores.get(&(group.to_owned(), kind.to_owned()))?;
         let members = store
             .state()
@@ -139,10 +143,17 @@ impl MetaCaches {
                     .is_some_and(|part_of| part_of == id)
             })
             .map(|meta| {
-                (
+                let located = (
                     meta.metadata.namespace.clone(),
                     meta.metadata.name.clone().unwrap_or_default(),
-                )
+                );
+                let control_plane = meta
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(CONTROL_PLANE_LABEL))
+                    .cloned();
+                (located, control_plane)
             })
             .collect();
         Some((resource.clone(), members))

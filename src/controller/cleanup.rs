@@ -2,16 +2,20 @@
 //! Kubernetes' garbage collector cannot: for type k8s, a Job drops its database and role from
 //! the shared PostgreSQL. Then the members the garbage collector does not remove (those in the
 //! system namespace, which carry no owner reference so the drop can still use them) and the
-//! cluster-scoped ones are deleted, and the finalizer released; the garbage collector removes
-//! the rest through owner references. Whatever keeps failing — the Job, the configuration, the
+//! cluster-scoped ones are deleted — those that belong to the control plane by the rules of
+//! [`trust`], whatever the ControlPlane's annotations list — and the finalizer released; the
+//! garbage collector removes the rest through owner references. Whatever keeps failing — the Job, the configuration, the
 //! API — is reported, and after `cleanup_timeout` given up with a warning, so deletion never
 //! hangs forever.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use kflex_core::api::ControlPlane;
-use kflex_core::manifest::Manifest;
+use kflex_core::manifest::{Manifest, ObjectKey};
+use kflex_core::render::{HookCatalog, Renderer, facts};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
@@ -21,6 +25,7 @@ use super::context::Context;
 use super::ownership::{self, Members};
 use super::prune;
 use super::status::{self, Condition, Findings, READY, SYNCED};
+use super::trust::{self, Owner};
 use super::{events, settings_for};
 
 /// The finalizer kflex puts on every ControlPlane.
@@ -108,20 +113,48 @@ async fn drop_databases(cp: &ControlPlane, ctx: &Context) -> Result<bool, String
     }
 }
 
-fn cleanup_jobs(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
-    let settings = settings_for(ctx).map_err(|err| format!("{err:#}"))?;
-    let renderer = ctx
-        .renderers
+fn renderer(ctx: &Context) -> Result<Arc<Renderer>, String> {
+    // Without the settings nothing can be rendered: a problem like any other, retried until
+    // the cleanup timeout.
+    let settings = settings_for(ctx).map_err(|err| format!("{:#}", anyhow::Error::from(err)))?;
+    ctx.renderers
         .get(&settings)
-        .map_err(|err| format!("{err:#}"))?;
-    renderer
+        .map_err(|err| format!("{err:#}"))
+}
+
+fn cleanup_jobs(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
+    renderer(ctx)?
         .render_cleanup(cp)
         .map_err(|err| format!("rendering the cleanup Jobs: {err:#}"))
 }
 
+/// Every object the control plane renders — its set and its cleanup Jobs. In the system
+/// namespace, only these may be deleted; and their kinds are looked for even when the
+/// ControlPlane's annotations no longer list them, so that nothing there is left behind.
+/// Its PostCreateHooks are left out: the renderer never lets a hook place an object in the
+/// system namespace, so they change nothing there, and a hook deleted before its ControlPlane
+/// does not hold the cleanup.
+fn rendered(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
+    let renderer = renderer(ctx)?;
+    let mut without_hooks = cp.clone();
+    without_hooks.spec.post_create_hook = None;
+    without_hooks.spec.post_create_hooks = None;
+    let mut manifests = renderer
+        .render(&without_hooks, &HookCatalog::default())
+        .map_err(|err| format!("{err:#}"))?
+        .manifests;
+    manifests.extend(
+        renderer
+            .render_cleanup(cp)
+            .map_err(|err| format!("{err:#}"))?,
+    );
+    Ok(manifests)
+}
+
 /// Deletes what the garbage collector does not: the cleanup Jobs, and the members that have no
 /// owner reference (those in the system namespace) or are cluster-scoped (so they go now, not
-/// whenever the collector gets to them).
+/// whenever the collector gets to them) — only those that belong to the control plane (see
+/// [`trust`]); the others listed are reported and left alone.
 async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), String> {
     let mut problems = Vec::new();
     for job in cleanup_jobs(cp, ctx).unwrap_or_default() {
@@ -131,17 +164,43 @@ async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), String> 
     }
     let name = cp.metadata.name.clone().unwrap_or_default();
     let annotations = cp.metadata.annotations.clone().unwrap_or_default();
-    let recorded = Members::recorded(&annotations);
+    let mut recorded = Members::recorded(&annotations);
+    // A render that fails (reported by the cleanup Jobs already) leaves nothing in the system
+    // namespace trusted.
+    let rendered = rendered(cp, ctx).ok();
+    if let Some(manifests) = &rendered {
+        recorded = recorded.union(&Members::of(manifests));
+    }
+    let rendered_keys: Option<HashSet<ObjectKey>> = rendered
+        .as_ref()
+        .map(|manifests| manifests.iter().map(Manifest::key).collect());
+    let owner = Owner {
+        control_plane: &name,
+        system_namespace: &ctx.system_namespace,
+        generated_secrets: facts(cp.spec.type_).map_or(&[], |f| f.generated_secrets),
+        rendered: rendered_keys.as_ref(),
+    };
     match prune::members(ctx, &ownership::applyset_id(&name), &recorded).await {
         Ok(members) => {
-            for member in members.iter().filter(|m| {
-                m.key.namespace.is_none()
-                    || m.key.namespace.as_deref() == Some(ctx.system_namespace.as_str())
-            }) {
+            let mut refused = Vec::new();
+            for member in &members {
+                if let Some(refusal) = trust::refusal(&owner, &member.key, &member.found) {
+                    refused.push(refusal);
+                    continue;
+                }
+                let collected = member
+                    .key
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|namespace| namespace != ctx.system_namespace);
+                if collected {
+                    continue;
+                }
                 if let Err(err) = prune::delete(ctx, member).await {
                     problems.push(format!("{err:#}"));
                 }
             }
+            events::refused(ctx, cp, &refused).await;
         }
         Err(err) => problems.push(format!("finding the members of {name}: {err:#}")),
     }

@@ -1,28 +1,66 @@
 //! The controller's settings: kubeflex-system/kubeflex-config, the same keys `kflex render`
 //! takes, over the defaults; and one compiled renderer per distinct configuration.
+//!
+//! A missing ConfigMap is an error, not "the defaults": rendering every control plane with the
+//! defaults and applying the result would reset the domain, replace Jobs and prune Routes on
+//! OpenShift. Whoever renders "as the controller would" (the controller, `kflex create`,
+//! `kflex diff`) goes through [`settings`] and so refuses alike.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use kflex_core::render::{Renderer, TemplateSet};
-use kflex_core::settings::{Layer, SettingSource, Settings};
+use kflex_core::settings::{Layer, SettingSource, Settings, SettingsError};
 
 /// The ConfigMap holding the settings.
 pub const CONFIG_MAP: &str = "kubeflex-config";
 
-/// Settings from the ConfigMap's data (`None`: the ConfigMap does not exist: defaults).
+/// The configuration ConfigMap cannot give settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "ConfigMap {namespace}/{CONFIG_MAP} does not exist, so the hosting cluster's settings are \
+         unknown and nothing is rendered (`kflex init`, or `kflex render --system | kubectl apply \
+         --server-side -f -`, creates it)"
+    )]
+    Missing { namespace: String },
+    #[error("ConfigMap {namespace}/{CONFIG_MAP}")]
+    Invalid {
+        namespace: String,
+        #[source]
+        source: SettingsError,
+    },
+}
+
+impl ConfigError {
+    /// The reason a ControlPlane's `Synced` condition gives for it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing { .. } => "ConfigMissing",
+            Self::Invalid { .. } => "ConfigError",
+        }
+    }
+}
+
+/// Settings from the ConfigMap's data over the defaults; `None`: the ConfigMap does not exist.
 pub fn settings(
     namespace: &str,
     data: Option<&BTreeMap<String, String>>,
-) -> anyhow::Result<Settings> {
+) -> Result<Settings, ConfigError> {
     let Some(data) = data else {
-        return Ok(Settings::default());
+        return Err(ConfigError::Missing {
+            namespace: namespace.to_owned(),
+        });
+    };
+    let invalid = |source| ConfigError::Invalid {
+        namespace: namespace.to_owned(),
+        source,
     };
     let origin = format!("{namespace}/{CONFIG_MAP}");
-    let layer = Layer::from_strings(|_| SettingSource::ConfigMap(origin.clone()), data)
-        .with_context(|| format!("ConfigMap {origin}"))?;
-    Settings::resolve(&[layer]).with_context(|| format!("ConfigMap {origin}"))
+    let layer =
+        Layer::from_strings(|_| SettingSource::ConfigMap(origin.clone()), data).map_err(invalid)?;
+    Settings::resolve(&[layer]).map_err(invalid)
 }
 
 /// The renderer for the current settings, compiled again only when they change.
@@ -63,13 +101,28 @@ mod tests {
         assert!(settings.is_open_shift);
         assert_eq!(settings.external_port, Settings::default().external_port);
         let bad = BTreeMap::from([("externalPort".to_owned(), "many".to_owned())]);
-        let err = format!(
-            "{:#}",
-            super::settings("kubeflex-system", Some(&bad)).unwrap_err()
-        );
+        let err = super::settings("kubeflex-system", Some(&bad)).unwrap_err();
+        assert_eq!(err.reason(), "ConfigError");
+        let message = format!("{:#}", anyhow::Error::from(err));
         assert!(
-            err.contains("kubeflex-system/kubeflex-config") && err.contains("externalPort"),
-            "{err}"
+            message.contains("kubeflex-system/kubeflex-config") && message.contains("externalPort"),
+            "{message}"
+        );
+        // An empty ConfigMap is the defaults, written down.
+        let empty = super::settings("kubeflex-system", Some(&BTreeMap::new())).unwrap();
+        assert_eq!(empty, Settings::default());
+    }
+
+    #[test]
+    fn a_missing_config_map_is_not_the_defaults() {
+        let err = settings("kubeflex-system", None).unwrap_err();
+        assert_eq!(err.reason(), "ConfigMissing");
+        let message = err.to_string();
+        assert!(
+            message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
+                && message.contains("kflex init")
+                && message.contains("kflex render --system"),
+            "{message}"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Everything a reconcile needs besides the ControlPlane: the API client, the caches the
 //! watches fill, the renderer, what was applied last, and the controller's options.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,6 +65,9 @@ pub struct Context {
     pub renderers: RendererCache,
     pub records: Mutex<HashMap<String, Record>>,
     pub failures: Mutex<HashMap<String, u32>>,
+    /// Per control plane, the problems last reported by Events that are not conditions (members
+    /// the controller refused to delete), so each is reported once, not on every pass.
+    pub reported: Mutex<HashMap<String, BTreeSet<String>>>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub probe: Arc<dyn ApiProbe>,
@@ -141,6 +144,10 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(control_plane);
+        self.reported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(control_plane);
         self.metrics.forget(control_plane);
     }
 
@@ -150,6 +157,20 @@ impl Context {
         let count = failures.entry(control_plane.to_owned()).or_default();
         *count = count.saturating_add(1);
         *count
+    }
+
+    /// Records `problems` as what `control_plane` reports now; the ones not reported before.
+    /// A problem that goes away and comes back is new again.
+    pub fn newly_reported(
+        &self,
+        control_plane: &str,
+        problems: BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let before = reported
+            .insert(control_plane.to_owned(), problems.clone())
+            .unwrap_or_default();
+        problems.difference(&before).cloned().collect()
     }
 
     pub fn succeeded(&self, control_plane: &str) {

@@ -18,14 +18,15 @@ pub mod resources;
 pub mod run;
 pub mod server;
 pub mod status;
+pub mod trust;
 pub mod watches;
 
 use kflex_core::settings::Settings;
 
 use context::Context;
 
-/// The settings from the configuration ConfigMap (defaults when it does not exist).
-fn settings_for(ctx: &Context) -> anyhow::Result<Settings> {
+/// The settings from the configuration ConfigMap (an error when it does not exist).
+fn settings_for(ctx: &Context) -> Result<Settings, config::ConfigError> {
     config::settings(&ctx.system_namespace, ctx.config_data().as_ref())
 }
 

@@ -1,6 +1,7 @@
 //! Finding and removing the members of a control plane's ApplySet (label
 //! `applyset.kubernetes.io/part-of`) of the kinds its parent records. Nothing without that
-//! label is ever touched.
+//! label is ever touched, and nothing the parent's annotations merely claim: what is deleted
+//! must belong to the control plane by the rules of [`super::trust`].
 //!
 //! Members are found without listing what the controller may not list: watched kinds from the
 //! metadata caches, Secrets from the names the parent records, other kinds by a label-selected
@@ -10,22 +11,26 @@ use std::collections::HashSet;
 
 use anyhow::Context as _;
 use kflex_core::manifest::ObjectKey;
+use kflex_core::render::metadata::CONTROL_PLANE_LABEL;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
 use super::apply::api_for;
+use super::caches::CachedMember;
 use super::context::Context;
 use super::ownership::{Members, PART_OF};
 use super::resources::Resources;
+use super::trust::{self, Found, Owner, Refusal};
 
 /// One member found in the cluster.
 #[derive(Clone, Debug)]
 pub struct Member {
     pub resource: ApiResource,
     pub key: ObjectKey,
+    pub found: Found,
 }
 
-fn member(resource: &ApiResource, namespace: Option<String>, name: String) -> Member {
+fn member(resource: &ApiResource, namespace: Option<String>, name: String, found: Found) -> Member {
     Member {
         key: ObjectKey {
             group: resource.group.clone(),
@@ -34,6 +39,7 @@ fn member(resource: &ApiResource, namespace: Option<String>, name: String) -> Me
             name,
         },
         resource: resource.clone(),
+        found,
     }
 }
 
@@ -53,7 +59,7 @@ pub async fn list_members(
     resources: &Resources,
     id: &str,
     recorded: &Members,
-    cached: impl Fn(&str, &str) -> Option<(ApiResource, Vec<(Option<String>, String)>)>,
+    cached: impl Fn(&str, &str) -> Option<(ApiResource, Vec<CachedMember>)>,
 ) -> anyhow::Result<Vec<Member>> {
     let mut found = Vec::new();
     for group_kind in &recorded.kinds {
@@ -66,6 +72,7 @@ pub async fn list_members(
                         &secrets,
                         Some(namespace.to_owned()),
                         name.to_owned(),
+                        Found::Named,
                     ));
                 }
             }
@@ -75,7 +82,14 @@ pub async fn list_members(
             found.extend(
                 cached
                     .into_iter()
-                    .map(|(namespace, name)| member(&resource, namespace, name)),
+                    .map(|((namespace, name), control_plane)| {
+                        member(
+                            &resource,
+                            namespace,
+                            name,
+                            Found::Labelled { control_plane },
+                        )
+                    }),
             );
             continue;
         }
@@ -89,10 +103,17 @@ pub async fn list_members(
             .await
             .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural))?;
         found.extend(listed.items.into_iter().map(|m| {
+            let control_plane = m
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(CONTROL_PLANE_LABEL))
+                .cloned();
             member(
                 &resource,
                 m.metadata.namespace,
                 m.metadata.name.unwrap_or_default(),
+                Found::Labelled { control_plane },
             )
         }));
     }
@@ -116,24 +137,36 @@ pub async fn delete(ctx: &Context, member: &Member) -> anyhow::Result<()> {
     }
 }
 
-/// Deletes the members of ApplySet `id` (of what `recorded` names) that `wanted` does not hold;
-/// the keys deleted.
+/// What pruning did: the keys deleted, and the listed members it refused to delete.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub deleted: Vec<ObjectKey>,
+    pub refused: Vec<Refusal>,
+}
+
+/// Deletes the members of ApplySet `id` (of what `recorded` names) that `wanted` does not hold
+/// and that belong to `owner`; the others are left alone and reported.
 pub async fn prune(
     ctx: &Context,
     id: &str,
     recorded: &Members,
     wanted: &HashSet<ObjectKey>,
-) -> anyhow::Result<Vec<ObjectKey>> {
-    let mut deleted = Vec::new();
+    owner: &Owner<'_>,
+) -> anyhow::Result<Pruned> {
+    let mut pruned = Pruned::default();
     for member in members(ctx, id, recorded).await? {
         if wanted.contains(&member.key) {
+            continue;
+        }
+        if let Some(refusal) = trust::refusal(owner, &member.key, &member.found) {
+            pruned.refused.push(refusal);
             continue;
         }
         delete(ctx, &member)
             .await
             .with_context(|| format!("pruning {}", member.key))?;
         tracing::info!(applyset = id, object = %member.key, "pruned");
-        deleted.push(member.key);
+        pruned.deleted.push(member.key);
     }
-    Ok(deleted)
+    Ok(pruned)
 }

@@ -20,6 +20,7 @@ use super::context::{Context, Record};
 use super::ownership::{self, Members};
 use super::readiness::{api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
+use super::trust::Owner;
 use super::{apply, events, prune, settings_for, timestamp};
 
 /// The annotation that pauses reconciliation of a control plane.
@@ -99,21 +100,19 @@ pub fn error_policy(cp: Arc<ControlPlane>, err: &Error, ctx: Arc<Context>) -> Ac
 }
 
 /// The hooks `cp` uses, in KubeFlex's order (deprecated single hook first; first use wins).
+/// Linear in the number of uses: a ControlPlane may list tens of thousands.
 fn hook_names(cp: &ControlPlane) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
     let spec = &cp.spec;
-    let uses = spec.post_create_hook.iter().cloned().chain(
+    let uses = spec.post_create_hook.iter().chain(
         spec.post_create_hooks
             .iter()
             .flatten()
-            .map(|u| u.hook_name.clone()),
+            .map(|u| &u.hook_name),
     );
-    for name in uses {
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
+    let mut seen: HashSet<&str> = HashSet::new();
+    uses.filter(|name| !name.is_empty() && seen.insert(name.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// A fingerprint of the whole rendered set, as applied (ownership included).
@@ -263,9 +262,15 @@ async fn ensure_parent(
 async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let annotations = cp.metadata.annotations.clone().unwrap_or_default();
+    // Nothing is applied or pruned without the hosting cluster's settings: the defaults would
+    // reset the domain, replace Jobs and prune Routes. The ConfigMap's watch wakes every
+    // ControlPlane once it is there (or fixed).
     let settings = match settings_for(ctx) {
         Ok(settings) => settings,
-        Err(err) => return blocked(ctx, cp, "ConfigError", format!("{err:#}")).await,
+        Err(err) => {
+            let reason = err.reason();
+            return blocked(ctx, cp, reason, format!("{:#}", anyhow::Error::from(err))).await;
+        }
     };
     let renderer = ctx.renderers.get(&settings)?;
     let hooks: Vec<_> = ctx.hooks.state().iter().map(|h| (**h).clone()).collect();
@@ -331,9 +336,28 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     }
     if !trust.same_set || recorded != current {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
+        // What may be deleted in the system namespace is what the control plane renders; a
+        // cleanup render that fails leaves that smaller, never larger.
+        let mut rendered = wanted.clone();
+        rendered.extend(
+            renderer
+                .render_cleanup(cp)
+                .unwrap_or_default()
+                .iter()
+                .map(Manifest::key),
+        );
+        let owner = Owner {
+            control_plane: &name,
+            system_namespace: &ctx.system_namespace,
+            generated_secrets: facts(cp.spec.type_).map_or(&[], |f| f.generated_secrets),
+            rendered: Some(&rendered),
+        };
         let id = ownership::applyset_id(&name);
-        match prune::prune(ctx, &id, &recorded, &wanted).await {
-            Ok(pruned) => ctx.metrics.count_objects("pruned", pruned.len()),
+        match prune::prune(ctx, &id, &recorded, &wanted, &owner).await {
+            Ok(pruned) => {
+                ctx.metrics.count_objects("pruned", pruned.deleted.len());
+                events::refused(ctx, cp, &pruned.refused).await;
+            }
             Err(err) => {
                 ctx.remember(&name, incomplete(applied.fingerprints));
                 return failed(ctx, cp, "PruneFailed", &[format!("{err:#}")]).await;
@@ -457,4 +481,42 @@ async fn readiness(
         hooks_completed: Some(completed),
         observed: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn with_uses(single: Option<&str>, uses: &[String]) -> ControlPlane {
+        let uses: Vec<_> = uses.iter().map(|name| json!({"hookName": name})).collect();
+        let spec = serde_json::from_value(json!({
+            "type": "k8s", "postCreateHook": single, "postCreateHooks": uses
+        }))
+        .expect("a spec");
+        ControlPlane::new("cp1", spec)
+    }
+
+    #[test]
+    fn hook_names_keep_the_first_use_of_each_in_order() {
+        let uses = ["b", "a", "", "b", "c", "a"].map(str::to_owned);
+        assert_eq!(hook_names(&with_uses(Some("a"), &uses)), ["a", "b", "c"]);
+    }
+
+    /// KubeFlex does not bound the list; de-duplicating it must not be quadratic (60,000 uses
+    /// took 27 s that way).
+    #[test]
+    fn hook_names_of_a_huge_list_are_found_quickly() {
+        let uses: Vec<String> = (0..100_000)
+            .map(|i| format!("hook-{}", i % 60_000))
+            .collect();
+        let cp = with_uses(None, &uses);
+        let started = std::time::Instant::now();
+        let names = hook_names(&cp);
+        let took = started.elapsed();
+        assert_eq!(names.len(), 60_000);
+        assert_eq!(names[59_999], "hook-59999");
+        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    }
 }

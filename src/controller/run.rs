@@ -235,10 +235,15 @@ pub async fn run_controller(
         .get_opt(super::config::CONFIG_MAP)
         .await
         .context("reading the configuration ConfigMap")?
-        .and_then(|cm| cm.data);
-    let openshift = super::config::settings(&running.system_namespace, data.as_ref())
-        .map(|s| s.is_open_shift)
-        .unwrap_or(false);
+        .map(|cm| cm.data.unwrap_or_default());
+    let openshift = match super::config::settings(&running.system_namespace, data.as_ref()) {
+        Ok(settings) => settings.is_open_shift,
+        Err(err) => {
+            // Every ControlPlane then reports it (Synced=False) until the ConfigMap is right.
+            tracing::warn!(error = %format!("{:#}", anyhow::Error::from(err)), "no valid configuration: nothing is applied until there is; Routes are not watched until a restart");
+            false
+        }
+    };
     let watches = Watches::new(&client, &running.system_namespace, openshift);
     let ctx = Arc::new(Context {
         resources: Resources::new(client.clone()),
@@ -249,6 +254,7 @@ pub async fn run_controller(
         renderers: Default::default(),
         records: Default::default(),
         failures: Default::default(),
+        reported: Default::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {

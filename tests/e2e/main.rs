@@ -3,18 +3,25 @@
 //! is skipped (it says so).
 //!
 //! It installs the system manifests (`kflex render --system`, without the controller's
-//! Deployment, since the controller runs in this process instead), starts the controller,
-//! checks that the admission policy confines the controller, creates every acceptance
-//! ControlPlane with its hooks, and checks what the API shows: every rendered object exists with
-//! its ownership metadata, the status says Synced with the right secretRef, Pod Security labels
-//! are set, and a resync applies nothing. It then edits one control plane (a hook's variable,
-//! which replaces its Job; then a hook removed), deletes them all and checks the cleanup. Pods
-//! need not run: a cluster without nodes (or without kflex's image) is fine. Everything it
-//! creates is removed at the end unless KFLEX_E2E_KEEP is set.
+//! Deployment, since the controller runs in this process instead) with the default settings,
+//! checks with dry runs as the controller's ServiceAccount that its RBAC and admission policy
+//! confine it (`admission.rs`), installs them again with `allowClusterScopedHookRbac: true` (the
+//! shared acceptance set has a hook ClusterRole) and checks the limits on hooks' cluster-wide
+//! RBAC, starts the controller, creates every acceptance ControlPlane with its hooks, and checks
+//! what the API shows: every rendered object exists with its ownership metadata, the status says
+//! Synced with the right secretRef, Pod Security labels are set, and a resync applies nothing.
+//! It forges one control plane's ApplySet annotations to name another's Secret, one in
+//! kubeflex-system and a labelled object elsewhere, and checks that neither pruning nor deletion
+//! removes them (`forged.rs`). It then edits one control plane (a hook's variable, which
+//! replaces its Job; then a hook removed), deletes them all and checks the cleanup. Pods need
+//! not run: a cluster without nodes (or without kflex's image) is fine. Everything it creates is
+//! removed at the end unless KFLEX_E2E_KEEP is set (the probes of the admission checks always
+//! are), and the controller's ClusterRole and policy are left as the default settings render
+//! them.
 //!
 //! It changes the cluster: use a disposable one (kind, k3d). It refuses to run if ControlPlanes
 //! already exist there. `KFLEX_E2E_FAKE_API=1` (only for a dry run against kflex-testkit's fake,
-//! which has no admission) skips the admission policy check.
+//! which has no admission) skips the admission policy checks.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +39,9 @@ use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
 use kflex_core::settings::Settings;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
+
+mod admission;
+mod forged;
 
 const FIELD_MANAGER: &str = "kflex-e2e";
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -130,82 +140,6 @@ fn denied<T>(result: Result<T, kube::Error>, policy_says: &str) -> anyhow::Resul
         Err(err) => Err(anyhow::anyhow!(err)),
         Ok(_) => Ok(false),
     }
-}
-
-/// Acting as the controller, with dry runs (nothing is created even if the policy let it
-/// through): a ConfigMap in `default` is denied, one in kubeflex-system admitted, and a binding
-/// of a role to a user denied. Waits for the policy to be in force (it propagates
-/// asynchronously), so the controller never starts unconfined.
-async fn admission_policy_confines(
-    admin: &kube::Client,
-    as_controller: &kube::Client,
-) -> anyhow::Result<()> {
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-    use kube::api::PostParams;
-
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
-    let config_map = |namespace: &str| -> anyhow::Result<ConfigMap> {
-        Ok(serde_json::from_value(json!({
-            "metadata": {"name": "kflex-e2e-probe", "namespace": namespace}
-        }))?)
-    };
-    let elsewhere: Api<ConfigMap> = Api::namespaced(as_controller.clone(), "default");
-    eventually(
-        "the admission policy denies the controller a ConfigMap in default",
-        || {
-            let elsewhere = elsewhere.clone();
-            let dry_run = dry_run.clone();
-            let object = config_map("default");
-            async move {
-                denied(
-                    elsewhere.create(&dry_run, &object?).await,
-                    "the kflex controller may write only",
-                )
-            }
-        },
-    )
-    .await?;
-    let own: Api<ConfigMap> = Api::namespaced(as_controller.clone(), "kubeflex-system");
-    own.create(&dry_run, &config_map("kubeflex-system")?)
-        .await
-        .context("the admission policy must admit the controller's writes in kubeflex-system")?;
-
-    // A role the controller could grant (it holds these rights), bound to a user.
-    let roles: Api<ClusterRole> = Api::all(admin.clone());
-    let role: ClusterRole = serde_json::from_value(json!({
-        "metadata": {"name": "kflex-e2e-probe"},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
-    }))?;
-    roles
-        .patch(
-            "kflex-e2e-probe",
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&role),
-        )
-        .await?;
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": "kflex-e2e-probe",
-                     "labels": {"kflex.kubestellar.org/control-plane": "team-a"}},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kflex-e2e-probe"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]
-    }))?;
-    let bindings: Api<ClusterRoleBinding> = Api::all(as_controller.clone());
-    let outcome = denied(
-        bindings.create(&dry_run, &binding).await,
-        "binds roles only to ServiceAccounts",
-    );
-    let _ = roles
-        .delete("kflex-e2e-probe", &DeleteParams::default())
-        .await;
-    if !outcome? {
-        bail!("the admission policy let the controller bind a role to a user");
-    }
-    eprintln!("the admission policy confines the controller");
-    Ok(())
 }
 
 /// Runs the `kflex` binary with the suite's kubeconfig; its output.
@@ -419,33 +353,19 @@ async fn cli_kubeconfig_commands(
     Ok(())
 }
 
-async fn run(kubeconfig: &str) -> anyhow::Result<()> {
-    let kubeconfig_path = kubeconfig;
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(kubeconfig).context("reading KFLEX_E2E_KUBECONFIG")?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    // The controller acts as its ServiceAccount, so its RBAC and its admission policy are what
-    // is tested, not the suite's own (administrator's) rights.
-    let mut as_controller = config.clone();
-    as_controller.auth_info.impersonate =
-        Some("system:serviceaccount:kubeflex-system:kubeflex-controller-manager".into());
-    let controller_client = kube::Client::try_from(as_controller)?;
-    let client = kube::Client::try_from(config)?;
-    let resources = Resources::new(client.clone());
-    let settings = Settings::default();
-    let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())?;
-
-    // 1. The system manifests, without the in-cluster controller.
-    let system = renderer.render_system()?;
-    for manifest in &system.manifests {
+/// Applies the system manifests `renderer` renders, without the in-cluster controller (the
+/// suite runs it in-process); what it rendered.
+async fn install_system(
+    client: &kube::Client,
+    resources: &Resources,
+    renderer: &Renderer,
+) -> anyhow::Result<Vec<Manifest>> {
+    let system = renderer.render_system()?.manifests;
+    for manifest in &system {
         if manifest.kind() == "Deployment" && manifest.name() == "kubeflex-controller-manager" {
             continue;
         }
-        apply(&client, &resources, manifest).await?;
+        apply(client, resources, manifest).await?;
         if manifest.kind() == "CustomResourceDefinition" {
             let crds: Api<DynamicObject> = Api::all_with(
                 client.clone(),
@@ -469,6 +389,38 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
             .await?;
         }
     }
+    Ok(system)
+}
+
+async fn run(kubeconfig: &str) -> anyhow::Result<()> {
+    let kubeconfig_path = kubeconfig;
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(kubeconfig).context("reading KFLEX_E2E_KUBECONFIG")?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    // The controller acts as its ServiceAccount, so its RBAC and its admission policy are what
+    // is tested, not the suite's own (administrator's) rights.
+    let mut as_controller = config.clone();
+    as_controller.auth_info.impersonate =
+        Some("system:serviceaccount:kubeflex-system:kubeflex-controller-manager".into());
+    let controller_client = kube::Client::try_from(as_controller)?;
+    let client = kube::Client::try_from(config)?;
+    let resources = Resources::new(client.clone());
+    let fake_api = std::env::var_os("KFLEX_E2E_FAKE_API").is_some();
+    let off = Renderer::new(Settings::default(), &TemplateSet::embedded())?;
+    // The shared acceptance set has a hook ClusterRole (KubeFlex's kubectl-check example), which
+    // kflex refuses unless an administrator opts in: the control planes run with the opt-in.
+    let settings = Settings {
+        allow_cluster_scoped_hook_rbac: true,
+        ..Settings::default()
+    };
+    let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())?;
+
+    // 1. The system manifests, without the in-cluster controller, with the default settings.
+    let system = install_system(&client, &resources, &off).await?;
     let control_plane_api: Api<ControlPlane> = Api::all(client.clone());
     if !control_plane_api
         .list(&Default::default())
@@ -479,15 +431,25 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         bail!("the cluster already has ControlPlanes; run the suite on a disposable cluster");
     }
 
-    // 2. The admission policy confines the controller (waiting until it is in force), and
-    //    the controller, in this process.
-    if std::env::var_os("KFLEX_E2E_FAKE_API").is_some() {
+    // 2. The RBAC and admission policy confine the controller (waiting until they are in
+    //    force), with allowClusterScopedHookRbac off and then on; then the controller, in this
+    //    process.
+    if fake_api {
         eprintln!(
             "KFLEX_E2E_FAKE_API is set: the admission policy is NOT checked (the fake API has no \
              admission); this run proves nothing about a cluster's admission"
         );
+        install_system(&client, &resources, &renderer).await?;
     } else {
-        admission_policy_confines(&client, &controller_client).await?;
+        admission::prepare(&client).await?;
+        let checked = async {
+            admission::setting_off(&client, &controller_client).await?;
+            install_system(&client, &resources, &renderer).await?;
+            admission::setting_on(&client, &controller_client).await
+        }
+        .await;
+        admission::clean_up(&client).await;
+        checked?;
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = Options {
@@ -644,6 +606,18 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         .context("the acceptance set has a control plane of type host")?;
     cli_kubeconfig_commands(kubeconfig_path, &client, &host).await?;
 
+    // 3c. Forged ApplySet annotations on a live control plane name another control plane's
+    //     Secret, one in kubeflex-system, and a labelled object elsewhere: pruning keeps them.
+    let (forger, victim) = ("edge-1", "cp1");
+    forged::plant(&client, victim, forger).await?;
+    forged::forge(&client, forger, victim, false).await?;
+    forged::annotations_rewritten(&client, forger).await?;
+    forged::refused_and_kept(&client, forger, victim).await?;
+    eprintln!(
+        "ControlPlane {forger}: forged annotations pruned nothing of another control plane's, \
+         and were rewritten"
+    );
+
     // 4. Edits: a hook variable changes a Job, which is replaced; a hook removed is pruned.
     let team_a = "team-a";
     let jobs: Api<DynamicObject> = Api::namespaced_with(
@@ -766,8 +740,28 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
     }
 
     // 5. Deletion: every ControlPlane goes (cleanup bounded), with its cluster-scoped objects.
+    //    First the host one, with forged annotations (paused, so no pass rewrites them before
+    //    it is deleted): its cleanup keeps what they name.
+    forged::plant(&client, victim, &host).await?;
+    forged::forge(&client, &host, victim, true).await?;
+    control_plane_api
+        .delete(&host, &DeleteParams::default())
+        .await?;
+    eventually(&format!("ControlPlane {host} deleted"), || {
+        let api = control_plane_api.clone();
+        let host = host.clone();
+        async move { Ok(api.get_opt(&host).await?.is_none()) }
+    })
+    .await?;
+    forged::refused_and_kept(&client, &host, victim).await?;
+    eprintln!(
+        "ControlPlane {host}: deleted, and its cleanup deleted nothing its forged annotations named"
+    );
     for cp in &control_planes {
         let name = cp.metadata.name.clone().unwrap_or_default();
+        if name == host {
+            continue;
+        }
         control_plane_api
             .delete(&name, &DeleteParams::default())
             .await?;
@@ -824,7 +818,12 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
                 )
                 .await;
         }
-        for manifest in system.manifests.iter().rev() {
+        forged::clean_up(&client, victim, &[forger, &host]).await;
+        for manifest in system.iter().rev() {
+            // The controller's RBAC and policy as the default settings have them again.
+            if matches!(manifest.kind(), "ClusterRole" | "ValidatingAdmissionPolicy") {
+                apply(&client, &resources, manifest).await?;
+            }
             if manifest.kind() == "Namespace" || manifest.kind() == "CustomResourceDefinition" {
                 let resource = resources
                     .resolve(manifest.api_version(), manifest.kind())

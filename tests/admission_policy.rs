@@ -1,0 +1,408 @@
+//! The controller's ClusterRole and ValidatingAdmissionPolicy (`templates/system/controller.yaml`,
+//! rendered by `kflex render --system`) as each setting renders them, and the facts about kflex's
+//! own output the policy relies on.
+//!
+//! No CEL runs here (the expressions are checked on a real cluster by tests/e2e): the first
+//! tests pin which rule each setting renders, so a template edit that drops or weakens one
+//! fails here; the last checks, without CEL, that everything kflex's own templates render for
+//! every type passes the policy's rules, so that the policy never refuses kflex itself.
+
+use std::collections::BTreeMap;
+
+use kflex_core::api::{ControlPlane, PostCreateHook};
+use kflex_core::manifest::Manifest;
+use kflex_core::render::metadata::{CONTROL_PLANE_LABEL, HOOK_ANNOTATION};
+use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
+use kflex_core::settings::Settings;
+use serde_json::Value;
+
+fn settings(allow_cluster_scoped_hook_rbac: bool, is_open_shift: bool) -> Settings {
+    Settings {
+        allow_cluster_scoped_hook_rbac,
+        is_open_shift,
+        ..Settings::default()
+    }
+}
+
+fn system(settings: &Settings) -> Vec<Manifest> {
+    Renderer::new(settings.clone(), &TemplateSet::embedded())
+        .expect("the templates compile")
+        .render_system()
+        .expect("the system manifests render")
+        .manifests
+}
+
+fn find<'a>(manifests: &'a [Manifest], kind: &str, name: &str) -> &'a Value {
+    manifests
+        .iter()
+        .find(|m| m.kind() == kind && m.name() == name)
+        .map(|m| &m.object()["spec"])
+        .unwrap_or_else(|| panic!("{kind} {name} is rendered"))
+}
+
+/// The policy's validations: message → expression.
+fn validations(settings: &Settings) -> BTreeMap<String, String> {
+    let manifests = system(settings);
+    let spec = find(
+        &manifests,
+        "ValidatingAdmissionPolicy",
+        "kubeflex-controller-manager-scope",
+    );
+    spec["validations"]
+        .as_array()
+        .expect("validations")
+        .iter()
+        .map(|v| {
+            (
+                v["message"].as_str().expect("a message").to_owned(),
+                v["expression"].as_str().expect("an expression").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn variables(settings: &Settings) -> BTreeMap<String, String> {
+    let manifests = system(settings);
+    let spec = find(
+        &manifests,
+        "ValidatingAdmissionPolicy",
+        "kubeflex-controller-manager-scope",
+    );
+    spec["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().expect("a name").to_owned(),
+                v["expression"].as_str().expect("an expression").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The expression of the validation whose message starts with `message`.
+fn rule<'a>(validations: &'a BTreeMap<String, String>, message: &str) -> Option<&'a str> {
+    validations
+        .iter()
+        .find(|(m, _)| m.starts_with(message))
+        .map(|(_, e)| e.as_str())
+}
+
+fn assert_has(expression: Option<&str>, parts: &[&str]) {
+    let expression = expression.expect("the rule is rendered");
+    for part in parts {
+        assert!(
+            expression.contains(part),
+            "{part:?} is missing from {expression}"
+        );
+    }
+}
+
+const HOOK_CLUSTER_RBAC_OFF: &str = "a PostCreateHook may not create or change ClusterRoles";
+const HOOK_CLUSTER_ROLE_RULES: &str = "a PostCreateHook's ClusterRole must not have '*'";
+const HOOK_CLUSTER_ROLE_AGGREGATION: &str = "a PostCreateHook's ClusterRole must not aggregate";
+const HOOK_BINDING_ROLES: &str = "a PostCreateHook's ClusterRoleBinding must not bind";
+
+#[test]
+fn every_setting_renders_the_rules_common_to_both() {
+    for allow in [false, true] {
+        let validations = validations(&settings(allow, false));
+        let variables = variables(&settings(allow, false));
+        assert_has(
+            variables.get("fromHook").map(String::as_str),
+            &[&format!(
+                "'{HOOK_ANNOTATION}' in variables.target.metadata.annotations"
+            )],
+        );
+        assert_has(
+            rule(&validations, "the kflex controller may write only in"),
+            &[
+                "variables.inAllowedNamespace",
+                "variables.labelled && variables.wasLabelled",
+            ],
+        );
+        // Nothing in kubeflex-system unless a control plane's (its Lease aside), and no delete of
+        // what is not a control plane's anywhere: the PostgreSQL password Secret survives a
+        // forged ControlPlane annotation even if the controller's own rules failed.
+        assert_has(
+            rule(
+                &validations,
+                "the kflex controller deletes only objects labelled",
+            ),
+            &[
+                "request.resource.resource == 'leases'",
+                "request.operation == 'DELETE' ? variables.labelled",
+                "!variables.inSystemNamespace || (variables.labelled && variables.wasLabelled)",
+            ],
+        );
+        assert_has(
+            variables.get("inSystemNamespace").map(String::as_str),
+            &["namespaceObject.metadata.name == 'kubeflex-system'"],
+        );
+        assert_has(
+            rule(&validations, "the kflex controller does not move an object"),
+            &[
+                "request.operation != 'UPDATE'",
+                &format!(
+                    "object.metadata.labels['{CONTROL_PLANE_LABEL}'] == oldObject.metadata.labels['{CONTROL_PLANE_LABEL}']"
+                ),
+            ],
+        );
+        // A hook's bindings (namespaced or not) name only its own control plane's accounts.
+        assert_has(
+            rule(
+                &validations,
+                "the kflex controller binds roles only to ServiceAccounts",
+            ),
+            &[
+                "variables.isBinding",
+                "s.kind == 'ServiceAccount' && has(s.namespace)",
+                "s.namespace == variables.owner + '-system'",
+                "(!variables.fromHook && s.namespace == 'kubeflex-system')",
+            ],
+        );
+        assert_has(
+            variables.get("isBinding").map(String::as_str),
+            &["request.resource.resource in ['rolebindings', 'clusterrolebindings']"],
+        );
+        assert_has(
+            rule(
+                &validations,
+                "the kflex controller binds cluster-admin only",
+            ),
+            &["variables.boundClusterRole != 'cluster-admin'"],
+        );
+    }
+}
+
+#[test]
+fn without_the_setting_hooks_may_not_write_cluster_rbac() {
+    let validations = validations(&settings(false, false));
+    assert_has(
+        rule(&validations, HOOK_CLUSTER_RBAC_OFF),
+        &[
+            "request.operation == 'DELETE' || !variables.fromHook",
+            "request.resource.resource in ['clusterroles', 'clusterrolebindings']",
+        ],
+    );
+    for absent in [
+        HOOK_CLUSTER_ROLE_RULES,
+        HOOK_CLUSTER_ROLE_AGGREGATION,
+        HOOK_BINDING_ROLES,
+    ] {
+        assert_eq!(rule(&validations, absent), None, "{absent}");
+    }
+}
+
+#[test]
+fn with_the_setting_hooks_cluster_rbac_is_limited() {
+    let validations = validations(&settings(true, false));
+    assert_eq!(rule(&validations, HOOK_CLUSTER_RBAC_OFF), None);
+    assert_has(
+        rule(&validations, HOOK_CLUSTER_ROLE_RULES),
+        &[
+            "!variables.fromHook",
+            "request.resource.resource == 'clusterroles'",
+            "variables.target.rules.all(r,",
+            "r.verbs.exists(v, v in ['*', 'escalate', 'bind', 'impersonate'])",
+            "!('*' in r.apiGroups)",
+            "!('*' in r.resources)",
+        ],
+    );
+    assert_has(
+        rule(&validations, HOOK_CLUSTER_ROLE_AGGREGATION),
+        &[
+            "!has(variables.target.aggregationRule)",
+            "k.startsWith('rbac.authorization.k8s.io/aggregate-to-')",
+        ],
+    );
+    assert_has(
+        rule(&validations, HOOK_BINDING_ROLES),
+        &[
+            "request.resource.resource == 'clusterrolebindings'",
+            "!(variables.boundClusterRole in ['cluster-admin', 'admin', 'edit'])",
+        ],
+    );
+}
+
+#[test]
+fn openshift_keeps_the_privileged_scc_rule_under_both_settings() {
+    for allow in [false, true] {
+        let validations = validations(&settings(allow, true));
+        assert_has(
+            rule(
+                &validations,
+                "the kflex controller grants the privileged SCC only",
+            ),
+            &["'system:openshift:scc:privileged'", "'k3s-server'"],
+        );
+    }
+}
+
+/// The verbs the controller's ClusterRole grants on `resource` of group `group`.
+fn granted(settings: &Settings, group: &str, resource: &str) -> Vec<String> {
+    let manifests = system(settings);
+    let role = manifests
+        .iter()
+        .find(|m| m.kind() == "ClusterRole" && m.name() == "kubeflex-controller-manager")
+        .expect("the controller's ClusterRole");
+    let mut verbs = Vec::new();
+    for rule in role.object()["rules"].as_array().expect("rules") {
+        let has = |field: &str, value: &str| {
+            rule[field]
+                .as_array()
+                .is_some_and(|values| values.iter().any(|v| v == value))
+        };
+        if has("apiGroups", group)
+            && has("resources", resource)
+            && rule.get("resourceNames").is_none()
+        {
+            verbs.extend(
+                rule["verbs"]
+                    .as_array()
+                    .expect("verbs")
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned)),
+            );
+        }
+    }
+    verbs
+}
+
+#[test]
+fn the_controller_writes_cluster_roles_only_with_the_setting() {
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    let off = granted(&settings(false, false), RBAC, "clusterroles");
+    for verb in ["get", "list", "watch", "delete"] {
+        assert!(off.iter().any(|v| v == verb), "{verb}: {off:?}");
+    }
+    for verb in ["create", "update", "patch", "escalate", "bind", "*"] {
+        assert!(!off.iter().any(|v| v == verb), "{verb}: {off:?}");
+    }
+    let on = granted(&settings(true, false), RBAC, "clusterroles");
+    for verb in ["create", "update", "patch", "delete"] {
+        assert!(on.iter().any(|v| v == verb), "{verb}: {on:?}");
+    }
+    // Even then, no escalate: a hook's ClusterRole grants only what the controller holds.
+    assert!(!on.iter().any(|v| v == "escalate" || v == "*"), "{on:?}");
+    // kflex's own host control planes need their ClusterRoleBinding either way.
+    for allow in [false, true] {
+        let bindings = granted(&settings(allow, false), RBAC, "clusterrolebindings");
+        assert!(bindings.iter().any(|v| v == "create"), "{bindings:?}");
+    }
+    // hookResources still adds what hooks write.
+    let mut with_hook_resources = settings(false, false);
+    with_hook_resources.hook_resources = vec!["horizontalpodautoscalers.autoscaling".to_owned()];
+    assert!(
+        granted(
+            &with_hook_resources,
+            "autoscaling",
+            "horizontalpodautoscalers"
+        )
+        .iter()
+        .any(|v| v == "create")
+    );
+}
+
+fn documents(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).expect("readable");
+    serde_saphyr::from_multiple(&text).expect("YAML")
+}
+
+/// Every acceptance ControlPlane and hook.
+fn acceptance() -> (Vec<ControlPlane>, Vec<PostCreateHook>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance");
+    let mut control_planes = Vec::new();
+    let mut hooks = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("the acceptance inputs") {
+        let path = entry.expect("readable").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        for document in documents(&path) {
+            match document["kind"].as_str() {
+                Some("ControlPlane") => {
+                    control_planes.push(serde_json::from_value(document).expect("a ControlPlane"));
+                }
+                Some("PostCreateHook") => {
+                    hooks.push(serde_json::from_value(document).expect("a PostCreateHook"));
+                }
+                _ => {}
+            }
+        }
+    }
+    (control_planes, hooks)
+}
+
+/// What the policy assumes of whatever the controller applies, checked on kflex's own rendered
+/// objects for every type: they carry their control plane's label (the policy's owner, and
+/// what admits them in kubeflex-system), never the hook annotation (so the hook rules leave
+/// them alone), render no ClusterRole (so the controller needs to write ClusterRoles only for
+/// hooks), and bind only ServiceAccounts of their control plane or of kflex, cluster-admin only
+/// to a host's own account.
+#[test]
+fn kflex_s_own_objects_pass_the_policy_for_every_type() {
+    let (control_planes, hooks) = acceptance();
+    assert!(
+        control_planes.len() >= 5,
+        "every type is in the acceptance set"
+    );
+    for is_open_shift in [false, true] {
+        // The acceptance hooks include a ClusterRole (KubeFlex's kubectl-check example).
+        let settings = settings(true, is_open_shift);
+        let renderer = Renderer::new(settings, &TemplateSet::embedded()).expect("renderer");
+        let catalog = HookCatalog::new(hooks.clone()).expect("the hooks");
+        for cp in &control_planes {
+            let name = cp.metadata.name.clone().expect("named");
+            let own_namespace = format!("{name}-system");
+            let mut manifests = renderer.render(cp, &catalog).expect("rendered").manifests;
+            manifests.extend(renderer.render_cleanup(cp).expect("cleanup rendered"));
+            for manifest in &manifests {
+                let key = manifest.key();
+                assert_eq!(
+                    manifest.label(CONTROL_PLANE_LABEL),
+                    Some(name.as_str()),
+                    "{key}"
+                );
+                if manifest.annotation(HOOK_ANNOTATION).is_some() {
+                    continue;
+                }
+                assert!(
+                    !(manifest.group() == "rbac.authorization.k8s.io"
+                        && manifest.kind() == "ClusterRole"),
+                    "{key}: kflex's own templates render no ClusterRole"
+                );
+                if !matches!(manifest.kind(), "RoleBinding" | "ClusterRoleBinding") {
+                    continue;
+                }
+                let subjects = manifest.object()["subjects"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{key} has subjects"));
+                for subject in subjects {
+                    let namespace = subject["namespace"].as_str().unwrap_or_default();
+                    assert!(
+                        subject["kind"] == "ServiceAccount"
+                            && (namespace == own_namespace || namespace == "kubeflex-system"),
+                        "{key}: {subject}"
+                    );
+                }
+                let role = manifest.object()["roleRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default();
+                if role == "cluster-admin" {
+                    assert_eq!(subjects.len(), 1, "{key}");
+                    assert_eq!(subjects[0]["name"], name.as_str(), "{key}");
+                    assert_eq!(subjects[0]["namespace"], own_namespace.as_str(), "{key}");
+                }
+                if manifest.kind() == "ClusterRoleBinding" {
+                    assert_eq!(
+                        (cp.spec.type_, role),
+                        (kflex_core::api::ControlPlaneType::Host, "cluster-admin"),
+                        "{key}: only a host binds cluster-wide"
+                    );
+                }
+            }
+        }
+    }
+}
