@@ -28,10 +28,11 @@ const OUTSIDE_NAMESPACES: &str = "the kflex controller may write only";
 const BINDS_ONLY: &str = "binds roles only to ServiceAccounts";
 const NO_MOVE: &str = "does not move an object from one control plane to another";
 const LABELLED_ONLY: &str = "deletes only objects labelled";
-const HOOK_CLUSTER_RBAC_OFF: &str = "may not create or change ClusterRoles or ClusterRoleBindings";
+const HOOK_CLUSTER_RBAC_OFF: &str = "may not create or change ClusterRoleBindings";
 const HOOK_CLUSTER_ROLE_RULES: &str = "ClusterRole must not have '*'";
 const HOOK_CLUSTER_ROLE_AGGREGATION: &str = "ClusterRole must not aggregate";
-const HOOK_BINDING_ROLES: &str = "ClusterRoleBinding must not bind cluster-admin, admin or edit";
+const HOOK_BINDING_ROLES: &str =
+    "ClusterRoleBinding must not bind cluster-admin, admin, edit, view or a system: role";
 
 fn api_of(client: &kube::Client, object: &Value) -> anyhow::Result<Api<DynamicObject>> {
     let api_version = object["apiVersion"].as_str().context("apiVersion")?;
@@ -392,38 +393,23 @@ pub async fn setting_off(admin: &kube::Client, as_controller: &kube::Client) -> 
     )
     .await?;
 
-    // The ClusterRole does not even let the controller write ClusterRoles (kflex renders none)…
-    let role = hook_cluster_role(reading_namespaces());
-    eventually("RBAC forbids the controller to create ClusterRoles", || {
-        let client = as_controller.clone();
-        let role = role.clone();
-        async move {
-            Ok(match try_create(&client, &role).await? {
-                Err(kube::Error::Api(status)) => {
-                    status.code == 403
-                        && status
-                            .message
-                            .contains("cannot create resource \"clusterroles\"")
-                }
-                _ => false,
-            })
-        }
-    })
+    // A hook's ClusterRole grants nothing unbound: admitted within its limits ...
+    admits(
+        as_controller,
+        "a hook's ClusterRole reading namespaces",
+        hook_cluster_role(reading_namespaces()),
+    )
     .await?;
-    eprintln!("  forbidden by RBAC: creating ClusterRoles");
-    // …and were it allowed to, the policy refuses hooks' cluster-wide RBAC.
     with_extra_rights(admin, || async {
+        cluster_role_limits(as_controller).await?;
+        // ... but binding anything cluster-wide needs the opt-in, whatever RBAC allows.
         denies(
             as_controller,
-            "a hook's ClusterRole",
-            role.clone(),
-            HOOK_CLUSTER_RBAC_OFF,
-        )
-        .await?;
-        denies(
-            as_controller,
-            "a hook's ClusterRoleBinding",
-            hook_cluster_role_binding("view", account("kflex-e2e-probe-hook", PROBE_NAMESPACE)),
+            "a hook's ClusterRoleBinding of its own ClusterRole",
+            hook_cluster_role_binding(
+                "kflex-e2e-probe-hook",
+                account("kflex-e2e-probe-hook", PROBE_NAMESPACE),
+            ),
             HOOK_CLUSTER_RBAC_OFF,
         )
         .await
@@ -433,54 +419,118 @@ pub async fn setting_off(admin: &kube::Client, as_controller: &kube::Client) -> 
     Ok(())
 }
 
+/// What no hook's ClusterRole may hold, under either setting. Run with [`with_extra_rights`]:
+/// RBAC alone would refuse most of these (the controller holds no `escalate`), and the policy
+/// must refuse them whatever RBAC allows.
+async fn cluster_role_limits(as_controller: &kube::Client) -> anyhow::Result<()> {
+    for (what, rules) in [
+        (
+            "verb *",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]),
+        ),
+        (
+            "apiGroup *",
+            json!([{"apiGroups": ["*"], "resources": ["configmaps"], "verbs": ["get"]}]),
+        ),
+        (
+            "resource *",
+            json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]),
+        ),
+        (
+            "resource pods/*",
+            json!([{"apiGroups": [""], "resources": ["pods/*"], "verbs": ["get"]}]),
+        ),
+        (
+            "verb escalate",
+            json!([{"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["escalate"]}]),
+        ),
+        (
+            "verb bind",
+            json!([{"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["get", "bind"]}]),
+        ),
+        (
+            "verb impersonate",
+            json!([{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}]),
+        ),
+        (
+            "a second rule with verb *",
+            json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+                                            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]}]),
+        ),
+    ] {
+        denies(
+            as_controller,
+            &format!("a hook's ClusterRole with {what}"),
+            hook_cluster_role(rules),
+            HOOK_CLUSTER_ROLE_RULES,
+        )
+        .await?;
+    }
+    let mut aggregating = hook_cluster_role(json!([]));
+    aggregating["aggregationRule"] =
+        json!({"clusterRoleSelectors": [{"matchLabels": {"kflex-e2e": "probe"}}]});
+    denies(
+        as_controller,
+        "a hook's aggregating ClusterRole",
+        aggregating,
+        HOOK_CLUSTER_ROLE_AGGREGATION,
+    )
+    .await?;
+    let mut aggregated = hook_cluster_role(reading_namespaces());
+    aggregated["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] = json!("true");
+    denies(
+        as_controller,
+        "a hook's ClusterRole aggregated into view",
+        aggregated,
+        HOOK_CLUSTER_ROLE_AGGREGATION,
+    )
+    .await
+}
+
+/// After the checks, with the default settings installed again (before the controller starts):
+/// waits until the opt-in no longer holds, so the control planes run under the defaults.
+pub async fn defaults_in_force(as_controller: &kube::Client) -> anyhow::Result<()> {
+    let binding = hook_cluster_role_binding(
+        "kflex-e2e-probe-hook",
+        account("kflex-e2e-probe-hook", PROBE_NAMESPACE),
+    );
+    eventually(
+        "the default policy denies hooks' ClusterRoleBindings again",
+        || {
+            let (client, binding) = (as_controller.clone(), binding.clone());
+            async move {
+                Ok(match try_create(&client, &binding).await? {
+                    Err(kube::Error::Api(status)) => status.code == 403 || status.code == 422,
+                    _ => false,
+                })
+            }
+        },
+    )
+    .await
+}
+
 /// With the system manifests rendered with allowClusterScopedHookRbac true: hooks' ClusterRoles
 /// and ClusterRoleBindings within the limits.
 pub async fn setting_on(admin: &kube::Client, as_controller: &kube::Client) -> anyhow::Result<()> {
     let own_account = account("kflex-e2e-probe-hook", PROBE_NAMESPACE);
-    // First: waits until the new ClusterRole and policy are in force.
-    admits(
-        as_controller,
-        "a hook's ClusterRole reading namespaces",
-        hook_cluster_role(reading_namespaces()),
-    )
-    .await?;
-    admits(
-        as_controller,
-        "a hook's ClusterRoleBinding of view to its own ServiceAccount",
-        hook_cluster_role_binding("view", own_account.clone()),
-    )
-    .await?;
     with_extra_rights(admin, || async {
-        for (what, rules) in [
-            ("verb *", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}])),
-            ("apiGroup *", json!([{"apiGroups": ["*"], "resources": ["configmaps"], "verbs": ["get"]}])),
-            ("resource *", json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}])),
-            ("verb escalate", json!([{"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["escalate"]}])),
-            ("verb bind", json!([{"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["get", "bind"]}])),
-            ("verb impersonate", json!([{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}])),
-            ("a second rule with verb *", json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
-                                                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]}])),
-        ] {
-            denies(
-                as_controller,
-                &format!("a hook's ClusterRole with {what}"),
-                hook_cluster_role(rules),
-                HOOK_CLUSTER_ROLE_RULES,
-            )
-            .await?;
-        }
-        let mut aggregating = hook_cluster_role(json!([]));
-        aggregating["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {"kflex-e2e": "probe"}}]});
-        denies(as_controller, "a hook's aggregating ClusterRole", aggregating, HOOK_CLUSTER_ROLE_AGGREGATION).await?;
-        let mut aggregated = hook_cluster_role(reading_namespaces());
-        aggregated["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] = json!("true");
-        denies(as_controller, "a hook's ClusterRole aggregated into view", aggregated, HOOK_CLUSTER_ROLE_AGGREGATION).await?;
+        // First: waits until the new policy is in force (the probe ClusterRole need not exist:
+        // the extra rights include `bind`).
+        admits(
+            as_controller,
+            "a hook's ClusterRoleBinding of its own ClusterRole to its own ServiceAccount",
+            hook_cluster_role_binding("kflex-e2e-probe-hook", own_account.clone()),
+        )
+        .await?;
+        cluster_role_limits(as_controller).await?;
         // To the probe control plane's own account `kflex-e2e-probe`: for cluster-admin, only the
         // hook rule stands in the way (a host's own binding is kflex's, not a hook's).
         for (role, subject) in [
             ("cluster-admin", account(PROBE, PROBE_NAMESPACE)),
             ("admin", own_account.clone()),
             ("edit", own_account.clone()),
+            ("view", own_account.clone()),
+            ("system:node", own_account.clone()),
         ] {
             denies(
                 as_controller,
@@ -491,14 +541,23 @@ pub async fn setting_on(admin: &kube::Client, as_controller: &kube::Client) -> a
             .await?;
         }
         for (what, subject) in [
-            ("a ServiceAccount of another namespace", account("default", "default")),
-            ("a ServiceAccount of kubeflex-system", account(CONTROLLER, SYSTEM)),
-            ("a group", json!({"apiGroup": RBAC, "kind": "Group", "name": "system:authenticated"})),
+            (
+                "a ServiceAccount of another namespace",
+                account("default", "default"),
+            ),
+            (
+                "a ServiceAccount of kubeflex-system",
+                account(CONTROLLER, SYSTEM),
+            ),
+            (
+                "a group",
+                json!({"apiGroup": RBAC, "kind": "Group", "name": "system:authenticated"}),
+            ),
         ] {
             denies(
                 as_controller,
                 &format!("a hook's ClusterRoleBinding to {what}"),
-                hook_cluster_role_binding("view", subject),
+                hook_cluster_role_binding("kflex-e2e-probe-hook", subject),
                 BINDS_ONLY,
             )
             .await?;

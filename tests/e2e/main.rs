@@ -5,9 +5,9 @@
 //! It installs the system manifests (`kflex render --system`, without the controller's
 //! Deployment, since the controller runs in this process instead) with the default settings,
 //! checks with dry runs as the controller's ServiceAccount that its RBAC and admission policy
-//! confine it (`admission.rs`), installs them again with `allowClusterScopedHookRbac: true` (the
-//! shared acceptance set has a hook ClusterRole) and checks the limits on hooks' cluster-wide
-//! RBAC, starts the controller, creates every acceptance ControlPlane with its hooks, and checks
+//! confine it (`admission.rs`), installs them again with `allowClusterScopedHookRbac: true` and
+//! checks the limits on hooks' cluster-wide RBAC, installs them once more with the defaults,
+//! starts the controller, creates every acceptance ControlPlane with its hooks, and checks
 //! what the API shows: every rendered object exists with its ownership metadata, the status says
 //! Synced with the right secretRef, Pod Security labels are set, and a resync applies nothing.
 //! It forges one control plane's ApplySet annotations to name another's Secret, one in
@@ -410,17 +410,19 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
     let client = kube::Client::try_from(config)?;
     let resources = Resources::new(client.clone());
     let fake_api = std::env::var_os("KFLEX_E2E_FAKE_API").is_some();
-    let off = Renderer::new(Settings::default(), &TemplateSet::embedded())?;
-    // The shared acceptance set has a hook ClusterRole (KubeFlex's kubectl-check example), which
-    // kflex refuses unless an administrator opts in: the control planes run with the opt-in.
-    let settings = Settings {
-        allow_cluster_scoped_hook_rbac: true,
-        ..Settings::default()
-    };
-    let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())?;
+    // The control planes run with the default settings (the acceptance set's hook ClusterRole
+    // grants nothing unbound, so it needs no opt-in); `opted_in` is for the admission checks.
+    let renderer = Renderer::new(Settings::default(), &TemplateSet::embedded())?;
+    let opted_in = Renderer::new(
+        Settings {
+            allow_cluster_scoped_hook_rbac: true,
+            ..Settings::default()
+        },
+        &TemplateSet::embedded(),
+    )?;
 
     // 1. The system manifests, without the in-cluster controller, with the default settings.
-    let system = install_system(&client, &resources, &off).await?;
+    let system = install_system(&client, &resources, &renderer).await?;
     let control_plane_api: Api<ControlPlane> = Api::all(client.clone());
     if !control_plane_api
         .list(&Default::default())
@@ -432,24 +434,25 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
     }
 
     // 2. The RBAC and admission policy confine the controller (waiting until they are in
-    //    force), with allowClusterScopedHookRbac off and then on; then the controller, in this
-    //    process.
+    //    force), with allowClusterScopedHookRbac off and then on; then the defaults again, and
+    //    the controller, in this process.
     if fake_api {
         eprintln!(
             "KFLEX_E2E_FAKE_API is set: the admission policy is NOT checked (the fake API has no \
              admission); this run proves nothing about a cluster's admission"
         );
-        install_system(&client, &resources, &renderer).await?;
     } else {
         admission::prepare(&client).await?;
         let checked = async {
             admission::setting_off(&client, &controller_client).await?;
-            install_system(&client, &resources, &renderer).await?;
+            install_system(&client, &resources, &opted_in).await?;
             admission::setting_on(&client, &controller_client).await
         }
         .await;
         admission::clean_up(&client).await;
+        install_system(&client, &resources, &renderer).await?;
         checked?;
+        admission::defaults_in_force(&controller_client).await?;
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = Options {
