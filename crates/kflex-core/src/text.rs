@@ -53,7 +53,12 @@ mod tests {
 
     #[test]
     fn safe_text_is_borrowed_unchanged() {
-        for text in ["cp1", "PostCreateHook hello, templates[0]", "naïve café ✓", ""] {
+        for text in [
+            "cp1",
+            "PostCreateHook hello, templates[0]",
+            "naïve café ✓",
+            "",
+        ] {
             assert!(matches!(escape_unsafe(text), Cow::Borrowed(t) if t == text));
         }
     }
