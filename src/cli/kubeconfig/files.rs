@@ -3,12 +3,15 @@
 //! The precedence is kubectl's: `--kubeconfig`, else every file `$KUBECONFIG` lists, else
 //! `~/.kube/config`. Documents are kept as plain values, so whatever kflex does not edit (other
 //! tools' extensions, preferences, fields it does not know) is written back as it was read.
+//! A file that is not YAML is refused with the line and column, never quoted: a kubeconfig
+//! holds tokens and keys.
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use kflex_core::yaml;
 use serde_json::{Map, Value};
 
 /// Where the user's kubeconfig comes from.
@@ -142,7 +145,8 @@ pub fn parse(text: &str) -> anyhow::Result<Map<String, Value>> {
     if text.trim().is_empty() {
         return Ok(Map::new());
     }
-    let value: Value = serde_saphyr::from_str(text).context("not valid YAML")?;
+    let value: Value = yaml::from_str(text, yaml::Limits::default())
+        .map_err(|err| anyhow::anyhow!("not valid YAML: {err}"))?;
     match value {
         Value::Object(document) => Ok(document),
         Value::Null => Ok(Map::new()),
@@ -203,6 +207,15 @@ mod tests {
         assert_eq!(sources.paths, vec![PathBuf::from("/home/u/.kube/config")]);
         let err = Sources::resolve(None, None, None).unwrap_err();
         assert!(err.to_string().contains("$HOME"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_kubeconfig_is_located_not_quoted() {
+        let err = parse("users:\n- name: u\n  user: {token: SECRET-TOKEN-123\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("not valid YAML: line "), "{err}");
+        assert!(!err.contains("SECRET-TOKEN-123"), "{err}");
     }
 
     #[test]
