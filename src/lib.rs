@@ -8,3 +8,4 @@ pub mod cli;
 pub mod controller;
 pub mod input;
 pub mod output;
+pub mod read;

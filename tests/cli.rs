@@ -568,6 +568,117 @@ fn output_dir_removes_the_sets_of_control_planes_no_longer_rendered() {
 }
 
 #[test]
+fn a_fleet_file_of_more_than_a_thousand_control_planes_renders() {
+    let text: String = (0..1_100)
+        .map(|i| {
+            format!(
+                "---\napiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+                 metadata:\n  name: cp{i:04}\nspec:\n  type: k8s\n"
+            )
+        })
+        .collect();
+    let out = stdout(kflex().args(["render", "-f", "-"]).write_stdin(text));
+    assert_eq!(out.matches("\nkind: Namespace\n").count(), 1_100);
+}
+
+#[test]
+fn parse_errors_name_line_and_column_but_never_show_the_input() {
+    let marker = "SECRET-TOKEN-123";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = format!(
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+         metadata: {{name: cp1, annotations: {{token: {marker}}}}}\nspec: {{type: k8s\n\
+         other: {marker}\n"
+    );
+    let file = dir.path().join("cp.yaml");
+    std::fs::write(&file, &broken).expect("written");
+    let stderr = refused(kflex().args(["render", "-f"]).arg(&file));
+    assert!(
+        stderr.contains(&format!(
+            "{}: not valid YAML or JSON: line ",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(marker), "{stderr}");
+    let stderr = refused(
+        kflex()
+            .args(["render", "-f", "-"])
+            .write_stdin(broken.clone()),
+    );
+    assert!(
+        stderr.contains("<stdin>: not valid YAML or JSON: line "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(marker), "{stderr}");
+    let values = dir.path().join("values.yaml");
+    for text in [
+        format!("domain: [{marker}\nimages: {{}}\n"),
+        format!("domain: {marker}\ndomain: {marker}\n"),
+        format!("images: &a {{kine: {{tag: {marker}}}}}\nother: *b\n"),
+    ] {
+        std::fs::write(&values, text).expect("written");
+        let stderr = refused(kflex().args(["render", "cp1", "--values"]).arg(&values));
+        assert!(
+            stderr.contains(&format!(
+                "values file {}: not valid YAML or JSON: line ",
+                values.display()
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(marker), "{stderr}");
+    }
+}
+
+#[test]
+fn inputs_are_read_up_to_a_cap_that_flags_raise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cp = std::fs::read_to_string(acceptance("cp-k8s.yaml")).expect("readable");
+    let padded = format!("{cp}{}", "# padding\n".repeat(200));
+    let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+    std::fs::write(&a, &padded).expect("written");
+    std::fs::write(&b, padded.replace("cp1", "cp2")).expect("written");
+    let stderr = refused(
+        kflex()
+            .args(["render", "--max-input-bytes", "1Ki", "-f"])
+            .arg(&a),
+    );
+    assert!(
+        stderr.contains(
+            "larger than 1 KiB, the most kflex reads of one input (raise it with --max-input-bytes)"
+        ),
+        "{stderr}"
+    );
+    let stderr = refused(
+        kflex()
+            .args(["render", "--max-total-input-bytes", "3Ki", "-f"])
+            .arg(&a)
+            .arg("-f")
+            .arg(&b),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}: reading it would take kflex's inputs past 3 KiB",
+            b.display()
+        )) && stderr.contains("--max-total-input-bytes"),
+        "{stderr}"
+    );
+    let out = stdout(
+        kflex()
+            .args(["render", "--max-total-input-bytes", "5Ki", "-f"])
+            .arg(&a)
+            .arg("-f")
+            .arg(&b),
+    );
+    assert!(out.contains("name: cp2-system"));
+    let output = kflex()
+        .args(["render", "cp1", "--max-input-bytes", "64MB"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+}
+
+#[test]
 fn output_dir_json_files_are_named_like_the_yaml_ones() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("rendered");

@@ -14,6 +14,7 @@ use kflex_core::manifest::{EmitError, ObjectKey};
 use super::settings::SettingsArgs;
 use super::{Format, argocd};
 use crate::output::{self, Target};
+use crate::read::{self, CapFlags, ReadLimits, Reader};
 use crate::{batch, input};
 
 const EXAMPLES: &str = "\
@@ -73,6 +74,13 @@ pub(crate) struct RenderArgs {
     /// Directory whose templates replace the embedded ones file by file (layout of templates/)
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
+    /// Most bytes read of one input (a -f file, stdin, a --values, --templates or Argo CD source
+    /// file), e.g. 128Mi; what one YAML input may hold (nodes, documents) grows with it
+    #[arg(long, value_name = "SIZE", value_parser = read::parse_size, default_value = "64Mi")]
+    max_input_bytes: u64,
+    /// Most bytes read of all inputs together
+    #[arg(long, value_name = "SIZE", value_parser = read::parse_size, default_value = "256Mi")]
+    max_total_input_bytes: u64,
     #[command(flatten)]
     settings: SettingsArgs,
 }
@@ -115,8 +123,22 @@ struct ControlPlaneFailed {
 
 pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     let environment = super::environment();
+    let mut reader = Reader::new(ReadLimits {
+        per_input: args.max_input_bytes,
+        total: args.max_total_input_bytes,
+        flags: Some(CapFlags {
+            per_input: "--max-input-bytes",
+            total: "--max-total-input-bytes",
+        }),
+    });
     let (settings, inputs, system) = if args.argocd {
-        let plugin = argocd::prepare(&args.settings, Path::new("."), &environment, args.system)?;
+        let plugin = argocd::prepare(
+            &args.settings,
+            Path::new("."),
+            &environment,
+            args.system,
+            &mut reader,
+        )?;
         (plugin.settings, plugin.inputs, plugin.system)
     } else {
         if args.names.is_empty() && args.files.is_empty() && !args.system {
@@ -127,11 +149,16 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
                 "--type applies to control planes named on the command line; a file's ControlPlanes carry spec.type"
             );
         }
-        let settings = args.settings.resolve(environment)?;
-        let inputs = input::load(&args.files, args.recursive, std::io::stdin().lock())?;
+        let settings = args.settings.resolve(&mut reader, environment)?;
+        let inputs = input::load(
+            &args.files,
+            args.recursive,
+            std::io::stdin().lock(),
+            &mut reader,
+        )?;
         (settings, inputs, args.system)
     };
-    let templates = load_templates(args.templates.as_deref())?;
+    let templates = load_templates(args.templates.as_deref(), &mut reader)?;
 
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
     let mut control_planes = Vec::new();
@@ -243,13 +270,13 @@ fn locate(err: RenderError, origins: &BTreeMap<String, String>) -> anyhow::Error
     }
 }
 
-/// The embedded templates, overridden by the `.yaml` files under `dir`.
-fn load_templates(dir: Option<&Path>) -> anyhow::Result<TemplateSet> {
+/// The embedded templates, overridden by the `.yaml` files under `dir` (read by `reader`).
+fn load_templates(dir: Option<&Path>, reader: &mut Reader) -> anyhow::Result<TemplateSet> {
     let Some(dir) = dir else {
         return Ok(TemplateSet::embedded());
     };
     let mut files = Vec::new();
-    collect_templates(dir, dir, &mut files)
+    collect_templates(dir, dir, reader, &mut files)
         .with_context(|| format!("failed to read templates directory {}", dir.display()))?;
     if files.is_empty() {
         bail!("templates directory {} has no .yaml files", dir.display());
@@ -260,13 +287,14 @@ fn load_templates(dir: Option<&Path>) -> anyhow::Result<TemplateSet> {
 fn collect_templates(
     root: &Path,
     dir: &Path,
+    reader: &mut Reader,
     files: &mut Vec<(String, String)>,
-) -> std::io::Result<()> {
+) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         // Only real directories are entered, so a symlink cycle cannot loop.
         if std::fs::symlink_metadata(&path)?.is_dir() {
-            collect_templates(root, &path, files)?;
+            collect_templates(root, &path, reader, files)?;
         } else if path.is_file() && path.extension().is_some_and(|e| e == "yaml") {
             let relative = path.strip_prefix(root).unwrap_or(&path);
             let name = relative
@@ -274,7 +302,7 @@ fn collect_templates(
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            files.push((name, std::fs::read_to_string(&path)?));
+            files.push((name, reader.read_path(&path)?));
         }
     }
     Ok(())

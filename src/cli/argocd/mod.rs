@@ -21,6 +21,7 @@ use kflex_core::settings::Settings;
 
 use super::settings::{SettingsArgs, values_file};
 use crate::input::{self, Inputs};
+use crate::read::Reader;
 
 /// The file that marks a directory as kflex's for Argo CD's discovery, and holds the
 /// Application's settings (a values file; it may be empty).
@@ -35,19 +36,20 @@ pub(crate) struct Plugin {
     pub system: bool,
 }
 
-/// Reads the source directory `dir` and Argo CD's variables among `vars`.
+/// Reads the source directory `dir` (through `reader`) and Argo CD's variables among `vars`.
 pub(crate) fn prepare(
     flags: &SettingsArgs,
     dir: &Path,
     vars: &[(String, String)],
     system_flag: bool,
+    reader: &mut Reader,
 ) -> anyhow::Result<Plugin> {
     let argo = env::read(vars)?;
     let mut layers = vec![argo.kube_version];
-    layers.extend(flags.layers(vars.iter().cloned())?);
+    layers.extend(flags.layers(reader, vars.iter().cloned())?);
     let settings_file = dir.join(SETTINGS_FILE);
     if settings_file.is_file() {
-        layers.push(values_file(&settings_file)?);
+        layers.push(values_file(reader, &settings_file)?);
     }
     layers.push(argo.env);
     layers.push(argo.parameters);
@@ -59,7 +61,7 @@ pub(crate) fn prepare(
             dir.display()
         )
     })?;
-    let inputs = input::load(&files, false, std::io::empty())?;
+    let inputs = input::load(&files, false, std::io::empty(), reader)?;
     let system = system_flag || argo.system;
     if inputs.control_planes.is_empty() && !system {
         let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());

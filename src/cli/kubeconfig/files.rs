@@ -14,6 +14,8 @@ use anyhow::{Context as _, bail};
 use kflex_core::yaml;
 use serde_json::{Map, Value};
 
+use crate::read::Reader;
+
 /// Where the user's kubeconfig comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sources {
@@ -76,19 +78,16 @@ pub struct File {
 impl File {
     /// Reads `path`; a missing file is an empty document (kubectl creates it on first write).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    path: path.to_owned(),
-                    document: Map::new(),
-                    existed: false,
-                    changed: false,
-                });
-            }
-            Err(err) => {
-                return Err(err).with_context(|| format!("reading kubeconfig {}", path.display()));
-            }
+        let text = Reader::default()
+            .read_path_if_exists(path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        let Some(text) = text else {
+            return Ok(Self {
+                path: path.to_owned(),
+                document: Map::new(),
+                existed: false,
+                changed: false,
+            });
         };
         let document = parse(&text).with_context(|| format!("kubeconfig {}", path.display()))?;
         Ok(Self {
