@@ -490,7 +490,7 @@ fn hook_values_are_data_even_when_they_look_like_yaml() {
 fn output_dir_writes_one_file_per_object_and_replaces_what_was_there() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("rendered");
-    std::fs::create_dir_all(out.join("cp1")).expect("created");
+    stdout(kflex().args(["render", "cp1", "--output-dir"]).arg(&out));
     std::fs::write(out.join("cp1/stale.yaml"), "old").expect("written");
     std::fs::write(out.join("unrelated.txt"), "mine").expect("written");
     let printed = stdout(
@@ -553,10 +553,11 @@ fn output_dir_removes_the_sets_of_control_planes_no_longer_rendered() {
             .arg(&out),
     );
     assert!(out.join("cp2/kustomization.yaml").exists());
-    // A directory of the user's and an interrupted earlier run's staging directory.
+    // A directory of the user's, and the staging directory of an earlier run that was killed.
     std::fs::create_dir_all(out.join("mine")).expect("created");
     std::fs::write(out.join("mine/kustomization.yaml"), "resources: []\n").expect("written");
-    std::fs::create_dir_all(out.join(".cp3.kflex-tmp")).expect("created");
+    std::fs::create_dir_all(out.join(".kflex-staging-x1/old/cp3")).expect("created");
+    std::fs::write(out.join(".kflex-staging-x1/kflex-render-staging"), "").expect("written");
     // cp2 was removed from the input: its objects must not stay behind for Flux to apply.
     stdout(kflex().args(["render", "cp1", "--output-dir"]).arg(&out));
     let mut left: Vec<String> = std::fs::read_dir(&out)
@@ -565,6 +566,109 @@ fn output_dir_removes_the_sets_of_control_planes_no_longer_rendered() {
         .collect();
     left.sort();
     assert_eq!(left, ["cp1", "mine"]);
+}
+
+/// Every entry under `root`, with each file's bytes and each link's target, to compare a
+/// directory before and after a refused run.
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("readable") {
+            let path = entry.expect("readable").path();
+            let name = path
+                .strip_prefix(root)
+                .expect("under root")
+                .display()
+                .to_string();
+            let metadata = std::fs::symlink_metadata(&path).expect("readable");
+            if metadata.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("link");
+                out.push((name, format!("-> {}", target.display()).into_bytes()));
+            } else if metadata.is_dir() {
+                out.push((name, b"dir".to_vec()));
+                walk(root, &path, out);
+            } else {
+                out.push((name, std::fs::read(&path).expect("readable")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn output_dir_refuses_to_replace_what_kflex_did_not_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("rendered");
+    stdout(kflex().args(["render", "cp1", "--output-dir"]).arg(&out));
+    // A user's folder that happens to have a control plane's name, a file, and a link.
+    std::fs::create_dir(out.join("photos")).expect("created");
+    std::fs::write(out.join("photos/cat.jpg"), "meow").expect("written");
+    std::fs::write(out.join("notes"), "mine").expect("written");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.path(), out.join("link")).expect("linked");
+    let before = tree(&out);
+    let mut cases = vec![
+        ("photos", "is a directory without kustomization.yaml"),
+        ("notes", "is a file"),
+    ];
+    if cfg!(unix) {
+        cases.push(("link", "is a symbolic link"));
+    }
+    for (name, what) in cases {
+        let stderr = refused(
+            kflex()
+                .args(["render", "cp1", name, "--output-dir"])
+                .arg(&out),
+        );
+        assert!(
+            stderr.contains(&format!("{} {what}", out.join(name).display()))
+                && stderr.contains("nothing was changed"),
+            "{stderr}"
+        );
+        assert_eq!(tree(&out), before, "{name}: the directory is as it was");
+    }
+}
+
+/// As root, permissions do not stop a rename; this test then says so and checks nothing.
+#[cfg(unix)]
+#[test]
+fn output_dir_is_left_as_it_was_when_a_set_cannot_be_replaced_part_way() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("rendered");
+    stdout(
+        kflex()
+            .args(["render", "cp1", "cp2", "cp3", "--output-dir"])
+            .arg(&out),
+    );
+    // cp2 cannot be moved (moving a directory rewrites its `..`): cp1 is swapped in first.
+    let read_only = std::fs::Permissions::from_mode(0o555);
+    std::fs::set_permissions(out.join("cp2"), read_only).expect("chmod");
+    if std::fs::write(out.join("cp2/probe"), "").is_ok() {
+        std::fs::remove_file(out.join("cp2/probe")).expect("removed");
+        eprintln!("skipped: permissions are not enforced for this user");
+        return;
+    }
+    let before = tree(&out);
+    let stderr = refused(
+        kflex()
+            .args([
+                "render",
+                "cp1",
+                "cp2",
+                "--system",
+                "--domain",
+                "other.example",
+            ])
+            .arg("--output-dir")
+            .arg(&out),
+    );
+    assert!(stderr.contains("nothing in it was changed"), "{stderr}");
+    assert_eq!(tree(&out), before);
+    std::fs::set_permissions(out.join("cp2"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
 }
 
 #[test]

@@ -62,7 +62,8 @@ pub(crate) struct RenderArgs {
     output: Format,
     /// Write one file per object to DIR/<control plane>/ (DIR/system/ for --system), replacing
     /// those directories and removing the ones earlier runs wrote for sets not rendered now,
-    /// instead of printing
+    /// instead of printing; all or nothing, and only directories kflex wrote are replaced or
+    /// removed
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
     /// Argo CD plugin mode: render the ControlPlanes and PostCreateHooks under the current
