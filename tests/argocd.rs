@@ -405,6 +405,29 @@ fn a_broken_secret_or_settings_file_is_located_but_never_shown() {
 }
 
 #[test]
+fn an_empty_source_directory_is_rendered_only_when_the_plugin_allows_it() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let env = argo_environment(&application());
+    let output = Command::cargo_bin("kflex")
+        .expect("binary built")
+        .args(generate_args())
+        .arg("--allow-empty")
+        .current_dir(empty.path())
+        .env_clear()
+        .envs(&env)
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+    let stderr = refused(empty.path(), &[]);
+    assert!(stderr.contains("--allow-empty"), "{stderr}");
+}
+
+#[test]
 fn a_bad_application_env_value_prints_nothing_and_names_the_variable() {
     let dir = example_copy();
     let stderr = refused(dir.path(), &[("ARGOCD_ENV_IS_OPENSHIFT", "maybe")]);

@@ -672,6 +672,80 @@ fn output_dir_is_left_as_it_was_when_a_set_cannot_be_replaced_part_way() {
 }
 
 #[test]
+fn an_empty_result_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hooks = write_hook(
+        dir.path(),
+        "{apiVersion: v1, kind: ConfigMap, metadata: {name: c}}",
+    );
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").expect("written");
+    let comments = dir.path().join("comments.yaml");
+    std::fs::write(
+        &comments,
+        "# nothing yet
+---
+# still nothing
+",
+    )
+    .expect("written");
+    let list = dir.path().join("list.yaml");
+    std::fs::write(
+        &list,
+        "apiVersion: v1
+kind: List
+items: []
+",
+    )
+    .expect("written");
+    let files = [&empty, &comments, &list, Path::new(&hooks)];
+    for file in files {
+        for format in ["yaml", "json"] {
+            let stderr = refused(kflex().args(["render", "-o", format, "-f"]).arg(file));
+            assert!(
+                stderr.contains("nothing rendered: the inputs hold no ControlPlane")
+                    && stderr.contains("--allow-empty"),
+                "{stderr}"
+            );
+            let printed = stdout(
+                kflex()
+                    .args(["render", "--allow-empty", "-o", format, "-f"])
+                    .arg(file),
+            );
+            assert!(printed.is_empty(), "{printed}");
+        }
+    }
+    let stderr = refused(kflex().args(["render", "-f", "-"]).write_stdin(""));
+    assert!(stderr.contains("--allow-empty"), "{stderr}");
+    // With --output-dir, an empty result would remove every set: refused, nothing changed.
+    let out = dir.path().join("rendered");
+    stdout(
+        kflex()
+            .args(["render", "cp1", "--system", "--output-dir"])
+            .arg(&out),
+    );
+    std::fs::write(out.join("notes.txt"), "mine").expect("written");
+    let before = tree(&out);
+    let stderr = refused(
+        kflex()
+            .args(["render", "-f", &hooks, "--output-dir"])
+            .arg(&out),
+    );
+    assert!(
+        stderr.contains("would remove every set directory earlier runs wrote"),
+        "{stderr}"
+    );
+    assert_eq!(tree(&out), before);
+    // Allowed, the directory mirrors a run with nothing in it.
+    stdout(
+        kflex()
+            .args(["render", "--allow-empty", "-f", &hooks, "--output-dir"])
+            .arg(&out),
+    );
+    assert_eq!(tree(&out), [("notes.txt".to_owned(), b"mine".to_vec())]);
+}
+
+#[test]
 fn a_fleet_file_of_more_than_a_thousand_control_planes_renders() {
     let text: String = (0..1_100)
         .map(|i| {

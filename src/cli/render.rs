@@ -72,6 +72,11 @@ pub(crate) struct RenderArgs {
     /// would apply
     #[arg(long, conflicts_with_all = ["names", "files", "recursive", "type_"])]
     argocd: bool,
+    /// Succeed when the inputs render no object at all: print nothing (with --output-dir,
+    /// remove every set earlier runs wrote). Without it that is an error, because Argo CD and
+    /// Flux delete everything they applied when handed nothing
+    #[arg(long)]
+    allow_empty: bool,
     /// Directory whose templates replace the embedded ones file by file (layout of templates/)
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
@@ -138,6 +143,7 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
             Path::new("."),
             &environment,
             args.system,
+            args.allow_empty,
             &mut reader,
         )?;
         (plugin.settings, plugin.inputs, plugin.system)
@@ -188,10 +194,12 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     let mut sets = Vec::new();
     let mut warnings = Vec::new();
     let mut system_keys = Vec::new();
+    let mut objects = 0;
     if system {
         let system = renderer.render_system()?;
         system_keys = system.shareable_keys();
         warnings.extend(system.warnings);
+        objects += system.manifests.len();
         sets.push((
             SYSTEM_SET.to_owned(),
             output::finish(system.manifests, &target)?,
@@ -208,7 +216,11 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
         &catalog,
         batch::default_threads(),
         &rendered,
-        |manifests| output::finish(manifests, &target).map_err(BatchError::Emit),
+        |manifests| {
+            let count = manifests.len();
+            let formatted = output::finish(manifests, &target).map_err(BatchError::Emit)?;
+            Ok((count, formatted))
+        },
     )
     .map_err(|err| match err {
         BatchError::Render(err) => locate(err, &origins),
@@ -216,12 +228,46 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     })?;
     for set in finished {
         warnings.extend(set.warnings);
-        sets.push((set.control_plane, set.output));
+        let (count, formatted) = set.output;
+        objects += count;
+        sets.push((set.control_plane, formatted));
     }
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
+    if objects == 0 {
+        if !args.allow_empty {
+            bail!(nothing_rendered(&args, control_planes.len()));
+        }
+        if target.dir.is_none() {
+            // Not even an empty JSON list: nothing is what was asked for.
+            return Ok(());
+        }
+    }
     output::write(&target, sets)
+}
+
+/// Why an empty result is refused, and how to allow it.
+fn nothing_rendered(args: &RenderArgs, control_planes: usize) -> String {
+    let what = if control_planes == 0 {
+        "the inputs hold no ControlPlane (and --system was not given)".to_owned()
+    } else {
+        format!("the {control_planes} control planes rendered no object")
+    };
+    let consequence = match &args.output_dir {
+        Some(dir) => format!(
+            "writing it would remove every set directory earlier runs wrote to {}, and Flux \
+             would then delete every control plane",
+            dir.display()
+        ),
+        None => "an empty stream makes Argo CD and Flux delete every object they applied \
+                 before"
+            .to_owned(),
+    };
+    format!(
+        "nothing rendered: {what}; refusing, because {consequence}. If that is intended, pass \
+         --allow-empty"
+    )
 }
 
 /// What can go wrong on a rendering worker.

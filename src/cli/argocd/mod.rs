@@ -9,8 +9,8 @@
 //! the sidecar); then what the Application says: `kflex.yaml` in its source directory, its plugin
 //! env (`ARGOCD_ENV_*`) and its plugin parameters (`PARAM_*`), which the Argo CD UI edits, last.
 //!
-//! Anything that would print an empty stream is an error: Argo CD would prune every object of
-//! the Application.
+//! Anything that would print an empty stream is an error, unless the plugin's command says
+//! `--allow-empty`: Argo CD would prune every object of the Application.
 
 mod env;
 
@@ -42,6 +42,7 @@ pub(crate) fn prepare(
     dir: &Path,
     vars: &[(String, String)],
     system_flag: bool,
+    allow_empty: bool,
     reader: &mut Reader,
 ) -> anyhow::Result<Plugin> {
     let argo = env::read(vars)?;
@@ -63,13 +64,14 @@ pub(crate) fn prepare(
     })?;
     let inputs = input::load(&files, false, std::io::empty(), reader)?;
     let system = system_flag || argo.system;
-    if inputs.control_planes.is_empty() && !system {
+    if inputs.control_planes.is_empty() && !system && !allow_empty {
         let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         bail!(
             "no ControlPlane found in {} or its subdirectories ({} files read); refusing to \
              print an empty stream, which would make Argo CD prune every object of the \
              Application (set the plugin parameter system=true to render only the system \
-             manifests)",
+             manifests; if pruning everything is intended, the plugin's command needs \
+             --allow-empty)",
             absolute.display(),
             files.len()
         );
