@@ -8,5 +8,6 @@ pub mod cli;
 pub mod controller;
 pub mod input;
 pub mod output;
+pub mod read;
 #[cfg(test)]
 mod roundtrip_tests;

@@ -179,7 +179,8 @@ fn input_file() -> impl Strategy<Value = String> {
 /// refuses the input.
 fn render(text: &str) -> Option<(String, Vec<Value>)> {
     let mut inputs = Inputs::default();
-    input::parse_file("input.yaml", text, &mut inputs).ok()?;
+    let mut reader = crate::read::Reader::default();
+    input::parse_file("input.yaml", text, &mut reader, &mut inputs).ok()?;
     let catalog = HookCatalog::new(inputs.hooks.into_iter().map(|h| h.value)).ok()?;
     let control_planes: Vec<_> = inputs.control_planes.into_iter().map(|c| c.value).collect();
     let renderer = Renderer::new(Settings::default(), &TemplateSet::embedded()).ok()?;

@@ -374,6 +374,59 @@ fn a_broken_control_plane_file_prints_nothing_and_names_the_file() {
     assert!(stderr.contains("team-b.yaml: not valid YAML"), "{stderr}");
 }
 
+/// A Secret committed by mistake, or a settings file, holds credentials: when it does not parse,
+/// the plugin names file, line and column, and its log never shows the text.
+#[test]
+fn a_broken_secret_or_settings_file_is_located_but_never_shown() {
+    let marker = "SECRET-TOKEN-123";
+    let dir = example_copy();
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\nstringData:\n  password: {marker}\n  token: \"{marker}\n  other: {marker}\n"
+    );
+    std::fs::write(dir.path().join("secret.yaml"), &secret).expect("written");
+    let stderr = refused(dir.path(), &[]);
+    assert!(
+        stderr.contains("secret.yaml: not valid YAML or JSON: line "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(marker), "{stderr}");
+    std::fs::remove_file(dir.path().join("secret.yaml")).expect("removed");
+    std::fs::write(
+        dir.path().join("kflex.yaml"),
+        format!("domain: example.com\nimages: {{kine: {{tag: {marker}}}\n"),
+    )
+    .expect("written");
+    let stderr = refused(dir.path(), &[]);
+    assert!(
+        stderr.contains("kflex.yaml: not valid YAML or JSON: line "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(marker), "{stderr}");
+}
+
+#[test]
+fn an_empty_source_directory_is_rendered_only_when_the_plugin_allows_it() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let env = argo_environment(&application());
+    let output = Command::cargo_bin("kflex")
+        .expect("binary built")
+        .args(generate_args())
+        .arg("--allow-empty")
+        .current_dir(empty.path())
+        .env_clear()
+        .envs(&env)
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+    let stderr = refused(empty.path(), &[]);
+    assert!(stderr.contains("--allow-empty"), "{stderr}");
+}
+
 #[test]
 fn a_bad_application_env_value_prints_nothing_and_names_the_variable() {
     let dir = example_copy();

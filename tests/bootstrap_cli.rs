@@ -180,3 +180,108 @@ fn flags_that_do_not_fit_together_are_refused_before_anything_runs() {
         stderr(&output)
     );
 }
+
+/// Runs `kflex ARGS` with `$KUBECONFIG`, off the runtime serving a fake API.
+async fn kflex_with(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = kflex(args);
+    command
+        .env("KUBECONFIG", kubeconfig)
+        .timeout(std::time::Duration::from_secs(60));
+    tokio::task::spawn_blocking(move || command.output().expect("runs"))
+        .await
+        .expect("ran")
+}
+
+/// A kubeconfig the programs read — their own, the bootstrap Secret's, the one a server wrote —
+/// holds tokens and keys: when it does not parse, the error says where, never what is there.
+#[tokio::test]
+async fn a_broken_kubeconfig_is_located_but_never_shown() {
+    use base64::Engine as _;
+    let marker = "SECRET-TOKEN-123";
+    let broken = format!(
+        "apiVersion: v1\nusers:\n- name: u\n  user:\n    token: {marker}\n    key: [{marker}\nx: {marker}\n"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken_file = dir.path().join("broken");
+    std::fs::write(&broken_file, &broken).expect("written");
+    let broken_path = broken_file.to_str().expect("UTF-8");
+    let adopt = [
+        "bootstrap",
+        "adopt",
+        "--control-plane=cp",
+        "--bootstrap-namespace=cp-system",
+        "--bootstrap-secret=bootstrap",
+        "--namespace=cp-system",
+    ];
+    let publish_from_secret = [
+        "bootstrap",
+        "publish-kubeconfig",
+        "--namespace=cp-system",
+        "--secret=admin",
+        "--from-secret=vc",
+        "--from-key=config",
+        "--in-cluster-key=incluster",
+        "--in-cluster-server=https://cp.cp-system",
+    ];
+    let publish_from_file = [
+        "bootstrap",
+        "publish-kubeconfig",
+        "--namespace=cp-system",
+        "--secret=admin",
+        &format!("--kubeconfig-file={broken_path}"),
+        "--in-cluster-key=incluster",
+        "--in-cluster-server=https://cp.cp-system",
+    ];
+    let check = |case: &str, output: &Output, location: &str| {
+        let text = stderr(output);
+        assert_eq!(output.status.code(), Some(1), "{case}: {text}");
+        assert!(text.contains(location), "{case}: says where: {text}");
+        assert!(!text.contains(marker), "{case}: {text}");
+        assert!(output.stdout.is_empty(), "{case}");
+    };
+
+    // The program's own kubeconfig: nothing is reached.
+    for args in [&adopt[..], &publish_from_secret[..]] {
+        let output = kflex_with(&broken_file, args).await;
+        check(
+            args[1],
+            &output,
+            "the kubeconfig does not parse: line 7, column 2",
+        );
+    }
+
+    // The kubeconfigs it reads from Secrets and files, with a fake API.
+    let fake = kflex_testkit::FakeApi::new();
+    let address = fake.serve_http().await.expect("serves");
+    let config = dir.path().join("config");
+    std::fs::write(&config, kflex_testkit::FakeApi::kubeconfig(address)).expect("written");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&broken);
+    for (name, key) in [("bootstrap", "kubeconfig-incluster"), ("vc", "config")] {
+        fake.put(
+            "",
+            "secrets",
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": "cp-system"},
+                "data": {key: encoded}}),
+        );
+    }
+    let output = kflex_with(&config, &adopt).await;
+    check(
+        "adopt",
+        &output,
+        "Secret cp-system/bootstrap, key \"kubeconfig-incluster\"",
+    );
+    check(
+        "adopt",
+        &output,
+        "the kubeconfig does not parse: line 7, column 2",
+    );
+    for args in [&publish_from_secret[..], &publish_from_file[..]] {
+        let output = kflex_with(&config, args).await;
+        check(
+            "publish",
+            &output,
+            "the kubeconfig does not parse: line 7, column 2",
+        );
+    }
+}

@@ -573,7 +573,7 @@ fn hook_values_are_data_even_when_they_look_like_yaml() {
 fn output_dir_writes_one_file_per_object_and_replaces_what_was_there() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("rendered");
-    std::fs::create_dir_all(out.join("cp1")).expect("created");
+    stdout(kflex().args(["render", "cp1", "--output-dir"]).arg(&out));
     std::fs::write(out.join("cp1/stale.yaml"), "old").expect("written");
     std::fs::write(out.join("unrelated.txt"), "mine").expect("written");
     let printed = stdout(
@@ -636,10 +636,11 @@ fn output_dir_removes_the_sets_of_control_planes_no_longer_rendered() {
             .arg(&out),
     );
     assert!(out.join("cp2/kustomization.yaml").exists());
-    // A directory of the user's and an interrupted earlier run's staging directory.
+    // A directory of the user's, and the staging directory of an earlier run that was killed.
     std::fs::create_dir_all(out.join("mine")).expect("created");
     std::fs::write(out.join("mine/kustomization.yaml"), "resources: []\n").expect("written");
-    std::fs::create_dir_all(out.join(".cp3.kflex-tmp")).expect("created");
+    std::fs::create_dir_all(out.join(".kflex-staging-x1/old/cp3")).expect("created");
+    std::fs::write(out.join(".kflex-staging-x1/kflex-render-staging"), "").expect("written");
     // cp2 was removed from the input: its objects must not stay behind for Flux to apply.
     stdout(kflex().args(["render", "cp1", "--output-dir"]).arg(&out));
     let mut left: Vec<String> = std::fs::read_dir(&out)
@@ -648,6 +649,294 @@ fn output_dir_removes_the_sets_of_control_planes_no_longer_rendered() {
         .collect();
     left.sort();
     assert_eq!(left, ["cp1", "mine"]);
+}
+
+/// Every entry under `root`, with each file's bytes and each link's target, to compare a
+/// directory before and after a refused run.
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("readable") {
+            let path = entry.expect("readable").path();
+            let name = path
+                .strip_prefix(root)
+                .expect("under root")
+                .display()
+                .to_string();
+            let metadata = std::fs::symlink_metadata(&path).expect("readable");
+            if metadata.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("link");
+                out.push((name, format!("-> {}", target.display()).into_bytes()));
+            } else if metadata.is_dir() {
+                out.push((name, b"dir".to_vec()));
+                walk(root, &path, out);
+            } else {
+                out.push((name, std::fs::read(&path).expect("readable")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn output_dir_refuses_to_replace_what_kflex_did_not_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("rendered");
+    stdout(kflex().args(["render", "cp1", "--output-dir"]).arg(&out));
+    // A user's folder that happens to have a control plane's name, a file, and a link.
+    std::fs::create_dir(out.join("photos")).expect("created");
+    std::fs::write(out.join("photos/cat.jpg"), "meow").expect("written");
+    std::fs::write(out.join("notes"), "mine").expect("written");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.path(), out.join("link")).expect("linked");
+    let before = tree(&out);
+    let mut cases = vec![
+        ("photos", "is a directory without kustomization.yaml"),
+        ("notes", "is a file"),
+    ];
+    if cfg!(unix) {
+        cases.push(("link", "is a symbolic link"));
+    }
+    for (name, what) in cases {
+        let stderr = refused(
+            kflex()
+                .args(["render", "cp1", name, "--output-dir"])
+                .arg(&out),
+        );
+        assert!(
+            stderr.contains(&format!("{} {what}", out.join(name).display()))
+                && stderr.contains("nothing was changed"),
+            "{stderr}"
+        );
+        assert_eq!(tree(&out), before, "{name}: the directory is as it was");
+    }
+}
+
+/// As root, permissions do not stop a rename; this test then says so and checks nothing.
+#[cfg(unix)]
+#[test]
+fn output_dir_is_left_as_it_was_when_a_set_cannot_be_replaced_part_way() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("rendered");
+    stdout(
+        kflex()
+            .args(["render", "cp1", "cp2", "cp3", "--output-dir"])
+            .arg(&out),
+    );
+    // cp2 cannot be moved (moving a directory rewrites its `..`): cp1 is swapped in first.
+    let read_only = std::fs::Permissions::from_mode(0o555);
+    std::fs::set_permissions(out.join("cp2"), read_only).expect("chmod");
+    if std::fs::write(out.join("cp2/probe"), "").is_ok() {
+        std::fs::remove_file(out.join("cp2/probe")).expect("removed");
+        eprintln!("skipped: permissions are not enforced for this user");
+        return;
+    }
+    let before = tree(&out);
+    let stderr = refused(
+        kflex()
+            .args([
+                "render",
+                "cp1",
+                "cp2",
+                "--system",
+                "--domain",
+                "other.example",
+            ])
+            .arg("--output-dir")
+            .arg(&out),
+    );
+    assert!(stderr.contains("nothing in it was changed"), "{stderr}");
+    assert_eq!(tree(&out), before);
+    std::fs::set_permissions(out.join("cp2"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+}
+
+#[test]
+fn an_empty_result_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hooks = write_hook(
+        dir.path(),
+        "{apiVersion: v1, kind: ConfigMap, metadata: {name: c}}",
+    );
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").expect("written");
+    let comments = dir.path().join("comments.yaml");
+    std::fs::write(
+        &comments,
+        "# nothing yet
+---
+# still nothing
+",
+    )
+    .expect("written");
+    let list = dir.path().join("list.yaml");
+    std::fs::write(
+        &list,
+        "apiVersion: v1
+kind: List
+items: []
+",
+    )
+    .expect("written");
+    let files = [&empty, &comments, &list, Path::new(&hooks)];
+    for file in files {
+        for format in ["yaml", "json"] {
+            let stderr = refused(kflex().args(["render", "-o", format, "-f"]).arg(file));
+            assert!(
+                stderr.contains("nothing rendered: the inputs hold no ControlPlane")
+                    && stderr.contains("--allow-empty"),
+                "{stderr}"
+            );
+            let printed = stdout(
+                kflex()
+                    .args(["render", "--allow-empty", "-o", format, "-f"])
+                    .arg(file),
+            );
+            assert!(printed.is_empty(), "{printed}");
+        }
+    }
+    let stderr = refused(kflex().args(["render", "-f", "-"]).write_stdin(""));
+    assert!(stderr.contains("--allow-empty"), "{stderr}");
+    // With --output-dir, an empty result would remove every set: refused, nothing changed.
+    let out = dir.path().join("rendered");
+    stdout(
+        kflex()
+            .args(["render", "cp1", "--system", "--output-dir"])
+            .arg(&out),
+    );
+    std::fs::write(out.join("notes.txt"), "mine").expect("written");
+    let before = tree(&out);
+    let stderr = refused(
+        kflex()
+            .args(["render", "-f", &hooks, "--output-dir"])
+            .arg(&out),
+    );
+    assert!(
+        stderr.contains("would remove every set directory earlier runs wrote"),
+        "{stderr}"
+    );
+    assert_eq!(tree(&out), before);
+    // Allowed, the directory mirrors a run with nothing in it.
+    stdout(
+        kflex()
+            .args(["render", "--allow-empty", "-f", &hooks, "--output-dir"])
+            .arg(&out),
+    );
+    assert_eq!(tree(&out), [("notes.txt".to_owned(), b"mine".to_vec())]);
+}
+
+#[test]
+fn a_fleet_file_of_more_than_a_thousand_control_planes_renders() {
+    let text: String = (0..1_100)
+        .map(|i| {
+            format!(
+                "---\napiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+                 metadata:\n  name: cp{i:04}\nspec:\n  type: k8s\n"
+            )
+        })
+        .collect();
+    let out = stdout(kflex().args(["render", "-f", "-"]).write_stdin(text));
+    assert_eq!(out.matches("\nkind: Namespace\n").count(), 1_100);
+}
+
+#[test]
+fn parse_errors_name_line_and_column_but_never_show_the_input() {
+    let marker = "SECRET-TOKEN-123";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = format!(
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+         metadata: {{name: cp1, annotations: {{token: {marker}}}}}\nspec: {{type: k8s\n\
+         other: {marker}\n"
+    );
+    let file = dir.path().join("cp.yaml");
+    std::fs::write(&file, &broken).expect("written");
+    let stderr = refused(kflex().args(["render", "-f"]).arg(&file));
+    assert!(
+        stderr.contains(&format!(
+            "{}: not valid YAML or JSON: line ",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(marker), "{stderr}");
+    let stderr = refused(
+        kflex()
+            .args(["render", "-f", "-"])
+            .write_stdin(broken.clone()),
+    );
+    assert!(
+        stderr.contains("<stdin>: not valid YAML or JSON: line "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(marker), "{stderr}");
+    let values = dir.path().join("values.yaml");
+    for text in [
+        format!("domain: [{marker}\nimages: {{}}\n"),
+        format!("domain: {marker}\ndomain: {marker}\n"),
+        format!("images: &a {{kine: {{tag: {marker}}}}}\nother: *b\n"),
+    ] {
+        std::fs::write(&values, text).expect("written");
+        let stderr = refused(kflex().args(["render", "cp1", "--values"]).arg(&values));
+        assert!(
+            stderr.contains(&format!(
+                "values file {}: not valid YAML or JSON: line ",
+                values.display()
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(marker), "{stderr}");
+    }
+}
+
+#[test]
+fn inputs_are_read_up_to_a_cap_that_flags_raise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cp = std::fs::read_to_string(acceptance("cp-k8s.yaml")).expect("readable");
+    let padded = format!("{cp}{}", "# padding\n".repeat(200));
+    let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+    std::fs::write(&a, &padded).expect("written");
+    std::fs::write(&b, padded.replace("cp1", "cp2")).expect("written");
+    let stderr = refused(
+        kflex()
+            .args(["render", "--max-input-bytes", "1Ki", "-f"])
+            .arg(&a),
+    );
+    assert!(
+        stderr.contains(
+            "larger than 1 KiB, the most kflex reads of one input (raise it with --max-input-bytes)"
+        ),
+        "{stderr}"
+    );
+    let stderr = refused(
+        kflex()
+            .args(["render", "--max-total-input-bytes", "3Ki", "-f"])
+            .arg(&a)
+            .arg("-f")
+            .arg(&b),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}: reading it would take kflex's inputs past 3 KiB",
+            b.display()
+        )) && stderr.contains("--max-total-input-bytes"),
+        "{stderr}"
+    );
+    let out = stdout(
+        kflex()
+            .args(["render", "--max-total-input-bytes", "5Ki", "-f"])
+            .arg(&a)
+            .arg("-f")
+            .arg(&b),
+    );
+    assert!(out.contains("name: cp2-system"));
+    let output = kflex()
+        .args(["render", "cp1", "--max-input-bytes", "64MB"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "a usage error");
 }
 
 #[test]

@@ -472,3 +472,49 @@ fn a_command_waits_for_the_lock_and_then_edits_what_the_other_program_wrote() {
     );
     assert!(!lock.exists());
 }
+
+/// A kubeconfig holds tokens and keys: when it does not parse, the error names the file, line
+/// and column, and never shows the lines around the error or a value (they end up in CI logs).
+#[test]
+fn a_broken_kubeconfig_is_located_but_never_shown() {
+    let marker = "SECRET-TOKEN-123";
+    let home = Home::new();
+    let valid_start = "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+                       clusters:\n- name: c\n  cluster: {server: https://127.0.0.1:9}\n\
+                       contexts:\n- name: c\n  context: {cluster: c, user: u}\n";
+    for (case, text) in [
+        (
+            "a syntax error between two tokens",
+            format!(
+                "{valid_start}users:\n- name: u\n  user:\n    token: {marker}\n    client-key-data: [{marker}\nx: {marker}\n"
+            ),
+        ),
+        (
+            "a token of the wrong type",
+            format!("{valid_start}users:\n- name: u\n  user:\n    token: {{value: {marker}}}\n"),
+        ),
+        (
+            "a key given twice",
+            format!(
+                "{valid_start}users:\n- name: u\n  user:\n    token: {marker}\n    token: {marker}\n"
+            ),
+        ),
+    ] {
+        std::fs::write(home.path("broken.yaml"), &text).expect("test setup");
+        {
+            let output = home
+                .kflex(&["broken.yaml"])
+                .arg("list")
+                .output()
+                .expect("runs");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{case}: {stderr}");
+            assert!(
+                stderr.contains("broken.yaml") && stderr.contains("line "),
+                "{case}: names the file and line: {stderr}"
+            );
+            assert!(!stderr.contains(marker), "{case}: {stderr}");
+            assert!(!String::from_utf8_lossy(&output.stdout).contains(marker));
+        }
+    }
+}

@@ -1,11 +1,17 @@
 //! Kubeconfig files: building them (with kube-rs's own types, so what kflex writes is what
 //! kube-rs and kubectl read), reading the parts renewal decisions need, and pointing them at
-//! another server.
+//! another server. kube-rs's parse errors quote the text around the error, which in a kubeconfig
+//! is tokens and keys: every kubeconfig kflex parses with kube-rs goes through [`parse`],
+//! [`read_file`] or [`infer_client`], which say line, column and reason instead.
+
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
+use kflex_core::yaml::{self, ParseError};
 use kube::config::{
-    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, KubeconfigError, NamedAuthInfo,
+    NamedCluster, NamedContext,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -83,8 +89,43 @@ pub fn to_yaml(kubeconfig: &Kubeconfig) -> anyhow::Result<String> {
 /// Parses a kubeconfig as kube-rs (and kubectl) would.
 pub fn parse(bytes: &[u8]) -> anyhow::Result<Kubeconfig> {
     let text = std::str::from_utf8(bytes).context("the kubeconfig is not UTF-8")?;
-    Kubeconfig::from_yaml(text)
-        .map_err(|err| anyhow::anyhow!("the kubeconfig does not parse: {err}"))
+    // kflex's limits first: kube-rs parses with serde-saphyr's defaults.
+    yaml::check(text, yaml::Limits::default())
+        .map_err(|err| anyhow::anyhow!("the kubeconfig does not parse: {err}"))?;
+    Kubeconfig::from_yaml(text).map_err(|err| anyhow::anyhow!(without_text(err)))
+}
+
+/// Reads and parses a kubeconfig file as kube-rs does (file references in it made absolute).
+/// For a file kflex has read and checked already ([`crate::cli::kubeconfig::files::File::read`]).
+pub fn read_file(path: &Path) -> anyhow::Result<Kubeconfig> {
+    Kubeconfig::read_from(path).map_err(|err| anyhow::anyhow!(without_text(err)))
+}
+
+/// A client configured as kube-rs's `Client::try_default` configures it: from `$KUBECONFIG`
+/// (or `~/.kube/config`), else from the pod's service account.
+pub async fn infer_client() -> anyhow::Result<kube::Client> {
+    let config = match kube::Config::from_kubeconfig(&KubeConfigOptions::default()).await {
+        Ok(config) => config,
+        Err(kubeconfig) => kube::Config::incluster().map_err(|in_cluster| {
+            anyhow::anyhow!(
+                "no usable configuration: in-cluster: {in_cluster}; kubeconfig: {}",
+                without_text(kubeconfig)
+            )
+        })?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// kube-rs's error in words that never quote the kubeconfig: a parse error (whose message
+/// would show the lines around it) as line, column and reason.
+fn without_text(err: KubeconfigError) -> String {
+    match err {
+        KubeconfigError::Parse(inner) => format!(
+            "the kubeconfig does not parse: {}",
+            ParseError::from_saphyr(&inner, yaml::Limits::default())
+        ),
+        other => format!("the kubeconfig does not parse: {other}"),
+    }
 }
 
 /// The parts of a kubeconfig's current context that decide whether it is still right.
@@ -228,6 +269,28 @@ mod tests {
             .encode(br#"{"iat":100,"exp":700,"sub":"system:serviceaccount:x:y"}"#);
         assert_eq!(token_times(&format!("h.{payload}.s")), Some((100, 700)));
         assert_eq!(token_times("not-a-jwt"), None);
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_kubeconfig() {
+        let marker = "SECRET-TOKEN-123";
+        for text in [
+            format!("users:\n- name: u\n  user:\n    token: {marker}\n  bad: [\n"),
+            format!("users:\n- name: u\n  user:\n    token: [{marker}]\n"),
+            "users:\n- name: u\n  user:\n    token: {first: 123}\n".to_owned(),
+            format!("users:\n- name: u\n  user:\n    token: a\n    token: {marker}\n"),
+            format!("clusters: {marker}\n"),
+        ] {
+            let err = match parse(text.as_bytes()) {
+                Ok(_) => panic!("parses: {text}"),
+                Err(err) => format!("{err:#}"),
+            };
+            assert!(
+                err.starts_with("the kubeconfig does not parse: line "),
+                "{err}"
+            );
+            assert!(!err.contains(marker) && !err.contains("123"), "{err}");
+        }
     }
 
     #[test]

@@ -61,8 +61,13 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<bool> {
     let proposed = match &args.filename[..] {
         [] => None,
         files => Some(
-            crate::input::load(files, false, std::io::stdin().lock())
-                .context("reading the ControlPlane files")?,
+            crate::input::load(
+                files,
+                false,
+                std::io::stdin().lock(),
+                &mut crate::read::Reader::default(),
+            )
+            .context("reading the ControlPlane files")?,
         ),
     };
     let colour = match args.color {

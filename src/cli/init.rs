@@ -46,7 +46,9 @@ pub(crate) struct InitArgs {
 }
 
 pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
-    let settings = args.settings.resolve(std::env::vars())?;
+    let settings = args
+        .settings
+        .resolve(&mut crate::read::Reader::default(), std::env::vars())?;
     let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())
         .context("compiling the templates")?;
     let mut system = renderer.render_system()?.manifests;

@@ -14,6 +14,7 @@ use kflex_core::manifest::{EmitError, ObjectKey};
 use super::settings::SettingsArgs;
 use super::{Format, argocd};
 use crate::output::{self, Target};
+use crate::read::{self, CapFlags, ReadLimits, Reader};
 use crate::{batch, input};
 
 const EXAMPLES: &str = "\
@@ -61,7 +62,8 @@ pub(crate) struct RenderArgs {
     output: Format,
     /// Write one file per object to DIR/<control plane>/ (DIR/system/ for --system), replacing
     /// those directories and removing the ones earlier runs wrote for sets not rendered now,
-    /// instead of printing
+    /// instead of printing; all or nothing, and only directories kflex wrote are replaced or
+    /// removed
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
     /// Argo CD plugin mode: render the ControlPlanes and PostCreateHooks under the current
@@ -70,9 +72,21 @@ pub(crate) struct RenderArgs {
     /// would apply
     #[arg(long, conflicts_with_all = ["names", "files", "recursive", "type_"])]
     argocd: bool,
+    /// Succeed when the inputs render no object at all: print nothing (with --output-dir,
+    /// remove every set earlier runs wrote). Without it that is an error, because Argo CD and
+    /// Flux delete everything they applied when handed nothing
+    #[arg(long)]
+    allow_empty: bool,
     /// Directory whose templates replace the embedded ones file by file (layout of templates/)
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
+    /// Most bytes read of one input (a -f file, stdin, a --values, --templates or Argo CD source
+    /// file), e.g. 128Mi; what one YAML input may hold (nodes, documents) grows with it
+    #[arg(long, value_name = "SIZE", value_parser = read::parse_size, default_value = "64Mi")]
+    max_input_bytes: u64,
+    /// Most bytes read of all inputs together
+    #[arg(long, value_name = "SIZE", value_parser = read::parse_size, default_value = "256Mi")]
+    max_total_input_bytes: u64,
     #[command(flatten)]
     settings: SettingsArgs,
 }
@@ -115,8 +129,23 @@ struct ControlPlaneFailed {
 
 pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     let environment = super::environment();
+    let mut reader = Reader::new(ReadLimits {
+        per_input: args.max_input_bytes,
+        total: args.max_total_input_bytes,
+        flags: Some(CapFlags {
+            per_input: "--max-input-bytes",
+            total: "--max-total-input-bytes",
+        }),
+    });
     let (settings, inputs, system) = if args.argocd {
-        let plugin = argocd::prepare(&args.settings, Path::new("."), &environment, args.system)?;
+        let plugin = argocd::prepare(
+            &args.settings,
+            Path::new("."),
+            &environment,
+            args.system,
+            args.allow_empty,
+            &mut reader,
+        )?;
         (plugin.settings, plugin.inputs, plugin.system)
     } else {
         if args.names.is_empty() && args.files.is_empty() && !args.system {
@@ -127,11 +156,16 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
                 "--type applies to control planes named on the command line; a file's ControlPlanes carry spec.type"
             );
         }
-        let settings = args.settings.resolve(environment)?;
-        let inputs = input::load(&args.files, args.recursive, std::io::stdin().lock())?;
+        let settings = args.settings.resolve(&mut reader, environment)?;
+        let inputs = input::load(
+            &args.files,
+            args.recursive,
+            std::io::stdin().lock(),
+            &mut reader,
+        )?;
         (settings, inputs, args.system)
     };
-    let templates = load_templates(args.templates.as_deref())?;
+    let templates = load_templates(args.templates.as_deref(), &mut reader)?;
 
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
     let mut control_planes = Vec::new();
@@ -160,10 +194,12 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     let mut sets = Vec::new();
     let mut warnings = Vec::new();
     let mut system_keys = Vec::new();
+    let mut objects = 0;
     if system {
         let system = renderer.render_system()?;
         system_keys = system.shareable_keys();
         warnings.extend(system.warnings);
+        objects += system.manifests.len();
         sets.push((
             SYSTEM_SET.to_owned(),
             output::finish(system.manifests, &target)?,
@@ -180,7 +216,11 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
         &catalog,
         batch::default_threads(),
         &rendered,
-        |manifests| output::finish(manifests, &target).map_err(BatchError::Emit),
+        |manifests| {
+            let count = manifests.len();
+            let formatted = output::finish(manifests, &target).map_err(BatchError::Emit)?;
+            Ok((count, formatted))
+        },
     )
     .map_err(|err| match err {
         BatchError::Render(err) => locate(err, &origins),
@@ -188,12 +228,46 @@ pub(crate) fn run(args: RenderArgs) -> anyhow::Result<()> {
     })?;
     for set in finished {
         warnings.extend(set.warnings);
-        sets.push((set.control_plane, set.output));
+        let (count, formatted) = set.output;
+        objects += count;
+        sets.push((set.control_plane, formatted));
     }
     for warning in &warnings {
         super::warn(warning);
     }
+    if objects == 0 {
+        if !args.allow_empty {
+            bail!(nothing_rendered(&args, control_planes.len()));
+        }
+        if target.dir.is_none() {
+            // Not even an empty JSON list: nothing is what was asked for.
+            return Ok(());
+        }
+    }
     output::write(&target, sets)
+}
+
+/// Why an empty result is refused, and how to allow it.
+fn nothing_rendered(args: &RenderArgs, control_planes: usize) -> String {
+    let what = if control_planes == 0 {
+        "the inputs hold no ControlPlane (and --system was not given)".to_owned()
+    } else {
+        format!("the {control_planes} control planes rendered no object")
+    };
+    let consequence = match &args.output_dir {
+        Some(dir) => format!(
+            "writing it would remove every set directory earlier runs wrote to {}, and Flux \
+             would then delete every control plane",
+            dir.display()
+        ),
+        None => "an empty stream makes Argo CD and Flux delete every object they applied \
+                 before"
+            .to_owned(),
+    };
+    format!(
+        "nothing rendered: {what}; refusing, because {consequence}. If that is intended, pass \
+         --allow-empty"
+    )
 }
 
 /// What can go wrong on a rendering worker.
@@ -243,13 +317,13 @@ fn locate(err: RenderError, origins: &BTreeMap<String, String>) -> anyhow::Error
     }
 }
 
-/// The embedded templates, overridden by the `.yaml` files under `dir`.
-fn load_templates(dir: Option<&Path>) -> anyhow::Result<TemplateSet> {
+/// The embedded templates, overridden by the `.yaml` files under `dir` (read by `reader`).
+fn load_templates(dir: Option<&Path>, reader: &mut Reader) -> anyhow::Result<TemplateSet> {
     let Some(dir) = dir else {
         return Ok(TemplateSet::embedded());
     };
     let mut files = Vec::new();
-    collect_templates(dir, dir, &mut files)
+    collect_templates(dir, dir, reader, &mut files)
         .with_context(|| format!("failed to read templates directory {}", dir.display()))?;
     if files.is_empty() {
         bail!("templates directory {} has no .yaml files", dir.display());
@@ -262,13 +336,14 @@ fn load_templates(dir: Option<&Path>) -> anyhow::Result<TemplateSet> {
 fn collect_templates(
     root: &Path,
     dir: &Path,
+    reader: &mut Reader,
     files: &mut Vec<(String, String)>,
-) -> std::io::Result<()> {
+) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         // Only real directories are entered, so a symlink cycle cannot loop.
         if std::fs::symlink_metadata(&path)?.is_dir() {
-            collect_templates(root, &path, files)?;
+            collect_templates(root, &path, reader, files)?;
         } else if path.is_file() && path.extension().is_some_and(|e| e == "yaml") {
             let relative = path.strip_prefix(root).unwrap_or(&path);
             let name = relative
@@ -276,7 +351,7 @@ fn collect_templates(
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            files.push((name, std::fs::read_to_string(&path)?));
+            files.push((name, reader.read_path(&path)?));
         }
     }
     Ok(())

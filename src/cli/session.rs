@@ -60,7 +60,7 @@ impl Session {
     pub async fn client(&self, context: &str) -> anyhow::Result<kube::Client> {
         let mut merged: Option<Kubeconfig> = None;
         for path in self.kubeconfigs.paths().filter(|path| path.exists()) {
-            let file = Kubeconfig::read_from(path)
+            let file = crate::bootstrap::kubeconfig::read_file(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             merged = Some(match merged {
                 None => file,

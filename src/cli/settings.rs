@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use kflex_core::settings::{Layer, SettingSource, Settings};
+use kflex_core::yaml;
+
+use crate::input::describe_parse_error;
+use crate::read::Reader;
 
 /// Flags that set render settings.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -49,23 +53,26 @@ pub(crate) struct SettingsArgs {
 }
 
 impl SettingsArgs {
-    /// Resolves the settings from the flags, the files they name and `environment`.
+    /// Resolves the settings from the flags, the files they name (read by `reader`) and
+    /// `environment`.
     pub(crate) fn resolve(
         &self,
+        reader: &mut Reader,
         environment: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Settings> {
-        Ok(Settings::resolve(&self.layers(environment)?)?)
+        Ok(Settings::resolve(&self.layers(reader, environment)?)?)
     }
 
-    /// The layers these flags, the files they name and `environment` set, lowest precedence
-    /// first (for callers that add layers of their own around them).
+    /// The layers these flags, the files they name (read by `reader`) and `environment` set,
+    /// lowest precedence first (for callers that add layers of their own around them).
     pub(crate) fn layers(
         &self,
+        reader: &mut Reader,
         environment: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Vec<Layer>> {
         let mut layers = Vec::new();
         for path in &self.values {
-            layers.push(values_file(path)?);
+            layers.push(values_file(reader, path)?);
         }
         layers.push(Layer::from_environment(environment)?);
         let mut pairs = Vec::with_capacity(self.set.len());
@@ -127,11 +134,18 @@ impl SettingsArgs {
 }
 
 /// The settings in a values file (nested YAML, like `images: {kine: {tag: v0.14.14}}`).
-pub(crate) fn values_file(path: &Path) -> anyhow::Result<Layer> {
-    let text = std::fs::read_to_string(path)
+pub(crate) fn values_file(reader: &mut Reader, path: &Path) -> anyhow::Result<Layer> {
+    let text = reader
+        .read_path(path)
         .with_context(|| format!("failed to read values file {}", path.display()))?;
-    let document: serde_json::Value = serde_saphyr::from_str(&text)
-        .with_context(|| format!("values file {} is not valid YAML", path.display()))?;
+    let parsed =
+        yaml::parse_one::<serde_json::Value>(&text, reader.yaml_limits()).map_err(|error| {
+            let file = format!("values file {}", path.display());
+            let raise = error.cap().and_then(|cap| reader.flag(cap));
+            anyhow::anyhow!(describe_parse_error(&file, &error, raise))
+        })?;
+    reader.charge(parsed.memory);
+    let document = parsed.value;
     Ok(Layer::from_document(
         SettingSource::File(path.display().to_string()),
         &document,

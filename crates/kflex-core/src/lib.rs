@@ -9,3 +9,4 @@ pub mod manifest;
 pub mod render;
 pub mod settings;
 pub mod text;
+pub mod yaml;

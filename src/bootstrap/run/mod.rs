@@ -67,7 +67,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
 
 /// A client for the cluster this runs in (or `$KUBECONFIG` outside one).
 async fn client() -> anyhow::Result<kube::Client> {
-    kube::Client::try_default()
+    crate::bootstrap::kubeconfig::infer_client()
         .await
         .context("connecting to the Kubernetes API (in-cluster configuration or $KUBECONFIG)")
 }

@@ -8,8 +8,11 @@
 //! named `externalPort`, `external-port` or `images.kine.tag` works too. The names come from the
 //! settings registry, so every setting has one. Every `ARGOCD_ENV_` and `PARAM_` variable must
 //! name a setting (or the plugin option `SYSTEM`): only kflex reads them, so one that names
-//! nothing is a typo, and a typo must not silently render something else. Reads no process
-//! state: the variables are handed in.
+//! nothing is a typo, and a typo must not silently render something else. For the same reason
+//! two variables of one prefix that name the same setting (`PARAM_DOMAIN` and `PARAM_domain`,
+//! a list's items and its plain form, items under two spellings of its name or one index
+//! twice) are refused, naming both, rather than one silently winning. Reads no process state:
+//! the variables are handed in.
 
 use std::collections::BTreeMap;
 
@@ -94,7 +97,9 @@ pub(crate) fn read(vars: &[(String, String)]) -> Result<ArgoInput, ArgoEnvError>
     let mut env = Collected::default();
     let mut parameters = Collected::default();
     let mut kube_version = Layer::default();
-    let mut system = None;
+    // The plugin option as each prefix gives it, with the variable that did.
+    let mut system_env: Option<(String, bool)> = None;
+    let mut system_param: Option<(String, bool)> = None;
     for (variable, value) in vars {
         if variable == KUBE_VERSION && !value.is_empty() {
             let version = hosting_version(value).map_err(|reason| ArgoEnvError::Invalid {
@@ -105,19 +110,23 @@ pub(crate) fn read(vars: &[(String, String)]) -> Result<ArgoInput, ArgoEnvError>
             kube_version = Layer::from_strings(source, [("kubeVersion", version)])?;
             continue;
         }
-        let (prefix, name, collected) = if let Some(name) = variable.strip_prefix(ENV_PREFIX) {
-            (ENV_PREFIX, name, &mut env)
-        } else if let Some(name) = variable.strip_prefix(PARAM_PREFIX) {
-            (PARAM_PREFIX, name, &mut parameters)
-        } else {
-            continue;
-        };
+        let (prefix, name, collected, system) =
+            if let Some(name) = variable.strip_prefix(ENV_PREFIX) {
+                (ENV_PREFIX, name, &mut env, &mut system_env)
+            } else if let Some(name) = variable.strip_prefix(PARAM_PREFIX) {
+                (PARAM_PREFIX, name, &mut parameters, &mut system_param)
+            } else {
+                continue;
+            };
         if squash(name) == SYSTEM_OPTION {
-            system = Some(parse_option(variable, value)?);
+            if let Some((first, _)) = system {
+                return Err(twice(SYSTEM_OPTION, first, variable));
+            }
+            *system = Some((variable.clone(), parse_option(variable, value)?));
         } else if let Some(known) = registry.get(&squash(name)) {
             collected.set(&known.key, variable, value)?;
-        } else if let Some((known, index)) = array_item(&registry, prefix, name) {
-            collected.push(&known.key, index, variable, value)?;
+        } else if let Some((known, index, base)) = array_item(&registry, prefix, name) {
+            collected.push(&known.key, index, base, variable, value)?;
         } else {
             return Err(unknown(&registry, prefix, variable, name));
         }
@@ -126,23 +135,29 @@ pub(crate) fn read(vars: &[(String, String)]) -> Result<ArgoInput, ArgoEnvError>
         kube_version,
         env: env.into_layer()?,
         parameters: parameters.into_layer()?,
-        system: system.unwrap_or(false),
+        // Parameters win over env, as for settings.
+        system: system_param.or(system_env).is_some_and(|(_, on)| on),
     })
 }
 
-/// `NAME_<i>` of a list setting, given as a plugin parameter of type array.
-fn array_item<'a>(
+/// `NAME_<i>` of a list setting, given as a plugin parameter of type array: the setting, the
+/// index and `NAME` as spelt.
+fn array_item<'a, 'n>(
     registry: &'a BTreeMap<String, Known>,
     prefix: &str,
-    name: &str,
-) -> Option<(&'a Known, usize)> {
+    name: &'n str,
+) -> Option<(&'a Known, usize, &'n str)> {
     if prefix != PARAM_PREFIX {
         return None;
     }
     let (base, index) = name.rsplit_once('_')?;
+    // Digits only: `usize` would also read `+1`.
+    if index.is_empty() || !index.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
     let index = index.parse().ok()?;
     let known = registry.get(&squash(base))?;
-    is_list_key(&known.key).then_some((known, index))
+    is_list_key(&known.key).then_some((known, index, base))
 }
 
 fn parse_option(variable: &str, value: &str) -> Result<bool, ArgoEnvError> {
@@ -241,6 +256,19 @@ struct Collected {
     items: BTreeMap<String, BTreeMap<usize, (String, String)>>,
 }
 
+/// The variable of the first of `items` spelt with list name `base`: `PARAM_<base>_<i>`.
+fn other_spelling<'a>(items: &'a BTreeMap<usize, (String, String)>, base: &str) -> Option<&'a str> {
+    let expected = format!("{PARAM_PREFIX}{base}_");
+    items
+        .values()
+        .map(|(variable, _)| variable.as_str())
+        .find(|variable| {
+            !variable
+                .strip_prefix(&expected)
+                .is_some_and(|index| index.chars().all(|c| c.is_ascii_digit()))
+        })
+}
+
 impl Collected {
     fn set(&mut self, key: &str, variable: &str, value: &str) -> Result<(), ArgoEnvError> {
         if let Some(first) = self.first_variable(key) {
@@ -255,11 +283,21 @@ impl Collected {
         &mut self,
         key: &str,
         index: usize,
+        base: &str,
         variable: &str,
         value: &str,
     ) -> Result<(), ArgoEnvError> {
         if let Some((first, _)) = self.values.get(key) {
             return Err(twice(key, first, variable));
+        }
+        if let Some(items) = self.items.get(key) {
+            // One list, one spelling of its name; one item per index (`_1` and `_01` collide).
+            if let Some(first) = other_spelling(items, base) {
+                return Err(twice(key, first, variable));
+            }
+            if let Some((first, _)) = items.get(&index) {
+                return Err(twice(key, first, variable));
+            }
         }
         if value.contains(',') {
             return Err(ArgoEnvError::Invalid {
@@ -440,6 +478,67 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(matches!(err, ArgoEnvError::Twice { .. }), "{err}");
+    }
+
+    #[test]
+    fn variables_that_collapse_into_one_setting_are_refused_naming_both() {
+        for pair in [
+            // Case and separators.
+            [("PARAM_EXTERNAL_PORT", "1"), ("PARAM_externalPort", "2")],
+            [
+                ("PARAM_IMAGES_KINE_TAG", "a"),
+                ("PARAM_IMAGESKINE_TAG", "b"),
+            ],
+            [
+                ("ARGOCD_ENV_IS_OPENSHIFT", "true"),
+                ("ARGOCD_ENV_is_openshift", "false"),
+            ],
+            // A list's plain form and its items, either way round.
+            [
+                ("PARAM_NAMESPACED_KINDS", "A.x"),
+                ("PARAM_NAMESPACED_KINDS_0", "B.y"),
+            ],
+            [
+                ("PARAM_NAMESPACED_KINDS_0", "A.x"),
+                ("PARAM_namespacedKinds", "B.y"),
+            ],
+            // Items under two spellings of the list's name.
+            [
+                ("PARAM_NAMESPACED_KINDS_0", "A.x"),
+                ("PARAM_NAMESPACEDKINDS_1", "B.y"),
+            ],
+            // One index twice.
+            [
+                ("PARAM_NAMESPACED_KINDS_1", "A.x"),
+                ("PARAM_NAMESPACED_KINDS_01", "B.y"),
+            ],
+            // The plugin option.
+            [("PARAM_SYSTEM", "true"), ("PARAM_system", "false")],
+            [("ARGOCD_ENV_SYSTEM", "true"), ("ARGOCD_ENV_System", "true")],
+        ] {
+            let err = read(&vars(&pair)).unwrap_err();
+            let ArgoEnvError::Twice { first, second, .. } = &err else {
+                panic!("{pair:?}: {err}")
+            };
+            assert_eq!(
+                (first.as_str(), second.as_str()),
+                (pair[0].0, pair[1].0),
+                "{err}"
+            );
+        }
+        // An index is digits only.
+        let err = read(&vars(&[("PARAM_NAMESPACED_KINDS_+1", "A.x")])).unwrap_err();
+        assert!(matches!(err, ArgoEnvError::Unknown { .. }), "{err}");
+    }
+
+    #[test]
+    fn parameters_win_over_env_for_the_system_option_in_any_order() {
+        for order in [
+            [("ARGOCD_ENV_SYSTEM", "true"), ("PARAM_SYSTEM", "false")],
+            [("PARAM_SYSTEM", "false"), ("ARGOCD_ENV_SYSTEM", "true")],
+        ] {
+            assert!(!read(&vars(&order)).unwrap().system);
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! the sidecar); then what the Application says: `kflex.yaml` in its source directory, its plugin
 //! env (`ARGOCD_ENV_*`) and its plugin parameters (`PARAM_*`), which the Argo CD UI edits, last.
 //!
-//! Anything that would print an empty stream is an error: Argo CD would prune every object of
-//! the Application.
+//! Anything that would print an empty stream is an error, unless the plugin's command says
+//! `--allow-empty`: Argo CD would prune every object of the Application.
 
 mod env;
 
@@ -21,6 +21,7 @@ use kflex_core::settings::Settings;
 
 use super::settings::{SettingsArgs, values_file};
 use crate::input::{self, Inputs};
+use crate::read::Reader;
 
 /// The file that marks a directory as kflex's for Argo CD's discovery, and holds the
 /// Application's settings (a values file; it may be empty).
@@ -35,19 +36,21 @@ pub(crate) struct Plugin {
     pub system: bool,
 }
 
-/// Reads the source directory `dir` and Argo CD's variables among `vars`.
+/// Reads the source directory `dir` (through `reader`) and Argo CD's variables among `vars`.
 pub(crate) fn prepare(
     flags: &SettingsArgs,
     dir: &Path,
     vars: &[(String, String)],
     system_flag: bool,
+    allow_empty: bool,
+    reader: &mut Reader,
 ) -> anyhow::Result<Plugin> {
     let argo = env::read(vars)?;
     let mut layers = vec![argo.kube_version];
-    layers.extend(flags.layers(vars.iter().cloned())?);
+    layers.extend(flags.layers(reader, vars.iter().cloned())?);
     let settings_file = dir.join(SETTINGS_FILE);
     if settings_file.is_file() {
-        layers.push(values_file(&settings_file)?);
+        layers.push(values_file(reader, &settings_file)?);
     }
     layers.push(argo.env);
     layers.push(argo.parameters);
@@ -59,15 +62,16 @@ pub(crate) fn prepare(
             dir.display()
         )
     })?;
-    let inputs = input::load(&files, false, std::io::empty())?;
+    let inputs = input::load(&files, false, std::io::empty(), reader)?;
     let system = system_flag || argo.system;
-    if inputs.control_planes.is_empty() && !system {
+    if inputs.control_planes.is_empty() && !system && !allow_empty {
         let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         bail!(
             "no ControlPlane found in {} or its subdirectories ({} files read); refusing to \
              print an empty stream, which would make Argo CD prune every object of the \
              Application (set the plugin parameter system=true to render only the system \
-             manifests)",
+             manifests; if pruning everything is intended, the plugin's command needs \
+             --allow-empty)",
             absolute.display(),
             files.len()
         );

@@ -3,13 +3,18 @@
 //! The precedence is kubectl's: `--kubeconfig`, else every file `$KUBECONFIG` lists, else
 //! `~/.kube/config`. Documents are kept as plain values, so whatever kflex does not edit (other
 //! tools' extensions, preferences, fields it does not know) is written back as it was read.
+//! A file that is not YAML is refused with the line and column, never quoted: a kubeconfig
+//! holds tokens and keys.
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use kflex_core::yaml;
 use serde_json::{Map, Value};
+
+use crate::read::Reader;
 
 /// Where the user's kubeconfig comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,19 +78,16 @@ pub struct File {
 impl File {
     /// Reads `path`; a missing file is an empty document (kubectl creates it on first write).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    path: path.to_owned(),
-                    document: Map::new(),
-                    existed: false,
-                    changed: false,
-                });
-            }
-            Err(err) => {
-                return Err(err).with_context(|| format!("reading kubeconfig {}", path.display()));
-            }
+        let text = Reader::default()
+            .read_path_if_exists(path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        let Some(text) = text else {
+            return Ok(Self {
+                path: path.to_owned(),
+                document: Map::new(),
+                existed: false,
+                changed: false,
+            });
         };
         let document = parse(&text).with_context(|| format!("kubeconfig {}", path.display()))?;
         Ok(Self {
@@ -142,7 +144,8 @@ pub fn parse(text: &str) -> anyhow::Result<Map<String, Value>> {
     if text.trim().is_empty() {
         return Ok(Map::new());
     }
-    let value: Value = serde_saphyr::from_str(text).context("not valid YAML")?;
+    let value: Value = yaml::from_str(text, yaml::Limits::default())
+        .map_err(|err| anyhow::anyhow!("not valid YAML: {err}"))?;
     match value {
         Value::Object(document) => Ok(document),
         Value::Null => Ok(Map::new()),
@@ -203,6 +206,15 @@ mod tests {
         assert_eq!(sources.paths, vec![PathBuf::from("/home/u/.kube/config")]);
         let err = Sources::resolve(None, None, None).unwrap_err();
         assert!(err.to_string().contains("$HOME"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_kubeconfig_is_located_not_quoted() {
+        let err = parse("users:\n- name: u\n  user: {token: SECRET-TOKEN-123\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("not valid YAML: line "), "{err}");
+        assert!(!err.contains("SECRET-TOKEN-123"), "{err}");
     }
 
     #[test]

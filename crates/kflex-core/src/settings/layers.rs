@@ -121,7 +121,9 @@ impl Layer {
     }
 
     /// The `KFLEX_*` variables among `vars` that name a setting (`KFLEX_EXTERNAL_PORT`,
-    /// `KFLEX_IMAGES_KINE_TAG`). Other variables are ignored.
+    /// `KFLEX_IMAGES_KINE_TAG`), by exact name, so no two names set one setting; the same name
+    /// twice (possible in a process's environment block) is refused rather than one winning.
+    /// Other variables are ignored.
     pub fn from_environment<K, V>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, SettingsError>
@@ -137,6 +139,13 @@ impl Layer {
             let name = name.as_ref();
             if let Some(key) = by_env_name.get(name) {
                 let source = SettingSource::Env(name.to_owned());
+                if entries.iter().any(|entry: &Entry| entry.key == **key) {
+                    return Err(SettingsError::InvalidValue {
+                        key: (*key).clone(),
+                        origin: source,
+                        reason: "the variable is set twice in the environment".to_owned(),
+                    });
+                }
                 entries.push(string_entry(&registry, key, value.as_ref(), source)?);
             }
         }
@@ -560,6 +569,21 @@ mod tests {
         assert!(is_list_key("namespacedKinds"));
         assert!(!is_list_key("domain"));
         assert!(!is_list_key("no.such.key"));
+    }
+
+    #[test]
+    fn an_environment_variable_given_twice_is_refused() {
+        let err =
+            Layer::from_environment([("KFLEX_DOMAIN", "a.example"), ("KFLEX_DOMAIN", "b.example")])
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "setting domain (from environment variable KFLEX_DOMAIN): the variable is set twice in the environment"
+        );
+        // Only the exact name counts: other spellings are not kflex's variables.
+        let layer =
+            Layer::from_environment([("KFLEX_DOMAIN", "a"), ("kflex_domain", "b")]).unwrap();
+        assert_eq!(merge(&[layer]).unwrap().domain, "a");
     }
 
     #[test]
