@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use kflex_core::api::{API_VERSION, ControlPlane, GROUP, PostCreateHook};
+use kflex_core::api::{
+    API_VERSION, ControlPlane, GROUP, PostCreateHook, control_plane_name_problem, names,
+};
 use kflex_core::yaml::{self, ParseError};
 
 use crate::read::{ReadError, Reader};
@@ -113,7 +115,7 @@ pub fn load(
             };
             parse_file("<stdin>", &text, reader, &mut inputs)?;
         } else if path.is_dir() {
-            let files = files_in(path, recursive, &|_| true)?;
+            let files = files_in(path, path, recursive, &|_| true)?;
             if files.is_empty() {
                 return Err(InputError::EmptyDirectory {
                     path: path.display().to_string(),
@@ -139,7 +141,7 @@ pub fn discover(dir: &Path, skip: &str) -> Result<Vec<PathBuf>, InputError> {
             .and_then(|name| name.to_str())
             .is_some_and(|name| !name.starts_with('.') && name != skip)
     };
-    files_in(dir, true, &wanted)
+    files_in(dir, dir, true, &wanted)
 }
 
 fn read_file(path: &Path, reader: &mut Reader, inputs: &mut Inputs) -> Result<(), InputError> {
@@ -150,6 +152,7 @@ fn read_file(path: &Path, reader: &mut Reader, inputs: &mut Inputs) -> Result<()
 /// The input files in `dir` (and, when `recursive`, below it) that `wanted` accepts, directories
 /// included: a directory `wanted` refuses is not entered.
 fn files_in(
+    root: &Path,
     dir: &Path,
     recursive: bool,
     wanted: &dyn Fn(&Path) -> bool,
@@ -170,7 +173,7 @@ fn files_in(
         let metadata = std::fs::symlink_metadata(&entry).map_err(read_error)?;
         if metadata.is_dir() {
             if recursive {
-                files.extend(files_in(&entry, true, wanted)?);
+                files.extend(files_in(root, &entry, true, wanted)?);
             }
         } else if entry.is_file()
             && entry
@@ -178,6 +181,7 @@ fn files_in(
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
         {
+            crate::read::check_inside(root, &entry)?;
             files.push(entry);
         }
     }
@@ -257,13 +261,24 @@ fn add_document(
         }
         (API_VERSION, "ControlPlane") => {
             object.remove("status");
-            let value = typed(Value::Object(object), &location, "ControlPlane")?;
+            let value: ControlPlane = typed(Value::Object(object), &location, "ControlPlane")?;
+            check_control_plane_names(&value, &location)?;
             inputs.control_planes.push(Located { value, location });
             Ok(())
         }
         (API_VERSION, "PostCreateHook") => {
             object.remove("status");
-            let value = typed(Value::Object(object), &location, "PostCreateHook")?;
+            let value: PostCreateHook = typed(Value::Object(object), &location, "PostCreateHook")?;
+            let name = value.metadata.name.as_deref().unwrap_or_default();
+            if let Some(reason) = names::dns1123_subdomain(name) {
+                return Err(name_error(
+                    &location,
+                    "PostCreateHook",
+                    name,
+                    "metadata.name",
+                    reason,
+                ));
+            }
             inputs.hooks.push(Located { value, location });
             Ok(())
         }
@@ -280,6 +295,60 @@ fn add_document(
         _ => Err(fail(format!(
             "{kind} ({api_version}) is not a ControlPlane or PostCreateHook of {API_VERSION}"
         ))),
+    }
+}
+
+/// Names are checked when they are read (the renderer checks them again): a ControlPlane's name
+/// and the hooks it names, as the API server would.
+fn check_control_plane_names(cp: &ControlPlane, location: &Location) -> Result<(), InputError> {
+    let name = cp.metadata.name.as_deref().unwrap_or_default();
+    let fail =
+        |field: String, reason: String| name_error(location, "ControlPlane", name, &field, reason);
+    if let Some(reason) = control_plane_name_problem(name) {
+        return Err(fail("metadata.name".to_owned(), reason));
+    }
+    let legacy = cp
+        .spec
+        .post_create_hook
+        .iter()
+        .map(|hook| ("spec.postCreateHook".to_owned(), hook));
+    let listed = cp
+        .spec
+        .post_create_hooks
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, use_)| {
+            (
+                format!("spec.postCreateHooks[{i}].hookName"),
+                &use_.hook_name,
+            )
+        });
+    for (field, hook) in legacy.chain(listed) {
+        // Empty uses are skipped with a warning, as KubeFlex does.
+        if hook.is_empty() {
+            continue;
+        }
+        if let Some(reason) = names::dns1123_subdomain(hook) {
+            return Err(fail(field, format!("{}: {reason}", names::quoted(hook))));
+        }
+    }
+    Ok(())
+}
+
+fn name_error(
+    location: &Location,
+    kind: &'static str,
+    name: &str,
+    field: &str,
+    reason: String,
+) -> InputError {
+    InputError::Field {
+        location: Box::new(location.clone()),
+        kind,
+        name: name.to_owned(),
+        field: field.to_owned(),
+        reason,
     }
 }
 
@@ -397,6 +466,80 @@ mod tests {
                 .contains("version tenancy.kflex.kubestellar.org/v1 is not supported"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn names_are_checked_when_read() {
+        for (text, field) in [
+            (
+                format!("{CP}metadata: {{name: \"a\\nb\"}}\nspec: {{type: k8s}}\n"),
+                "metadata.name",
+            ),
+            (
+                format!("{CP}metadata: {{name: A}}\nspec: {{type: k8s}}\n"),
+                "metadata.name",
+            ),
+            (
+                format!(
+                    "{CP}metadata: {{name: a}}\nspec: {{type: k8s, postCreateHook: \"x\\ry\"}}\n"
+                ),
+                "spec.postCreateHook",
+            ),
+            (
+                format!(
+                    "{CP}metadata: {{name: a}}\nspec: {{type: k8s, postCreateHooks: [{{hookName: ok}}, {{hookName: ../x}}]}}\n"
+                ),
+                "spec.postCreateHooks[1].hookName",
+            ),
+            (
+                format!(
+                    "apiVersion: {API_VERSION}\nkind: PostCreateHook\nmetadata: {{name: \"h\\u2028---\"}}\nspec: {{}}\n"
+                ),
+                "metadata.name",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err();
+            let InputError::Field { field: got, .. } = &err else {
+                panic!("{err}");
+            };
+            assert_eq!(got, field, "{text}");
+            assert!(
+                !err.to_string()
+                    .chars()
+                    .any(kflex_core::text::is_unsafe_char),
+                "{err}"
+            );
+        }
+        // An empty use is skipped later, with a warning, as KubeFlex does.
+        assert!(parse(&format!("{CP}metadata: {{name: a}}\nspec: {{type: k8s, postCreateHooks: [{{hookName: \"\"}}]}}\n")).is_ok());
+    }
+
+    #[test]
+    fn symbolic_links_out_of_a_directory_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("token.yaml");
+        std::fs::write(&secret, "token: SECRET-TOKEN-123\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a.yaml"), dir.path().join("b.yaml")).unwrap();
+        // A link inside the directory is fine.
+        assert_eq!(discover(dir.path(), "kflex.yaml").unwrap().len(), 2);
+        std::os::unix::fs::symlink(&secret, dir.path().join("c.yaml")).unwrap();
+        let err = discover(dir.path(), "kflex.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("c.yaml is a symbolic link to a file outside"),
+            "{err}"
+        );
+        assert!(!err.contains("SECRET-TOKEN-123"), "{err}");
+        let mut reader = Reader::default();
+        let err = load(
+            &[dir.path().to_path_buf()],
+            false,
+            std::io::empty(),
+            &mut reader,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
     }
 
     #[test]

@@ -73,6 +73,34 @@ pub enum ReadError {
     },
     #[error("{path}: not UTF-8 text")]
     NotUtf8 { path: String },
+    #[error(
+        "{path} is a symbolic link to a file outside {root}; kflex reads only files inside the \
+         directory it is given"
+    )]
+    OutsideDirectory { path: String, root: String },
+}
+
+/// Refuses `path`, met while walking the directory `root`, when it is a symbolic link whose
+/// target lies outside `root`: a repository (an Argo CD source, a `--templates` directory) must
+/// not make kflex read the machine's other files.
+pub fn check_inside(root: &Path, path: &Path) -> Result<(), ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if !std::fs::symlink_metadata(path).map_err(io)?.is_symlink() {
+        return Ok(());
+    }
+    let target = std::fs::canonicalize(path).map_err(io)?;
+    let root_canonical = std::fs::canonicalize(root).map_err(io)?;
+    if target.starts_with(&root_canonical) {
+        Ok(())
+    } else {
+        Err(ReadError::OutsideDirectory {
+            path: path.display().to_string(),
+            root: root.display().to_string(),
+        })
+    }
 }
 
 fn raise(flag: Option<&'static str>) -> String {

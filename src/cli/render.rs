@@ -345,6 +345,7 @@ fn collect_templates(
         if std::fs::symlink_metadata(&path)?.is_dir() {
             collect_templates(root, &path, reader, files)?;
         } else if path.is_file() && path.extension().is_some_and(|e| e == "yaml") {
+            crate::read::check_inside(root, &path)?;
             let relative = path.strip_prefix(root).unwrap_or(&path);
             let name = relative
                 .components()

@@ -112,7 +112,8 @@ fn check_namespace() -> anyhow::Result<&'static str> {
 
 async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
     let system_namespace = check_namespace()?;
-    let client = kube::Client::try_default()
+    // As kube's Client::try_default, with kubeconfig parse errors that never quote the file.
+    let client = crate::bootstrap::kubeconfig::infer_client()
         .await
         .context("connecting to the Kubernetes API (in-cluster configuration or $KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::default());
