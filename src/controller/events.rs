@@ -41,10 +41,12 @@ async fn publish_about(
 /// The API refuses an Event whose note is longer than this many bytes.
 const NOTE_LIMIT: usize = 1024;
 
-/// `note`, cut to fit an Event (at a character boundary, marked with `...`).
+/// `note` with control characters escaped (it quotes what tenants wrote, and `kubectl` prints
+/// it as it is), cut to fit an Event (at a character boundary, marked with `...`).
 fn truncated(note: &str) -> String {
+    let note = kflex_core::text::escape_unsafe(note);
     if note.len() <= NOTE_LIMIT {
-        return note.to_owned();
+        return note.into_owned();
     }
     let mut end = NOTE_LIMIT - 3;
     while !note.is_char_boundary(end) {

@@ -31,7 +31,9 @@ impl Condition {
             type_,
             status,
             reason: reason.to_owned(),
-            message: message.into(),
+            // Messages quote what tenants wrote (hook values, object names); `kubectl describe`
+            // prints them to an administrator's terminal as they are.
+            message: kflex_core::text::escape_unsafe(&message.into()).into_owned(),
         }
     }
 }
@@ -191,6 +193,12 @@ mod tests {
             observed: true,
             ..Findings::default()
         }
+    }
+
+    #[test]
+    fn messages_never_carry_control_characters() {
+        let condition = Condition::new(READY, false, "ApplyFailed", "x\n\u{1b}[2Jy\u{2028}");
+        assert_eq!(condition.message, "x\\n\\u{1b}[2Jy\\u{2028}");
     }
 
     #[test]
