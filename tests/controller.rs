@@ -1161,24 +1161,56 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
     panic!("{what} did not happen within 10s");
 }
 
+/// `kflex controller` running in this process against `fake`, as it runs in a cluster.
+struct RunningController {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningController {
+    fn start(fake: &FakeApi) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = Running {
+            system_namespace: "kubeflex-system".into(),
+            concurrency: 2,
+            options: Options::default(),
+            identity: "test".into(),
+        };
+        let task = tokio::spawn(run_controller(
+            fake.client(),
+            running,
+            Arc::new(Metrics::default()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("joined")
+            .expect("the controller stops cleanly");
+    }
+}
+
+/// The reason of ControlPlane `name`'s Synced condition, if it has one.
+fn synced_reason(fake: &FakeApi, name: &str) -> Option<String> {
+    fake.get(GROUP, "controlplanes", None, name)
+        .and_then(|cp| {
+            cp["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned())
+        })
+        .and_then(|c| c["reason"].as_str().map(str::to_owned))
+}
+
 #[tokio::test]
 async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
     let fake = installed();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = Running {
-        system_namespace: "kubeflex-system".into(),
-        concurrency: 2,
-        options: Options::default(),
-        identity: "test".into(),
-    };
-    let controller = tokio::spawn(run_controller(
-        fake.client(),
-        running,
-        Arc::new(Metrics::default()),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let running = RunningController::start(&fake);
     fake.put(
         GROUP,
         "controlplanes",
@@ -1186,15 +1218,7 @@ async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
                "metadata": {"name": "cp1"},
                "spec": {"type": "host", "postCreateHooks": [{"hookName": "hello"}]}}),
     );
-    let reason = |fake: &FakeApi| {
-        fake.get(GROUP, "controlplanes", None, "cp1")
-            .and_then(|cp| {
-                cp["status"]["conditions"]
-                    .as_array()
-                    .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned())
-            })
-            .and_then(|c| c["reason"].as_str().map(str::to_owned))
-    };
+    let reason = |fake: &FakeApi| synced_reason(fake, "cp1");
     eventually("Synced=False PostCreateHookNotFound", || {
         reason(&fake).as_deref() == Some("PostCreateHookNotFound")
     })
@@ -1219,11 +1243,7 @@ async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
         reason(&fake).as_deref() == Some("ReconcileSuccess")
     })
     .await;
-    let _ = stop.send(());
-    controller
-        .await
-        .expect("joined")
-        .expect("the controller stops cleanly");
+    running.stop().await;
 }
 
 async fn delete_config_map(h: &Harness) {
@@ -1391,36 +1411,14 @@ async fn deletion_without_the_configuration_is_reported_and_bounded() {
 async fn the_running_controller_applies_once_the_configuration_appears() {
     timed(async {
         let fake = FakeApi::new();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = Running {
-            system_namespace: "kubeflex-system".into(),
-            concurrency: 2,
-            options: Options::default(),
-            identity: "test".into(),
-        };
-        let controller = tokio::spawn(run_controller(
-            fake.client(),
-            running,
-            Arc::new(Metrics::default()),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let running = RunningController::start(&fake);
         fake.put(
             GROUP,
             "controlplanes",
             json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
                    "metadata": {"name": "cp1"}, "spec": {"type": "host"}}),
         );
-        let reason = |fake: &FakeApi| {
-            fake.get(GROUP, "controlplanes", None, "cp1")
-                .and_then(|cp| {
-                    cp["status"]["conditions"]
-                        .as_array()
-                        .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned())
-                })
-                .and_then(|c| c["reason"].as_str().map(str::to_owned))
-        };
+        let reason = |fake: &FakeApi| synced_reason(fake, "cp1");
         eventually("Synced=False ConfigMissing", || {
             reason(&fake).as_deref() == Some("ConfigMissing")
         })
@@ -1435,11 +1433,7 @@ async fn the_running_controller_applies_once_the_configuration_appears() {
             reason(&fake).as_deref() == Some("ReconcileSuccess")
         })
         .await;
-        let _ = stop.send(());
-        controller
-            .await
-            .expect("joined")
-            .expect("the controller stops cleanly");
+        running.stop().await;
     })
     .await;
 }
