@@ -5,7 +5,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::Manifest;
+use super::{Manifest, yaml_writer};
 use crate::text::escape_unsafe;
 
 /// Output could not be produced.
@@ -45,13 +45,6 @@ impl Serialize for Canonical<'_> {
     }
 }
 
-fn yaml_options() -> serde_saphyr::SerializerOptions {
-    let mut options = serde_saphyr::SerializerOptions::default();
-    // Long one-line strings (flags, URLs) stay on one line: folding them hurts review.
-    options.folded_wrap_chars = usize::MAX;
-    options
-}
-
 /// A multi-document YAML stream; each document is preceded by `---` and a `# Source:` comment
 /// naming its template or hook.
 pub fn to_yaml_stream(manifests: &[Manifest]) -> Result<String, EmitError> {
@@ -62,18 +55,14 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> Result<String, EmitError> {
         // start a line of its own (a document, a key) in the stream.
         out.push_str(&escape_unsafe(manifest.source()));
         out.push('\n');
-        serde_saphyr::to_fmt_writer_with_options(
-            &mut out,
-            &Canonical(manifest.object()),
-            yaml_options(),
-        )
-        .map_err(|source| EmitError::Yaml {
-            object: manifest.key().to_string(),
-            source_name: manifest.source().to_owned(),
-            source,
-        })?;
-        if !out.ends_with('\n') {
-            out.push('\n');
+        let object = manifest.object();
+        if object.is_empty() {
+            out.push_str("{}\n");
+        } else {
+            yaml_writer::write_root_entries(
+                &mut out,
+                yaml_writer::canonical_entries(object, &LEADING_FIELDS),
+            );
         }
     }
     Ok(out)
@@ -83,7 +72,7 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> Result<String, EmitError> {
 /// `---` marker: for configuration files that are themselves rendered into an object.
 pub fn to_yaml_document(value: &Value) -> Result<String, serde_saphyr::ser::Error> {
     let mut out = String::new();
-    serde_saphyr::to_fmt_writer_with_options(&mut out, value, yaml_options())?;
+    yaml_writer::write_document(&mut out, value);
     Ok(out)
 }
 
@@ -148,7 +137,230 @@ fn push_file_part(out: &mut String, part: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// What kflex wrote before it had its own writer, and still must write byte for byte:
+    /// serde-saphyr, with long one-line strings (flags, URLs) kept on one line.
+    fn reference(value: &Map<String, Value>) -> String {
+        let mut options = serde_saphyr::SerializerOptions::default();
+        options.folded_wrap_chars = usize::MAX;
+        let mut out = String::new();
+        serde_saphyr::to_fmt_writer_with_options(&mut out, &Canonical(value), options)
+            .expect("serde-saphyr writes any JSON value");
+        out
+    }
+
+    fn ours(value: &Map<String, Value>) -> String {
+        let manifest = Manifest {
+            source: String::new(),
+            object: value.clone(),
+        };
+        let stream = to_yaml_stream(&[manifest]).expect("written");
+        stream
+            .strip_prefix("---\n# Source: \n")
+            .expect("the header")
+            .to_owned()
+    }
+
+    /// Strings that exercise every rule of the writer: YAML 1.1 and 1.2 look-alikes,
+    /// indicators, comments, document markers, edge whitespace, escapes, and multi-line text
+    /// of every shape (leading spaces, blank lines, trailing newlines, characters a block
+    /// cannot hold).
+    const TRICKY: &[&str] = &[
+        "",
+        " ",
+        "a",
+        "-",
+        "--",
+        "-a",
+        "- a",
+        "?",
+        "?a",
+        "? a",
+        ".",
+        "#",
+        "#a",
+        "a #b",
+        "a#b",
+        ":",
+        "a:",
+        "a: b",
+        "a:b",
+        "a:\u{a0}",
+        ",",
+        "a,b",
+        "[a]",
+        "{a}",
+        "&a",
+        "*a",
+        "!a",
+        "|",
+        ">",
+        "'",
+        "\"",
+        "%",
+        "@",
+        "`",
+        "~",
+        "=",
+        "<<",
+        "null",
+        "Null",
+        "NULL",
+        "true",
+        "True",
+        "yes",
+        "Yes",
+        "YES",
+        "yEs",
+        "y",
+        "Y",
+        "n",
+        "no",
+        "on",
+        "ON",
+        "off",
+        "nan",
+        ".nan",
+        ".NaN",
+        "inf",
+        "+inf",
+        "-inf",
+        ".inf",
+        "-.inf",
+        "0",
+        "00",
+        "012",
+        "0o12",
+        "0x1F",
+        "0b101",
+        "0x_1",
+        "1_000",
+        "1__0",
+        "_1",
+        "1.",
+        ".5",
+        "1.2.3",
+        "1e3",
+        "1E+3",
+        "1e",
+        "+1",
+        "-1",
+        "1:30",
+        "190:20:30.15",
+        "01:30",
+        "2024-01-01",
+        "2024-1-1",
+        "2001-12-14t21:59:43.10-05:00",
+        "2001-12-14 21:59:43.10 -5",
+        "---",
+        "...",
+        "--- a",
+        "...a",
+        "a ",
+        " a",
+        "\ta",
+        "a\t",
+        "a\u{c}",
+        "\u{c}a",
+        "a\u{b}b",
+        "a\rb",
+        "\0",
+        "\u{7}\u{8}\u{1b}",
+        "\u{7f}",
+        "\u{85}",
+        "\u{9f}",
+        "\u{a0}",
+        "\u{2028}",
+        "\u{2029}",
+        "\u{feff}",
+        "\u{fffe}",
+        "\u{ffff}",
+        "\u{202e}",
+        "é",
+        "日本",
+        "🦀",
+        "a\nb",
+        "a\nb\n",
+        "a\nb\n\n",
+        "\n",
+        "\n\n",
+        "\na",
+        "  a\nb",
+        "\n  a",
+        "a\n  b",
+        "a \nb",
+        "\ta\nb",
+        "a\r\nb",
+        "a\n\u{85}",
+        "a\n#b",
+        "- a\n- b",
+        "key: value\nother: x",
+        "a\n\n\nb",
+        " \n",
+        "a\n ",
+        "{{.Var}}",
+        "x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x x",
+    ];
+
+    fn tricky() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => proptest::sample::select(TRICKY.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()),
+            2 => any::<String>(),
+            2 => "[ -~]{0,10}",
+            2 => "[-:#?,\\[\\]{}&*!|>'\"%@`~= a1.\n\t]{0,8}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e30f64..1e30).prop_map(Value::from),
+            tricky().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(tricky(), inner, 0..5)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// kflex's writer writes exactly what serde-saphyr writes, for any JSON value.
+        #[test]
+        fn the_writer_writes_what_serde_saphyr_writes(
+            entries in proptest::collection::btree_map(tricky(), value(), 1..6),
+        ) {
+            let object: Map<String, Value> = entries.into_iter().collect();
+            prop_assert_eq!(ours(&object), reference(&object));
+        }
+    }
+
+    #[test]
+    fn every_tricky_string_is_written_as_serde_saphyr_writes_it() {
+        for text in TRICKY {
+            for object in [
+                json!({"k": text}),
+                json!({(*text): "v"}),
+                json!({"list": [text, {"k": text}, [text]]}),
+                json!({"m": {"k": text, "n": {"k": text}}}),
+                json!({"l": [{"a": 1, "k": text}, [[text]]]}),
+            ] {
+                let Value::Object(object) = object else {
+                    unreachable!()
+                };
+                assert_eq!(ours(&object), reference(&object), "{text:?}");
+            }
+        }
+    }
 
     fn config_map(data: Value) -> Manifest {
         Manifest::new(

@@ -6,6 +6,7 @@
 
 mod emit;
 mod order;
+mod yaml_writer;
 
 use std::fmt;
 
