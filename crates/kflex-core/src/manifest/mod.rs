@@ -16,6 +16,7 @@ use crate::api::names;
 
 pub use emit::{EmitError, file_name, to_json_list, to_yaml_document, to_yaml_stream};
 pub use order::{InstallClass, install_class, sort_for_install};
+pub(crate) use yaml_writer::write_scalar as yaml_scalar;
 
 /// One rendered Kubernetes object.
 #[derive(Clone, Debug, PartialEq)]

@@ -145,6 +145,13 @@ fn write_number(out: &mut String, number: &Number) {
     }
 }
 
+/// A one-line string scalar (no line feed) as the writer writes it, wherever it stands as a
+/// value: the same text a whole document would hold for it.
+pub(crate) fn write_scalar(out: &mut String, text: &str) {
+    debug_assert!(!text.contains('\n'), "one-line strings only");
+    write_string(out, text, Position::Root);
+}
+
 fn write_key(out: &mut String, key: &str) {
     if plain_key(key) {
         out.push_str(key);

@@ -6,29 +6,27 @@ use base64::Engine as _;
 use minijinja::{Environment, Error, ErrorKind};
 use sha2::{Digest, Sha256};
 
-use super::config_hash::hex;
-use crate::manifest::to_yaml_document;
+use std::sync::Arc;
 
-/// Adds `canonical_yaml`, `b64encode` and `sha256` to `env`.
-pub(super) fn register(env: &mut Environment<'static>) {
-    env.add_filter("canonical_yaml", canonical_yaml);
+use super::canonical::CanonicalCache;
+use super::config_hash::hex;
+
+/// Adds `canonical_yaml` (answered by `canonical`), `b64encode` and `sha256` to `env`.
+pub(super) fn register(env: &mut Environment<'static>, canonical: Arc<CanonicalCache>) {
+    env.add_filter("canonical_yaml", move |text: &str| {
+        canonical_yaml(&canonical, text)
+    });
     env.add_filter("b64encode", b64encode);
     env.add_filter("sha256", sha256);
 }
 
 /// YAML text parsed and written again in kflex's canonical form: keys sorted, strings quoted
 /// wherever a YAML 1.1 reader would misread them. Invalid YAML is an error naming the problem.
-fn canonical_yaml(text: &str) -> Result<String, Error> {
-    let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|err| {
+fn canonical_yaml(cache: &CanonicalCache, text: &str) -> Result<String, Error> {
+    cache.canonical(text).map_err(|problem| {
         Error::new(
             ErrorKind::InvalidOperation,
-            format!("canonical_yaml: not valid YAML: {err}"),
-        )
-    })?;
-    to_yaml_document(&value).map_err(|err| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("canonical_yaml: cannot write it back: {err}"),
+            format!("canonical_yaml: {problem}"),
         )
     })
 }
@@ -49,12 +47,13 @@ mod tests {
 
     #[test]
     fn canonical_yaml_sorts_keys_and_protects_yaml_1_1_words() {
-        let text = canonical_yaml("b: 1\na:\n  on: \"on\"\n  list: [x, 'no']\n").unwrap();
+        let cache = CanonicalCache::default();
+        let text = canonical_yaml(&cache, "b: 1\na:\n  on: \"on\"\n  list: [x, 'no']\n").unwrap();
         assert_eq!(
             text,
             "a:\n  list:\n  - x\n  - \"no\"\n  \"on\": \"on\"\nb: 1\n"
         );
-        let err = canonical_yaml("a: [").unwrap_err();
+        let err = canonical_yaml(&cache, "a: [").unwrap_err();
         assert!(err.to_string().contains("not valid YAML"), "{err}");
     }
 

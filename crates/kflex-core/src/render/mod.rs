@@ -6,6 +6,7 @@
 //! install order — and the same for the one-time system manifests. Writing the result anywhere
 //! is the caller's job.
 
+mod canonical;
 mod config_hash;
 mod context;
 mod control_plane;
@@ -25,7 +26,7 @@ mod templates;
 mod types;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::Environment;
 
@@ -192,6 +193,8 @@ pub struct Renderer {
     scopes: Scopes,
     system: SystemContext,
     skeletons: skeleton::SkeletonCache,
+    /// What the `canonical_yaml` filter has parsed, by shape.
+    canonical: Arc<canonical::CanonicalCache>,
     /// The keys of the system manifests under these settings, rendered when a hook first
     /// renders a cluster-scoped object (to refuse one that would replace kflex's own).
     system_keys: OnceLock<Result<HashSet<ObjectKey>, String>>,
@@ -202,7 +205,10 @@ pub struct Renderer {
 impl Renderer {
     /// Compiles `templates` and loads the built-in hooks.
     pub fn new(settings: Settings, templates: &TemplateSet) -> Result<Self, RenderError> {
-        let env = templates.compile().map_err(RenderError::Templates)?;
+        let canonical = Arc::new(canonical::CanonicalCache::default());
+        let env = templates
+            .compile(canonical.clone())
+            .map_err(RenderError::Templates)?;
         let built_in_hooks = load_built_in_hooks(templates, K8S_BUILT_IN_HOOKS)?;
         let cleanup_hooks = load_built_in_hooks(templates, K8S_CLEANUP_HOOKS)?;
         Ok(Self {
@@ -214,6 +220,7 @@ impl Renderer {
             built_in_hooks,
             cleanup_hooks,
             skeletons: skeleton::SkeletonCache::default(),
+            canonical,
             system_keys: OnceLock::new(),
             shortcut: true,
         })
@@ -365,6 +372,7 @@ mod tests {
             let fast = Renderer::new(settings.clone(), &TemplateSet::embedded()).unwrap();
             let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
             slow.shortcut = false;
+            slow.canonical.disable();
             for (i, name) in names.iter().enumerate() {
                 let spec = match i % 6 {
                     0 => {

@@ -5,7 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use minijinja::{Environment, UndefinedBehavior, syntax::SyntaxConfig};
+
+use super::canonical::CanonicalCache;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_templates.rs"));
 
@@ -96,7 +100,10 @@ impl TemplateSet {
 
     /// A minijinja environment holding every template except data directories (`hooks/` and
     /// `cleanup/`, which hold PostCreateHook-form files).
-    pub(crate) fn compile(&self) -> Result<Environment<'static>, TemplateError> {
+    pub(crate) fn compile(
+        &self,
+        canonical: Arc<CanonicalCache>,
+    ) -> Result<Environment<'static>, TemplateError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
@@ -111,7 +118,7 @@ impl TemplateSet {
                 detail: err.to_string(),
             })?;
         env.set_syntax(syntax);
-        super::filters::register(&mut env);
+        super::filters::register(&mut env, canonical);
         for (name, source) in &self.files {
             if name.split('/').any(|part| DATA_DIRECTORIES.contains(&part)) {
                 continue;
@@ -226,7 +233,7 @@ mod tests {
         let set = TemplateSet {
             files: [("k8s/x.yaml".to_owned(), "a: 1\nb: {{ x\n".to_owned())].into(),
         };
-        let err = set.compile().unwrap_err();
+        let err = set.compile(Arc::default()).unwrap_err();
         assert_eq!(err.name, "k8s/x.yaml");
         assert!(err.detail.starts_with("line 2"), "{}", err.detail);
     }
