@@ -193,7 +193,9 @@ pub struct Renderer {
     scopes: Scopes,
     system: SystemContext,
     skeletons: skeleton::SkeletonCache,
-    /// What the `canonical_yaml` filter has parsed, by shape.
+    /// What the `canonical_yaml` filter has parsed, by shape (the filter holds it; tests turn
+    /// it off to compare both paths).
+    #[cfg(test)]
     canonical: Arc<canonical::CanonicalCache>,
     /// The keys of the system manifests under these settings, rendered when a hook first
     /// renders a cluster-scoped object (to refuse one that would replace kflex's own).
@@ -220,6 +222,7 @@ impl Renderer {
             built_in_hooks,
             cleanup_hooks,
             skeletons: skeleton::SkeletonCache::default(),
+            #[cfg(test)]
             canonical,
             system_keys: OnceLock::new(),
             shortcut: true,
