@@ -446,6 +446,48 @@ fn a_bad_application_env_value_prints_nothing_and_names_the_variable() {
     assert!(stderr.contains("KUBE_VERSION"), "{stderr}");
 }
 
+/// The exposure and its settings come from the Application like every setting: env, and
+/// parameters over env; a mapping setting as a JSON object.
+#[test]
+fn the_exposure_is_chosen_by_the_application() {
+    let dir = example_copy();
+    let mut env = argo_environment(&application());
+    env.insert("ARGOCD_ENV_EXPOSURE".to_owned(), "gateway".to_owned());
+    env.insert("PARAM_GATEWAY_SECTION_NAME".to_owned(), "tls".to_owned());
+    let output = generate(dir.path(), &env);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+    let routes: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "TLSRoute").collect();
+    assert!(!routes.is_empty() && objects.iter().all(|o| o["kind"] != "Ingress"));
+    for route in routes {
+        assert_eq!(route["spec"]["parentRefs"][0]["sectionName"], "tls");
+    }
+    let mut env = argo_environment(&application());
+    env.insert("ARGOCD_ENV_EXPOSURE".to_owned(), "loadBalancer".to_owned());
+    env.insert(
+        "ARGOCD_ENV_LOAD_BALANCER_ANNOTATIONS".to_owned(),
+        r#"{"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}"#.to_owned(),
+    );
+    let output = generate(dir.path(), &env);
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(
+        text.contains("service.beta.kubernetes.io/aws-load-balancer-scheme: internal")
+            && text.contains("type: LoadBalancer"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = refused(dir.path(), &[("ARGOCD_ENV_EXPOSURE", "route")]);
+    assert!(
+        stderr.contains("setting exposure (from environment variable ARGOCD_ENV_EXPOSURE): route needs isOpenShift"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_directory_without_control_planes_prints_nothing() {
     let empty = tempfile::tempdir().expect("temp dir");
