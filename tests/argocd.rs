@@ -488,6 +488,50 @@ fn the_exposure_is_chosen_by_the_application() {
     );
 }
 
+/// The example's TLSRoute health check, run as Argo CD runs it (Lua 5.1) by
+/// `tests/argocd/tlsroute_health.py` on sample routes: Healthy once accepted, Degraded with the
+/// Gateway's message when refused, Progressing until then. lupa comes from the Python named by
+/// `KFLEX_LUA_PYTHON` (`.ci/run` installs it), else `python3`; without it the test says it was
+/// skipped, unless the variable was set, when it fails. The kustomization applies the check.
+#[test]
+fn the_example_tlsroute_health_check_is_healthy_once_accepted() {
+    let kustomization = yaml_file(&Path::new(EXAMPLE).join("kustomization.yaml"));
+    assert!(
+        kustomization["patches"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["path"] == "tlsroute-health.yaml"))
+    );
+    let configured = std::env::var("KFLEX_LUA_PYTHON").ok();
+    let python = configured.clone().unwrap_or_else(|| "python3".to_owned());
+    let available = std::process::Command::new(&python)
+        .args(["-c", "import lupa.lua51, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            configured.is_none(),
+            "KFLEX_LUA_PYTHON={python} cannot import lupa.lua51 and yaml"
+        );
+        eprintln!(
+            "SKIPPED the_example_tlsroute_health_check_is_healthy_once_accepted: no lupa in \
+             {python}; set KFLEX_LUA_PYTHON (.ci/run does)"
+        );
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(&python)
+        .arg(root.join("tests/argocd/tlsroute_health.py"))
+        .arg(Path::new(EXAMPLE).join("tlsroute-health.yaml"))
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("failures: 0"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn a_directory_without_control_planes_prints_nothing() {
     let empty = tempfile::tempdir().expect("temp dir");
