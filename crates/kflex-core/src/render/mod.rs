@@ -355,12 +355,24 @@ mod tests {
             "cp1", "no", "on", "yes", "y", "n", "true", "null", "nan", "inf", "e", "x0", "a-b",
             "o12",
         ];
+        let mut load_balancer = Settings {
+            exposure: Some(crate::settings::Exposure::LoadBalancer),
+            ..Settings::default()
+        };
+        load_balancer.load_balancer.publish_address = true;
+        load_balancer.load_balancer.annotations =
+            [("example.com/tags".to_owned(), "team=a,cost=42".to_owned())].into();
         for settings in [
             Settings::default(),
             Settings {
                 is_open_shift: true,
                 ..Settings::default()
             },
+            Settings {
+                exposure: Some(crate::settings::Exposure::Gateway),
+                ..Settings::default()
+            },
+            load_balancer,
         ] {
             let fast = Renderer::new(settings.clone(), &TemplateSet::embedded()).unwrap();
             let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
