@@ -309,6 +309,49 @@ fn the_controller_never_escalates_cluster_roles() {
     );
 }
 
+/// Exposure gateway: the controller writes TLSRoutes (under every exposure, so that switching
+/// away prunes them) but never Gateways; the policy keeps the namespace label kflex's Gateway
+/// selects on control planes' own namespaces, and hooks' TLSRoutes off kflex's Gateway.
+#[test]
+fn tls_routes_are_written_gateways_never_and_the_gateway_label_is_kept_to_own_namespaces() {
+    const GATEWAY_API: &str = "gateway.networking.k8s.io";
+    for exposure in [None, Some(kflex_core::settings::Exposure::Gateway)] {
+        let settings = Settings {
+            exposure,
+            ..Settings::default()
+        };
+        let verbs = granted(&settings, GATEWAY_API, "tlsroutes");
+        for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+            assert!(verbs.iter().any(|v| v == verb), "{verb}: {verbs:?}");
+        }
+        assert!(granted(&settings, GATEWAY_API, "gateways").is_empty());
+        let validations = validations(&settings);
+        assert_has(
+            rule(
+                &validations,
+                "the kflex controller puts the label kflex.kubestellar.org/control-plane-namespace only",
+            ),
+            &[
+                "request.resource.resource == 'namespaces'",
+                "!variables.fromHook",
+                "variables.target.metadata.labels['kflex.kubestellar.org/control-plane-namespace'] == variables.owner",
+                "variables.target.metadata.name == variables.owner + '-system'",
+            ],
+        );
+        assert_has(
+            rule(
+                &validations,
+                "a PostCreateHook's TLSRoute must not attach to kflex's Gateway",
+            ),
+            &[
+                "!variables.fromHook",
+                "request.resource.resource == 'tlsroutes'",
+                "p.name == 'kubeflex' && has(p.namespace) && p.namespace == 'kubeflex-system'",
+            ],
+        );
+    }
+}
+
 fn documents(path: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("readable");
     serde_saphyr::from_multiple(&text).expect("YAML")
@@ -352,9 +395,17 @@ fn kflex_s_own_objects_pass_the_policy_for_every_type() {
         control_planes.len() >= 5,
         "every type is in the acceptance set"
     );
-    for is_open_shift in [false, true] {
+    let gateway = |is_open_shift| Settings {
+        exposure: Some(kflex_core::settings::Exposure::Gateway),
+        ..settings(true, is_open_shift)
+    };
+    for settings in [
+        settings(true, false),
+        settings(true, true),
+        gateway(false),
+        gateway(true),
+    ] {
         // The acceptance hooks include a ClusterRole (KubeFlex's kubectl-check example).
-        let settings = settings(true, is_open_shift);
         let renderer = Renderer::new(settings, &TemplateSet::embedded()).expect("renderer");
         let catalog = HookCatalog::new(hooks.clone()).expect("the hooks");
         for cp in &control_planes {
@@ -369,6 +420,16 @@ fn kflex_s_own_objects_pass_the_policy_for_every_type() {
                     Some(name.as_str()),
                     "{key}"
                 );
+                // The Gateway's namespace label: only on the own namespace, valued the own name.
+                if let Some(value) =
+                    manifest.label(kflex_core::settings::CONTROL_PLANE_NAMESPACE_LABEL)
+                {
+                    assert_eq!(
+                        (manifest.kind(), manifest.name(), value),
+                        ("Namespace", own_namespace.as_str(), name.as_str()),
+                        "{key}"
+                    );
+                }
                 if manifest.annotation(HOOK_ANNOTATION).is_some() {
                     continue;
                 }

@@ -446,6 +446,92 @@ fn a_bad_application_env_value_prints_nothing_and_names_the_variable() {
     assert!(stderr.contains("KUBE_VERSION"), "{stderr}");
 }
 
+/// The exposure and its settings come from the Application like every setting: env, and
+/// parameters over env; a mapping setting as a JSON object.
+#[test]
+fn the_exposure_is_chosen_by_the_application() {
+    let dir = example_copy();
+    let mut env = argo_environment(&application());
+    env.insert("ARGOCD_ENV_EXPOSURE".to_owned(), "gateway".to_owned());
+    env.insert("PARAM_GATEWAY_SECTION_NAME".to_owned(), "tls".to_owned());
+    let output = generate(dir.path(), &env);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+    let routes: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "TLSRoute").collect();
+    assert!(!routes.is_empty() && objects.iter().all(|o| o["kind"] != "Ingress"));
+    for route in routes {
+        assert_eq!(route["spec"]["parentRefs"][0]["sectionName"], "tls");
+    }
+    let mut env = argo_environment(&application());
+    env.insert("ARGOCD_ENV_EXPOSURE".to_owned(), "loadBalancer".to_owned());
+    env.insert(
+        "ARGOCD_ENV_LOAD_BALANCER_ANNOTATIONS".to_owned(),
+        r#"{"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}"#.to_owned(),
+    );
+    let output = generate(dir.path(), &env);
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(
+        text.contains("service.beta.kubernetes.io/aws-load-balancer-scheme: internal")
+            && text.contains("type: LoadBalancer"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = refused(dir.path(), &[("ARGOCD_ENV_EXPOSURE", "route")]);
+    assert!(
+        stderr.contains("setting exposure (from environment variable ARGOCD_ENV_EXPOSURE): route needs isOpenShift"),
+        "{stderr}"
+    );
+}
+
+/// The example's TLSRoute health check, run as Argo CD runs it (Lua 5.1) by
+/// `tests/argocd/tlsroute_health.py` on sample routes: Healthy once accepted, Degraded with the
+/// Gateway's message when refused, Progressing until then. lupa comes from the Python named by
+/// `KFLEX_LUA_PYTHON` (`.ci/run` installs it), else `python3`; without it the test says it was
+/// skipped, unless the variable was set, when it fails. The kustomization applies the check.
+#[test]
+fn the_example_tlsroute_health_check_is_healthy_once_accepted() {
+    let kustomization = yaml_file(&Path::new(EXAMPLE).join("kustomization.yaml"));
+    assert!(
+        kustomization["patches"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["path"] == "tlsroute-health.yaml"))
+    );
+    let configured = std::env::var("KFLEX_LUA_PYTHON").ok();
+    let python = configured.clone().unwrap_or_else(|| "python3".to_owned());
+    let available = std::process::Command::new(&python)
+        .args(["-c", "import lupa.lua51, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            configured.is_none(),
+            "KFLEX_LUA_PYTHON={python} cannot import lupa.lua51 and yaml"
+        );
+        eprintln!(
+            "SKIPPED the_example_tlsroute_health_check_is_healthy_once_accepted: no lupa in \
+             {python}; set KFLEX_LUA_PYTHON (.ci/run does)"
+        );
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(&python)
+        .arg(root.join("tests/argocd/tlsroute_health.py"))
+        .arg(Path::new(EXAMPLE).join("tlsroute-health.yaml"))
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("failures: 0"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn a_directory_without_control_planes_prints_nothing() {
     let empty = tempfile::tempdir().expect("temp dir");

@@ -453,3 +453,132 @@ async fn a_binding_of_that_name_to_someone_else_is_refused() {
     );
     server.await.expect("every request answered");
 }
+
+/// The off-cluster kubeconfig in `body`'s `key`, decoded: its server and certificate name.
+fn published_endpoint(body: &Value, key: &str) -> (String, Option<String>) {
+    use base64::Engine as _;
+    let encoded = body["data"][key].as_str().expect("the key is written");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    let parsed = kubeconfig::parse(&bytes).expect("a kubeconfig");
+    let current = kubeconfig::current(&parsed).expect("a current context");
+    (
+        current.server().expect("a server").to_owned(),
+        current.tls_server_name().map(str::to_owned),
+    )
+}
+
+fn k3s_source(dir: &std::path::Path) -> kflex::bootstrap::publish::Source {
+    let config = kubeconfig::single(
+        kubeconfig::cluster("default", "https://127.0.0.1:6443", "CA"),
+        "default",
+        kubeconfig::Credentials::Token("t"),
+        "default",
+        None,
+    );
+    let path = dir.join("kubeconfig.yaml");
+    std::fs::write(&path, kubeconfig::to_yaml(&config).expect("YAML")).expect("written");
+    kflex::bootstrap::publish::Source::File(path)
+}
+
+/// One pass of the k3s publisher with `loadBalancer.publishAddress`: it reads the API Service,
+/// and the off-cluster key names the load balancer's address, with `<cp>.<domain>` as the name
+/// the certificate is checked against; the in-cluster key is as always.
+async fn publish_once(service: Step, create_check: fn(&Value)) {
+    use kflex::bootstrap::address;
+    use kflex::bootstrap::publish::{Published, publish};
+    let mut create = step(
+        Method::POST,
+        "/api/v1/namespaces/edge-system/secrets",
+        StatusCode::CREATED,
+        secret("k3s-config", "1", &[]),
+    );
+    create.check = create_check;
+    let (client, server) = mocked(vec![
+        service,
+        missing("/api/v1/namespaces/edge-system/secrets/k3s-config"),
+        create,
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let found = address::read(&client, "edge-system", "k3s")
+        .await
+        .expect("the Service read");
+    let published = [
+        Published {
+            key: "config".into(),
+            endpoint: address::endpoint("https://edge.example.com:9443", found.as_deref())
+                .expect("an endpoint"),
+        },
+        Published::at("config-incluster", "https://k3s.edge-system.svc"),
+    ];
+    let store = KubeSecrets::new(client, "edge-system");
+    let outcome = publish(
+        &store,
+        "k3s-config",
+        &k3s_source(dir.path()),
+        &published,
+        false,
+        &BTreeMap::new(),
+    )
+    .await
+    .expect("published");
+    assert_eq!(outcome, Some(Outcome::Created));
+    server.await.expect("every request answered");
+}
+
+const K3S_SERVICE: &str = "/api/v1/namespaces/edge-system/services/k3s";
+
+#[tokio::test]
+async fn the_load_balancer_address_is_published_with_the_host_as_certificate_name() {
+    let service = step(
+        Method::GET,
+        K3S_SERVICE,
+        StatusCode::OK,
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "k3s", "namespace": "edge-system"},
+               "spec": {"type": "LoadBalancer"},
+               "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}),
+    );
+    publish_once(service, |body| {
+        assert_eq!(
+            published_endpoint(body, "config"),
+            (
+                "https://203.0.113.7:9443".to_owned(),
+                Some("edge.example.com".to_owned())
+            )
+        );
+        assert_eq!(
+            published_endpoint(body, "config-incluster"),
+            ("https://k3s.edge-system.svc".to_owned(), None)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn until_the_load_balancer_has_an_address_the_host_is_published() {
+    let pending = step(
+        Method::GET,
+        K3S_SERVICE,
+        StatusCode::OK,
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "k3s", "namespace": "edge-system"},
+               "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {}}}),
+    );
+    publish_once(pending, |body| {
+        assert_eq!(
+            published_endpoint(body, "config"),
+            ("https://edge.example.com:9443".to_owned(), None)
+        );
+    })
+    .await;
+    // A Service not applied yet is no address either.
+    publish_once(missing(K3S_SERVICE), |body| {
+        assert_eq!(
+            published_endpoint(body, "config"),
+            ("https://edge.example.com:9443".to_owned(), None)
+        );
+    })
+    .await;
+}

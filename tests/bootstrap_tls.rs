@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kflex::bootstrap::certificates::{ApiServerNames, k8s_certs, keys};
+use kflex::bootstrap::kubeconfig::Endpoint;
 use kflex::bootstrap::kubeconfigs::{Names, Wanted, admin, controller_manager, plan};
 use kflex::bootstrap::pki::{Authority, Lifetimes, leaf_facts, pem_to_der, text};
 use kflex::bootstrap::secrets::SecretData;
@@ -50,24 +51,35 @@ fn certs() -> SecretData {
         .expect("new data")
 }
 
+/// The certificates without an IP address: what a load balancer's address is to them.
+fn certs_without_addresses() -> SecretData {
+    let names = ApiServerNames {
+        dns_names: SANS.iter().map(|s| (*s).to_owned()).collect(),
+        ip_addresses: Vec::new(),
+    };
+    k8s_certs(None, &names, LIFETIMES, now())
+        .expect("certificates")
+        .expect("new data")
+}
+
 fn kubeconfigs(certs: &SecretData) -> (SecretData, SecretData) {
     let ca = certificates::authority(certs, keys::CA).expect("the CA");
     let names = Names::for_control_plane("cp1");
     let admin_wanted = [
         Wanted {
             key: "kubeconfig".into(),
-            server: "https://cp1.localtest.me:9443".into(),
+            endpoint: Endpoint::plain("https://cp1.localtest.me:9443"),
             identity: admin("cp1"),
         },
         Wanted {
             key: "kubeconfig-incluster".into(),
-            server: "https://cp1.cp1-system.svc.cluster.local".into(),
+            endpoint: Endpoint::plain("https://cp1.cp1-system.svc.cluster.local"),
             identity: admin("cp1"),
         },
     ];
     let cm_wanted = [Wanted {
         key: "kubeconfig".into(),
-        server: "https://cp1.cp1-system.svc.cluster.local".into(),
+        endpoint: Endpoint::plain("https://cp1.cp1-system.svc.cluster.local"),
         identity: controller_manager(),
     }];
     let lifetime = LIFETIMES.leaf;
@@ -353,6 +365,61 @@ async fn kube_rs_talks_to_the_server_with_a_generated_kubeconfig() {
             .expect("lock")
             .iter()
             .all(|p| p.common_name == "kubernetes-admin")
+    );
+}
+
+/// loadBalancer.publishAddress: the off-cluster kubeconfig names the load balancer's address
+/// (here the loopback address, which the certificate does not name) and `<cp>.<domain>` as
+/// `tls-server-name`. kube-rs uses it as written, and verifies the certificate against the name;
+/// without the name the same kubeconfig is refused.
+#[tokio::test]
+async fn a_kubeconfig_at_the_load_balancer_address_verifies_the_certificate_by_name() {
+    let certs = certs_without_addresses();
+    let (address, _) = start_server(&certs).await;
+    let ca = certificates::authority(&certs, keys::CA).expect("the CA");
+    let names = Names::for_control_plane("cp1");
+    let at = |tls_server_name: Option<&str>| {
+        let wanted = [Wanted {
+            key: "kubeconfig".into(),
+            endpoint: kflex::bootstrap::address::endpoint(
+                &format!("https://cp1.localtest.me:{}", address.port()),
+                Some(&address.ip().to_string()),
+            )
+            .map(|endpoint| Endpoint {
+                tls_server_name: tls_server_name.map(str::to_owned),
+                ..endpoint
+            })
+            .expect("an endpoint"),
+            identity: admin("cp1"),
+        }];
+        plan(None, &wanted, &names, &ca, LIFETIMES.leaf, now())
+            .expect("planned")
+            .expect("new data")
+    };
+    let client_for = |data: &SecretData| {
+        let parsed = kubeconfig::parse(&data["kubeconfig"]).expect("kube-rs parses it");
+        async move {
+            let config = kube::Config::from_custom_kubeconfig(
+                parsed,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .expect("a kube-rs configuration");
+            kube::Client::try_from(config).expect("a client")
+        }
+    };
+    let published = at(Some("cp1.localtest.me"));
+    let client = client_for(&published).await;
+    let version = client
+        .apiserver_version()
+        .await
+        .expect("TLS to the address, the certificate verified as cp1.localtest.me");
+    assert_eq!(version.git_version, "v1.34.3");
+    let without_name = at(None);
+    let client = client_for(&without_name).await;
+    assert!(
+        client.apiserver_version().await.is_err(),
+        "the certificate does not name the address"
     );
 }
 

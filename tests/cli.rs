@@ -190,6 +190,57 @@ fn bad_settings_name_the_key_and_where_it_came_from() {
 }
 
 #[test]
+fn bad_exposure_settings_are_refused_with_key_source_and_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, "loadBalancer:\n  sourceRanges: [10.1.2.3/8]\n").expect("written");
+    let values = values.to_str().expect("UTF-8 path");
+    for (cmd, expected) in [
+        (
+            kflex()
+                .args(["render", "cp1"])
+                .env("KFLEX_EXPOSURE", "nodePort"),
+            "setting exposure (from environment variable KFLEX_EXPOSURE): unknown variant `nodePort`",
+        ),
+        (
+            kflex().args(["render", "cp1", "--exposure", "route"]),
+            "setting exposure (from flag --exposure): route needs isOpenShift: true",
+        ),
+        (
+            kflex().args([
+                "render",
+                "--system",
+                "--exposure=gateway",
+                "--set",
+                "gateway.create=true",
+            ]),
+            "setting gateway.create (from --set): needs gateway.className",
+        ),
+        (
+            kflex().args([
+                "render",
+                "cp1",
+                "--exposure=loadBalancer",
+                "--values",
+                values,
+            ]),
+            "setting loadBalancer.sourceRanges (from values file",
+        ),
+    ] {
+        let stderr = refused(cmd);
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    let stderr = refused(kflex().args(["render", "cp1", "--values", values]));
+    assert!(
+        stderr.contains("\"10.1.2.3/8\" is not a network address; did you mean 10.0.0.0/8?"),
+        "{stderr}"
+    );
+    // OpenShift runs Gateway API implementations too.
+    let yaml = stdout(kflex().args(["render", "cp1", "--openshift", "--exposure", "gateway"]));
+    find(&objects(&yaml), "TLSRoute", "cp1");
+}
+
+#[test]
 fn hook_resources_extend_the_controller_cluster_role_and_never_to_secrets() {
     let system = objects(&stdout(kflex().args([
         "render",

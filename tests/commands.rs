@@ -1,4 +1,4 @@
-//! The people-facing commands (init aside: see tests/e2e) run as a user runs them (the `kflex` binary, its own process)
+//! The people-facing commands (init only up to its waits, which tests/e2e checks) run as a user runs them (the `kflex` binary, its own process)
 //! against kflex-testkit's fake API over HTTP. The test plays the cluster's side: it answers
 //! for the controller where a command waits for one (status, the kubeconfig Secret), or runs
 //! the real controller in-process where the command's answer depends on what it applies
@@ -784,4 +784,247 @@ fn init_create_kind_without_kind_fails_clearly_and_changes_nothing() {
         stderr(&output)
     );
     assert!(!dir.path().join("config").exists(), "no kubeconfig written");
+}
+
+/// The Gateway API objects a cluster with Gateway API has: the TLSRoute CRD serving v1 and a
+/// GatewayClass.
+fn install_gateway_api(fake: &FakeApi) {
+    fake.put(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+               "metadata": {"name": "tlsroutes.gateway.networking.k8s.io"},
+               "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
+                        "names": {"kind": "TLSRoute", "plural": "tlsroutes"},
+                        "versions": [{"name": "v1", "served": true, "storage": true}]},
+               "status": {"conditions": [{"type": "Established", "status": "True"}]}}),
+    );
+    fake.put(
+        "gateway.networking.k8s.io",
+        "gatewayclasses",
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+               "metadata": {"name": "eg"}, "spec": {"controllerName": "example.com/gateway"}}),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_refuses_an_exposure_the_hosting_cluster_cannot_serve() {
+    let cluster = Cluster::start().await;
+    cluster.fake.put(
+        "",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+               "data": {"exposure": "gateway"}}),
+    );
+    let refused = |output: &Output, why: &str| {
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
+        assert!(
+            stderr(output).contains(why) && stderr(output).contains("nothing was created"),
+            "{}",
+            stderr(output)
+        );
+        assert!(cluster.control_plane("cp1").is_none());
+        assert!(
+            !cluster
+                .fake
+                .writes()
+                .iter()
+                .any(|w| w.path.contains("/controlplanes")),
+            "no ControlPlane is written"
+        );
+    };
+    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    refused(&output, "does not serve Gateway API's TLSRoute v1");
+    install_gateway_api(&cluster.fake);
+    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    refused(&output, "Gateway kubeflex-system/kubeflex does not exist");
+    // A host control plane serves no API of its own: nothing to expose.
+    let host = cluster
+        .kflex(&["create", "edge", "--type", "host", "--wait=false"])
+        .await;
+    assert!(host.status.success(), "{}", stderr(&host));
+    cluster.fake.put(
+        "gateway.networking.k8s.io",
+        "gateways",
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": "kubeflex", "namespace": "kubeflex-system"},
+               "spec": {"gatewayClassName": "eg", "listeners": []}}),
+    );
+    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(cluster.control_plane("cp1").is_some());
+}
+
+/// Answers as the API server does once a CRD is applied: established.
+async fn establish_crds(fake: FakeApi, stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        for crd in fake.objects("apiextensions.k8s.io", "customresourcedefinitions") {
+            if crd["status"].is_null() {
+                let name = crd["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                fake.edit(
+                    "apiextensions.k8s.io",
+                    "customresourcedefinitions",
+                    None,
+                    &name,
+                    &json!({"status": {"conditions": [{"type": "Established", "status": "True"}]}}),
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_says_which_exposures_the_cluster_serves_and_refuses_one_it_cannot() {
+    let cluster = Cluster::start().await;
+    cluster.fake.clear_log();
+    let output = cluster
+        .kflex(&["init", "--exposure", "gateway", "--wait=false"])
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("gateway       no: no TLSRoute v1 CustomResourceDefinition")
+            && text.contains("route         no: not OpenShift")
+            && text.contains("exposure gateway needs Gateway API's TLSRoute v1")
+            && text.contains("nothing was installed"),
+        "{text}"
+    );
+    assert!(
+        cluster.fake.writes().is_empty(),
+        "{:#?}",
+        cluster.fake.writes()
+    );
+
+    // With Gateway API, init installs kflex with the exposure, and the Gateway it renders.
+    install_gateway_api(&cluster.fake);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let establishing = tokio::spawn(establish_crds(cluster.fake.clone(), stopped));
+    let output = cluster
+        .kflex(&[
+            "init",
+            "--exposure",
+            "gateway",
+            "--set",
+            "gateway.create=true",
+            "--set",
+            "gateway.className=eg",
+            "--wait=false",
+        ])
+        .await;
+    let _ = stop.send(true);
+    establishing.await.expect("joined");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("gateway       yes: TLSRoute v1 and GatewayClasses eg"),
+        "{}",
+        stderr(&output)
+    );
+    let config = cluster
+        .fake
+        .get("", "configmaps", Some("kubeflex-system"), "kubeflex-config")
+        .expect("the configuration");
+    assert_eq!(config["data"]["exposure"], "gateway");
+    let gateway = cluster
+        .fake
+        .get(
+            "gateway.networking.k8s.io",
+            "gateways",
+            Some("kubeflex-system"),
+            "kubeflex",
+        )
+        .expect("the Gateway kflex renders");
+    assert_eq!(gateway["spec"]["gatewayClassName"], "eg");
+    assert_eq!(
+        gateway["spec"]["listeners"][0]["tls"]["mode"],
+        "Passthrough"
+    );
+}
+
+/// `kflex diff` knows TLSRoutes: nothing to show once the controller applied a control plane
+/// exposed through a Gateway, and a switch of the hosting cluster's exposure shows the route
+/// going and the Ingress coming, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_shows_a_switch_of_exposure() {
+    let cluster = Cluster::start().await;
+    install_gateway_api(&cluster.fake);
+    let config = |exposure: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+               "data": {"exposure": exposure}})
+    };
+    cluster.fake.put("", "configmaps", config("gateway"));
+    cluster.fake.put(
+        "gateway.networking.k8s.io",
+        "gateways",
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": "kubeflex", "namespace": "kubeflex-system"},
+               "spec": {"gatewayClassName": "eg", "listeners": []}}),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(run_controller(
+        cluster.fake.client(),
+        Running {
+            system_namespace: "kubeflex-system".into(),
+            concurrency: 2,
+            options: Options::default(),
+            identity: "test".into(),
+        },
+        Arc::new(Metrics::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    for _ in 0..200 {
+        let applied = cluster
+            .fake
+            .get(
+                "gateway.networking.k8s.io",
+                "tlsroutes",
+                Some("cp1-system"),
+                "cp1",
+            )
+            .is_some();
+        if applied {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    let _ = controller.await;
+    let clean = cluster.kflex(&["diff", "cp1"]).await;
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&clean.stdout),
+        stderr(&clean)
+    );
+    cluster.fake.put("", "configmaps", config("ingress"));
+    let switched = cluster.kflex(&["diff", "cp1"]).await;
+    assert_eq!(switched.status.code(), Some(1), "{}", stderr(&switched));
+    let text = String::from_utf8(switched.stdout).expect("UTF-8");
+    let files: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("+++ rendered/"))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "Namespace/cp1-system",
+            "Ingress.networking.k8s.io/cp1-system/cp1",
+            "TLSRoute.gateway.networking.k8s.io/cp1-system/cp1"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("-    kflex.kubestellar.org/control-plane-namespace: cp1"),
+        "{text}"
+    );
 }

@@ -91,7 +91,7 @@ impl Harness {
     /// until [`Harness::start_watches`].
     fn starting(fake: FakeApi, serving: bool) -> Self {
         let client = fake.client();
-        let watches = Watches::new(&client, "kubeflex-system", false);
+        let watches = Watches::new(&client, "kubeflex-system", &[]);
         let clock = Arc::new(AtomicI64::new(NOW));
         let time = clock.clone();
         let ctx = Arc::new(Context {
@@ -1749,6 +1749,237 @@ async fn forged_annotations_cannot_make_deletion_delete_what_is_not_the_control_
         );
         assert_victims_untouched(&h, &writes);
         assert_refusals_reported(&h);
+    })
+    .await;
+}
+
+/// The configuration ConfigMap with `settings` changed (keys as the ConfigMap holds them).
+fn config_map_with(settings: &[(&str, &str)]) -> Value {
+    let mut config = config_map();
+    for (key, value) in settings {
+        config["data"][*key] = json!(value);
+    }
+    config
+}
+
+/// Changes the hosting cluster's configuration and lets the controller's cache see it.
+async fn configure(h: &Harness, settings: &[(&str, &str)]) {
+    h.fake.put("", "configmaps", config_map_with(settings));
+    h.settle().await;
+}
+
+fn uid(fake: &FakeApi, group: &str, plural: &str, namespace: &str, name: &str) -> Value {
+    fake.get(group, plural, Some(namespace), name)
+        .map(|o| o["metadata"]["uid"].clone())
+        .unwrap_or(Value::Null)
+}
+
+const GATEWAY_API: &str = "gateway.networking.k8s.io";
+
+/// Switching the exposure of live control planes: the old exposure object is pruned, the new one
+/// applied, the namespace label and the API Service follow, and nothing else is written — no
+/// Secret, no Job replaced (certificates and kubeconfigs do not depend on the exposure).
+#[tokio::test]
+async fn switching_exposure_prunes_the_old_object_and_applies_the_new_alone() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.create_control_plane("vc1", json!({"type": "vcluster"}));
+        for name in ["cp1", "vc1"] {
+            h.reconcile(name).await.expect("created");
+        }
+        let ingress = |ns: &str, name: &str| h.fake.get("networking.k8s.io", "ingresses", Some(ns), name);
+        let route = |ns: &str, name: &str| h.fake.get(GATEWAY_API, "tlsroutes", Some(ns), name);
+        assert!(ingress("cp1-system", "cp1").is_some() && ingress("vc1-system", "vc1").is_some());
+        let job = uid(&h.fake, "batch", "jobs", "cp1-system", "kflex-bootstrap");
+        let statefulset = uid(&h.fake, "apps", "statefulsets", "vc1-system", "vcluster");
+        assert!(!job.is_null() && !statefulset.is_null());
+
+        // ingress → gateway → loadBalancer → ingress again.
+        for exposure in ["gateway", "loadBalancer", "ingress"] {
+            configure(&h, &[("exposure", exposure)]).await;
+            h.fake.clear_log();
+            for name in ["cp1", "vc1"] {
+                h.reconcile(name).await.expect("switched");
+            }
+            let writes = h.fake.writes();
+            let touched_secrets: Vec<_> = writes.iter().filter(|w| w.path.contains("/secrets")).collect();
+            assert!(touched_secrets.is_empty(), "{exposure}: {touched_secrets:#?}");
+            let job_writes: Vec<_> = writes
+                .iter()
+                .filter(|w| w.path.contains("/jobs") && w.method != Method::PATCH)
+                .collect();
+            assert!(job_writes.is_empty(), "{exposure}: a Job was replaced: {job_writes:#?}");
+            assert_eq!(uid(&h.fake, "batch", "jobs", "cp1-system", "kflex-bootstrap"), job);
+            assert_eq!(uid(&h.fake, "apps", "statefulsets", "vc1-system", "vcluster"), statefulset);
+            assert!(!h.event_reasons().iter().any(|r| r == "JobReplaced"));
+            // Only the exposure's objects (and the ControlPlane's parent records) were written.
+            let written: std::collections::BTreeSet<String> = applies(&writes)
+                .iter()
+                .map(|w| w.path.rsplit('/').nth(1).unwrap_or_default().to_owned())
+                .collect();
+            assert!(
+                written.iter().all(|plural| {
+                    ["namespaces", "services", "tlsroutes", "ingresses"].contains(&plural.as_str())
+                }),
+                "{exposure}: {written:?}"
+            );
+            for (cp, service) in [("cp1", "cp1"), ("vc1", "vcluster")] {
+                let ns = format!("{cp}-system");
+                let namespace = h.fake.get("", "namespaces", None, &ns).expect("the namespace");
+                let label = &namespace["metadata"]["labels"]["kflex.kubestellar.org/control-plane-namespace"];
+                let service_type = h.fake.get("", "services", Some(&ns), service).expect("the Service")["spec"]["type"].clone();
+                match exposure {
+                    "gateway" => {
+                        assert!(ingress(&ns, cp).is_none(), "{cp}: the Ingress is pruned");
+                        let tls = route(&ns, cp).expect("the TLSRoute is applied");
+                        assert_eq!(tls["spec"]["hostnames"], json!([format!("{cp}.localtest.me")]));
+                        assert_eq!(tls["spec"]["rules"][0]["backendRefs"][0]["name"], service);
+                        assert_eq!(label, cp);
+                        assert_eq!(service_type, "ClusterIP");
+                    }
+                    "loadBalancer" => {
+                        assert!(route(&ns, cp).is_none(), "{cp}: the TLSRoute is pruned");
+                        assert!(ingress(&ns, cp).is_none());
+                        assert!(label.is_null(), "{cp}: the label goes with the gateway");
+                        assert_eq!(service_type, "LoadBalancer");
+                    }
+                    _ => {
+                        assert!(ingress(&ns, cp).is_some(), "{cp}: the Ingress is back");
+                        assert!(route(&ns, cp).is_none());
+                        assert_eq!(service_type, "ClusterIP");
+                    }
+                }
+            }
+            let deletes = deletes(&writes);
+            let pruned_kind = match exposure {
+                "gateway" => "/ingresses/",
+                "loadBalancer" => "/tlsroutes/",
+                _ => "/services/none",
+            };
+            if exposure != "ingress" {
+                assert_eq!(
+                    deletes.iter().filter(|d| d.contains(pruned_kind)).count(),
+                    2,
+                    "{exposure}: {deletes:?}"
+                );
+            }
+            assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+        }
+    })
+    .await;
+}
+
+/// With exposure gateway, Ready also needs the TLSRoute accepted by its Gateway, and says what
+/// the Gateway said when it is not.
+#[tokio::test]
+async fn ready_waits_for_the_gateway_to_accept_the_route_and_reports_its_message() {
+    timed(async {
+        let fake = FakeApi::new();
+        fake.put("", "configmaps", config_map_with(&[("exposure", "gateway")]));
+        let h = Harness::over(fake, true).await;
+        h.create_control_plane("cp1", json!({"type": "k3s"}));
+        h.reconcile("cp1").await.expect("created");
+        h.fake
+            .edit("apps", "statefulsets", Some("cp1-system"), "k3s-server", &json!({"status": {"readyReplicas": 1}}))
+            .expect("ready");
+        h.fake.put(
+            "",
+            "secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k3s-config", "namespace": "cp1-system"},
+                   "data": {"config-incluster": "a3ViZWNvbmZpZw=="}}),
+        );
+        h.settle().await;
+        let ready = |h: &Harness| {
+            let c = h.condition("cp1", "Ready");
+            (c["status"].as_str().unwrap_or_default().to_owned(), c["message"].as_str().unwrap_or_default().to_owned())
+        };
+        let action = h.reconcile("cp1").await.expect("reconciled");
+        assert_eq!(action, Action::requeue(Options::default().not_ready_requeue));
+        let (status, message) = ready(&h);
+        assert_eq!(status, "False");
+        assert!(message.contains("TLSRoute cp1-system/cp1 is not accepted by Gateway kubeflex-system/kubeflex: no Gateway API implementation has reported"), "{message}");
+
+        let generation = h.fake.get(GATEWAY_API, "tlsroutes", Some("cp1-system"), "cp1").expect("the route")["metadata"]["generation"].clone();
+        let report = |status: &str, reason: &str, message: &str| {
+            json!({"status": {"parents": [{"parentRef": {"group": GATEWAY_API, "kind": "Gateway", "name": "kubeflex", "namespace": "kubeflex-system"},
+                "controllerName": "example.com/gateway-controller",
+                "conditions": [{"type": "Accepted", "status": status, "reason": reason, "message": message,
+                                "observedGeneration": generation, "lastTransitionTime": "2026-11-21T00:00:00Z"}]}]}})
+        };
+        h.fake
+            .edit(GATEWAY_API, "tlsroutes", Some("cp1-system"), "cp1", &report("False", "NotAllowedByListeners", "no listener admits TLSRoutes from cp1-system"))
+            .expect("reported");
+        h.settle().await;
+        h.reconcile("cp1").await.expect("reconciled");
+        let (status, message) = ready(&h);
+        assert_eq!(
+            (status.as_str(), message.as_str()),
+            ("False", "TLSRoute cp1-system/cp1 is not accepted by Gateway kubeflex-system/kubeflex: NotAllowedByListeners: no listener admits TLSRoutes from cp1-system")
+        );
+        h.fake
+            .edit(GATEWAY_API, "tlsroutes", Some("cp1-system"), "cp1", &report("True", "Accepted", ""))
+            .expect("reported");
+        h.settle().await;
+        let action = h.reconcile("cp1").await.expect("reconciled");
+        assert_eq!(ready(&h).0, "True");
+        assert_eq!(action, Action::requeue(Options::default().resync));
+    })
+    .await;
+}
+
+/// With exposure loadBalancer, Ready needs the API Service's address; with
+/// loadBalancer.publishAddress also the off-cluster kubeconfig naming it (what `kflex create`
+/// fetches once Ready).
+#[tokio::test]
+async fn ready_waits_for_the_load_balancer_and_its_published_address() {
+    timed(async {
+        let fake = FakeApi::new();
+        fake.put(
+            "",
+            "configmaps",
+            config_map_with(&[("exposure", "loadBalancer"), ("loadBalancer.publishAddress", "true")]),
+        );
+        let h = Harness::over(fake, true).await;
+        h.create_control_plane("cp1", json!({"type": "k3s"}));
+        h.reconcile("cp1").await.expect("created");
+        h.fake
+            .edit("apps", "statefulsets", Some("cp1-system"), "k3s-server", &json!({"status": {"readyReplicas": 1}}))
+            .expect("ready");
+        let kubeconfig = |server: &str| {
+            use base64::Engine as _;
+            let config = format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+            );
+            base64::engine::general_purpose::STANDARD.encode(config)
+        };
+        let publish = |server: &str| {
+            h.fake.put(
+                "",
+                "secrets",
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k3s-config", "namespace": "cp1-system"},
+                       "data": {"config-incluster": kubeconfig("https://k3s.cp1-system.svc"), "config": kubeconfig(server)}}),
+            );
+        };
+        publish("https://cp1.localtest.me:9443");
+        h.settle().await;
+        let message = |h: &Harness| h.condition("cp1", "Ready")["message"].as_str().unwrap_or_default().to_owned();
+        h.reconcile("cp1").await.expect("reconciled");
+        assert_eq!(h.condition("cp1", "Ready")["status"], "False");
+        assert!(message(&h).starts_with("Service cp1-system/k3s has no load-balancer address yet"), "{}", message(&h));
+        h.fake
+            .edit("", "services", Some("cp1-system"), "k3s", &json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}))
+            .expect("an address");
+        h.settle().await;
+        h.reconcile("cp1").await.expect("reconciled");
+        assert_eq!(
+            message(&h),
+            "the off-cluster kubeconfig (Secret cp1-system/k3s-config key config) does not name the load balancer's address 203.0.113.7 yet"
+        );
+        publish("https://203.0.113.7:9443");
+        h.settle().await;
+        h.reconcile("cp1").await.expect("reconciled");
+        assert_eq!(h.condition("cp1", "Ready")["status"], "True", "{}", message(&h));
     })
     .await;
 }

@@ -350,7 +350,7 @@ fn no_role_grants_everything() {
 #[test]
 fn rendered_kflex_invocations_are_accepted_by_the_binary() {
     let mut seen = std::collections::BTreeSet::new();
-    for (case, object) in golden_objects() {
+    for (case, object) in golden_objects().into_iter().chain(publishing_addresses()) {
         let Some((_, spec)) = pod_security::pod_spec(&object) else {
             continue;
         };
@@ -394,6 +394,36 @@ fn rendered_kflex_invocations_are_accepted_by_the_binary() {
         expected,
         "the golden cases exercise every program"
     );
+}
+
+/// The k8s and vcluster control planes of the acceptance set with exposure loadBalancer and
+/// `loadBalancer.publishAddress`, whose publishers take arguments no golden case shows (the
+/// k3s-loadbalancer case shows k3s's).
+fn publishing_addresses() -> Vec<(String, Manifest)> {
+    use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
+    use kflex_core::settings::{Exposure, Settings};
+    let mut settings = Settings {
+        exposure: Some(Exposure::LoadBalancer),
+        ..Settings::default()
+    };
+    settings.load_balancer.publish_address = true;
+    let renderer = Renderer::new(settings, &TemplateSet::embedded()).expect("renderer");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance");
+    let mut objects = Vec::new();
+    for file in ["cp-k8s.yaml", "cp-vcluster.yaml"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("acceptance input");
+        let cp: kflex_core::api::ControlPlane =
+            serde_saphyr::from_str(&text).expect("a ControlPlane");
+        let mut cp = cp;
+        // Their hooks are not what this is about.
+        cp.spec.post_create_hooks = None;
+        let rendered = renderer
+            .render(&cp, &HookCatalog::default())
+            .expect("rendered");
+        let case = format!("{file} with loadBalancer.publishAddress");
+        objects.extend(rendered.manifests.into_iter().map(|m| (case.clone(), m)));
+    }
+    objects
 }
 
 fn sync_wave(case: &str, object: &Manifest) -> i32 {

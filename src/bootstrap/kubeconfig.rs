@@ -15,6 +15,8 @@ use kube::config::{
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
+pub use super::address::Endpoint;
+
 fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -68,10 +70,16 @@ pub fn single(
 
 /// A cluster entry for `server`, trusting `ca_pem`.
 pub fn cluster(name: &str, server: &str, ca_pem: &str) -> NamedCluster {
+    cluster_at(name, &Endpoint::plain(server), ca_pem)
+}
+
+/// A cluster entry for `endpoint`, trusting `ca_pem`.
+pub fn cluster_at(name: &str, endpoint: &Endpoint, ca_pem: &str) -> NamedCluster {
     NamedCluster {
         name: name.to_owned(),
         cluster: Some(Cluster {
-            server: Some(server.to_owned()),
+            server: Some(endpoint.server.clone()),
+            tls_server_name: endpoint.tls_server_name.clone(),
             certificate_authority_data: Some(encode_base64(ca_pem.as_bytes())),
             ..Cluster::default()
         }),
@@ -139,6 +147,11 @@ pub struct Current<'a> {
 impl Current<'_> {
     pub fn server(&self) -> Option<&str> {
         self.cluster.cluster.as_ref()?.server.as_deref()
+    }
+
+    /// The name the server's certificate is checked against, when not the server's host.
+    pub fn tls_server_name(&self) -> Option<&str> {
+        self.cluster.cluster.as_ref()?.tls_server_name.as_deref()
     }
 
     /// The CA the cluster entry trusts, if given inline.
@@ -212,12 +225,20 @@ pub fn current(kubeconfig: &Kubeconfig) -> anyhow::Result<Current<'_>> {
 
 /// `kubeconfig` with every cluster's server replaced by `server`.
 pub fn with_server(kubeconfig: &Kubeconfig, server: &str) -> anyhow::Result<Kubeconfig> {
+    with_endpoint(kubeconfig, &Endpoint::plain(server))
+}
+
+/// `kubeconfig` with every cluster's server and certificate name set as `endpoint` says (a
+/// certificate name another endpoint set is removed when this one has none).
+pub fn with_endpoint(kubeconfig: &Kubeconfig, endpoint: &Endpoint) -> anyhow::Result<Kubeconfig> {
     if kubeconfig.clusters.is_empty() {
         bail!("the kubeconfig has no cluster");
     }
     let mut changed = kubeconfig.clone();
     for cluster in &mut changed.clusters {
-        cluster.cluster.get_or_insert_with(Cluster::default).server = Some(server.to_owned());
+        let entry = cluster.cluster.get_or_insert_with(Cluster::default);
+        entry.server = Some(endpoint.server.clone());
+        entry.tls_server_name = endpoint.tls_server_name.clone();
     }
     Ok(changed)
 }
@@ -257,6 +278,24 @@ mod tests {
         assert_eq!(current.context.name, "cp1");
         let moved = with_server(&parsed, "https://cp1.cp1-system.svc").unwrap();
         assert_eq!(current_server(&moved), "https://cp1.cp1-system.svc");
+        // A certificate name written as kubectl reads it, and removed with the next endpoint.
+        let named = with_endpoint(
+            &parsed,
+            &Endpoint {
+                server: "https://203.0.113.7:9443".into(),
+                tls_server_name: Some("cp1.example".into()),
+            },
+        )
+        .unwrap();
+        let text = to_yaml(&named).unwrap();
+        assert!(text.contains("tls-server-name: cp1.example"), "{text}");
+        let read = parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            super::current(&read).unwrap().tls_server_name(),
+            Some("cp1.example")
+        );
+        let plain = with_server(&read, "https://cp1.example:9443").unwrap();
+        assert_eq!(super::current(&plain).unwrap().tls_server_name(), None);
     }
 
     fn current_server(kubeconfig: &Kubeconfig) -> String {

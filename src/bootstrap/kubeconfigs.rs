@@ -26,7 +26,8 @@ pub struct Identity {
 #[derive(Clone, Debug)]
 pub struct Wanted {
     pub key: String,
-    pub server: String,
+    /// The server, and the certificate name when the server does not give it.
+    pub endpoint: kubeconfig::Endpoint,
     pub identity: Identity,
 }
 
@@ -83,7 +84,8 @@ fn still_good(bytes: &[u8], wanted: &Wanted, names: &Names, ca: &Authority, now:
     current.context.name == names.context
         && current.cluster.name == names.cluster
         && current.user.is_some_and(|u| u.name == wanted.identity.user)
-        && current.server() == Some(wanted.server.as_str())
+        && current.server() == Some(wanted.endpoint.server.as_str())
+        && current.tls_server_name() == wanted.endpoint.tls_server_name.as_deref()
         && current.ca_pem().as_deref() == Some(ca.cert_pem.as_str())
         && ca.issued(&cert)
         && facts.common_name == wanted.identity.common_name
@@ -121,7 +123,7 @@ pub fn plan(
             client_lifetime,
         )?;
         let built = kubeconfig::single(
-            kubeconfig::cluster(&names.cluster, &want.server, &ca.cert_pem),
+            kubeconfig::cluster_at(&names.cluster, &want.endpoint, &ca.cert_pem),
             &want.identity.user,
             Credentials::ClientCertificate {
                 cert_pem: &issued.cert_pem,
@@ -148,7 +150,7 @@ mod tests {
     fn wanted(server: &str) -> Vec<Wanted> {
         vec![Wanted {
             key: "kubeconfig".into(),
-            server: server.into(),
+            endpoint: kubeconfig::Endpoint::plain(server),
             identity: admin("cp1"),
         }]
     }
@@ -176,6 +178,27 @@ mod tests {
             &ca,
             now() + time::Duration::days(250)
         ));
+        // The load balancer's address with the host as certificate name: made again, then kept.
+        let at_address = vec![Wanted {
+            key: "kubeconfig".into(),
+            endpoint: kubeconfig::Endpoint {
+                server: "https://203.0.113.7:1".into(),
+                tls_server_name: Some("a".into()),
+            },
+            identity: admin("cp1"),
+        }];
+        let moved = plan(Some(&first), &at_address, &names, &ca, YEAR, now())
+            .unwrap()
+            .unwrap();
+        assert!(
+            plan(Some(&moved), &at_address, &names, &ca, YEAR, now())
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            remade(&moved, "https://203.0.113.7:1", &ca, now()),
+            "no certificate name"
+        );
         // Unrelated keys stay.
         let mut with_extra = first.clone();
         with_extra.insert("other".into(), b"x".to_vec());

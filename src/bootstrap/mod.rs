@@ -7,6 +7,7 @@
 //! (`certificates`, `kubeconfigs`, `publish`, `tokens`, `database`); `run` wires them to the
 //! command line, the clock and the Kubernetes API.
 
+pub mod address;
 pub mod certificates;
 pub mod database;
 pub mod duration;

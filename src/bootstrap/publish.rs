@@ -24,7 +24,17 @@ pub enum Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
     pub key: String,
-    pub server: String,
+    pub endpoint: kubeconfig::Endpoint,
+}
+
+impl Published {
+    /// `key` naming `server` (its host the certificate name).
+    pub fn at(key: &str, server: &str) -> Self {
+        Self {
+            key: key.to_owned(),
+            endpoint: kubeconfig::Endpoint::plain(server),
+        }
+    }
 }
 
 /// The Secret's data with every `published` key made from `source` (a kubeconfig), or `None`
@@ -37,8 +47,8 @@ pub fn plan(
 ) -> anyhow::Result<Option<SecretData>> {
     let parsed = kubeconfig::parse(source)?;
     let mut data = current.cloned().unwrap_or_default();
-    for Published { key, server } in published {
-        let moved = kubeconfig::with_server(&parsed, server)?;
+    for Published { key, endpoint } in published {
+        let moved = kubeconfig::with_endpoint(&parsed, endpoint)?;
         data.insert(key.clone(), kubeconfig::to_yaml(&moved)?.into_bytes());
     }
     if drop_empty_keys {
@@ -129,14 +139,8 @@ mod tests {
     #[test]
     fn every_published_key_names_its_server_and_other_keys_stay() {
         let published = [
-            Published {
-                key: "config".into(),
-                server: "https://edge.example.com:9443".into(),
-            },
-            Published {
-                key: "config-incluster".into(),
-                server: "https://k3s.edge-system.svc".into(),
-            },
+            Published::at("config", "https://edge.example.com:9443"),
+            Published::at("config-incluster", "https://k3s.edge-system.svc"),
         ];
         let current = SecretData::from([("token".to_owned(), b"kept".to_vec())]);
         let data = plan(
@@ -169,10 +173,10 @@ mod tests {
             ("config".to_owned(), source("https://localhost:8443")),
             ("token".to_owned(), Vec::new()),
         ]);
-        let published = [Published {
-            key: "config-incluster".into(),
-            server: "https://vcluster.vc-system".into(),
-        }];
+        let published = [Published::at(
+            "config-incluster",
+            "https://vcluster.vc-system",
+        )];
         let data = plan(Some(&current), &current["config"], &published, true)
             .unwrap()
             .unwrap();
@@ -181,6 +185,44 @@ mod tests {
             server_of(&data, "config"),
             "https://localhost:8443",
             "vCluster's key is untouched"
+        );
+    }
+
+    #[test]
+    fn the_load_balancer_address_is_published_with_the_host_as_certificate_name() {
+        let endpoint = kubeconfig::Endpoint {
+            server: "https://203.0.113.7:9443".into(),
+            tls_server_name: Some("vc.example.com".into()),
+        };
+        let published = [
+            Published {
+                key: "config".into(),
+                endpoint,
+            },
+            Published::at("config-incluster", "https://vcluster.vc-system"),
+        ];
+        // vCluster's own key is the source and is rewritten in place.
+        let current =
+            SecretData::from([("config".to_owned(), source("https://vc.example.com:9443"))]);
+        let data = plan(Some(&current), &current["config"], &published, false)
+            .unwrap()
+            .unwrap();
+        let read = |key: &str| kubeconfig::parse(&data[key]).unwrap();
+        let config = read("config");
+        let off = kubeconfig::current(&config).unwrap();
+        assert_eq!(off.server(), Some("https://203.0.113.7:9443"));
+        assert_eq!(off.tls_server_name(), Some("vc.example.com"));
+        // The in-cluster key, made from the rewritten source, names its server alone.
+        let in_cluster = read("config-incluster");
+        assert_eq!(
+            kubeconfig::current(&in_cluster).unwrap().tls_server_name(),
+            None
+        );
+        // The next pass reads its own output and changes nothing.
+        assert!(
+            plan(Some(&data), &data["config"], &published, false)
+                .unwrap()
+                .is_none()
         );
     }
 
@@ -215,10 +257,7 @@ mod publishing {
         source: &Source,
         drop_empty: bool,
     ) -> Option<Outcome> {
-        let published = [Published {
-            key: "config-incluster".into(),
-            server: "https://in.cluster".into(),
-        }];
+        let published = [Published::at("config-incluster", "https://in.cluster")];
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()

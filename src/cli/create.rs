@@ -2,8 +2,9 @@
 //!
 //! Everything that can be checked is checked before anything is created: the name and fields
 //! (the CRD's rules), that the hooks exist (KubeFlex exited 0 without them, #235), that the
-//! hosting cluster's controller would render it, and for type external that its bootstrap
-//! Secret is there. Only then the ControlPlane is created; waiting for it follows.
+//! hosting cluster's controller would render it, that the hosting cluster can serve its
+//! exposure (TLSRoutes and the Gateway, for exposure gateway), and for type external that its
+//! bootstrap Secret is there. Only then the ControlPlane is created; waiting for it follows.
 
 use std::collections::BTreeMap;
 
@@ -162,6 +163,8 @@ pub(crate) async fn create(
     }
     check_hooks(&client, &cp).await?;
     super::live::render(&client, &cp).await?;
+    let settings = super::live::hosting_settings(&client).await?;
+    super::exposure::check_for_create(&client, &settings, cp.spec.type_).await?;
     let written = match bootstrap {
         Some(secret) => Some(write_bootstrap_secret(&client, secret).await?),
         None => {

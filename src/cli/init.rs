@@ -1,15 +1,17 @@
-//! `kflex init`: install kflex on the hosting cluster. The system manifests (what `kflex render
-//! --system` prints, with the same settings flags) are applied with server-side apply, the
-//! context is recorded as the hosting cluster's, and PostgreSQL and the controller are waited
-//! for. With `--create-kind`, a kind cluster with ingress-nginx in TLS-passthrough mode is
-//! created first.
+//! `kflex init`: install kflex on the hosting cluster. It says which exposures the cluster can
+//! serve (Ingress, OpenShift Route, Gateway API, load balancer) and refuses, before installing
+//! anything, an exposure it cannot; then the system manifests (what `kflex render --system`
+//! prints, with the same settings flags, so `--exposure` lands in kubeflex-config) are applied
+//! with server-side apply, the context is recorded as the hosting cluster's, and PostgreSQL and
+//! the controller are waited for. With `--create-kind`, a kind cluster with ingress-nginx in
+//! TLS-passthrough mode is created first.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use kflex_core::manifest::Manifest;
 use kflex_core::render::{Renderer, TemplateSet};
-use kflex_core::settings::SYSTEM_NAMESPACE;
+use kflex_core::settings::{Exposure, SYSTEM_NAMESPACE};
 use kube::api::{Patch, PatchParams};
 
 use super::kind;
@@ -24,6 +26,7 @@ const EXAMPLES: &str = "Examples:
   kflex init                                  # on the current context's cluster
   kflex init --create-kind                    # a kind cluster named kubeflex first
   kflex init --domain kflex.example.com --external-port 443
+  kflex init --exposure gateway --set gateway.create=true --set gateway.className=eg
   kflex init --openshift";
 
 /// Install kflex on the hosting cluster (the current context) and record it
@@ -56,6 +59,12 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
     if args.create_kind {
         if settings.is_open_shift {
             bail!("--create-kind makes a kind cluster, which is not OpenShift; drop --openshift");
+        }
+        if settings.exposure() == Exposure::Gateway {
+            bail!(
+                "--create-kind installs ingress-nginx, not a Gateway API implementation; use the \
+                 default exposure with it, or install Gateway API on a cluster of your own"
+            );
         }
         let kind_cluster = kind::Cluster {
             name: args.cluster_name.clone(),
@@ -92,6 +101,29 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
             let ingress = kind::ingress_nginx()?;
             apply_all(&client, &ingress, args.waiting.timeout).await?;
             wait_ready(&client, &ingress, "Deployment", args.waiting.timeout).await?;
+        }
+        let support = super::exposure::detect(&client).await?;
+        eprintln!("exposures this hosting cluster can serve:");
+        for line in super::exposure::describe(&support, &settings) {
+            eprintln!("{line}");
+        }
+        if let Some(refusal) = super::exposure::init_refusal(&support, &settings) {
+            bail!("{refusal}; nothing was installed");
+        }
+        eprintln!(
+            "control planes are exposed with: {} (setting exposure; --exposure chooses)",
+            settings.exposure()
+        );
+        let gateway = &settings.gateway;
+        if settings.exposure() == Exposure::Gateway
+            && !gateway.create
+            && !super::exposure::gateway_exists(&client, &gateway.namespace, &gateway.name).await?
+        {
+            eprintln!(
+                "warning: Gateway {}/{} does not exist yet; `kflex create` refuses control \
+                 planes until it does (or set gateway.create and gateway.className)",
+                gateway.namespace, gateway.name
+            );
         }
         apply_all(&client, &system, args.waiting.timeout).await?;
         session.kubeconfigs.update(|kubeconfigs| {

@@ -10,6 +10,7 @@ mod create;
 mod ctx;
 mod delete;
 mod diff;
+mod exposure;
 mod init;
 mod kind;
 pub mod kubeconfig;

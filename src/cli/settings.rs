@@ -35,6 +35,10 @@ pub(crate) struct SettingsArgs {
     /// The hosting cluster is OpenShift: expose control planes with Routes
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     openshift: Option<String>,
+    /// How control planes are reached from outside: ingress, route (OpenShift), gateway (Gateway
+    /// API TLSRoute) or loadBalancer [default: route on OpenShift, else ingress]
+    #[arg(long, value_name = "EXPOSURE")]
+    exposure: Option<String>,
     /// Kubernetes version of the hosting cluster (like helm --kube-version)
     #[arg(long, value_name = "VERSION")]
     kube_version: Option<String>,
@@ -93,6 +97,7 @@ impl SettingsArgs {
                 self.host_container.clone(),
             ),
             ("isOpenShift", "openshift", self.openshift.clone()),
+            ("exposure", "exposure", self.exposure.clone()),
             ("kubeVersion", "kube-version", self.kube_version.clone()),
             (
                 "kubernetesVersion",

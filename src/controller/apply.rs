@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::caches::Cached;
 use super::context::{Context, Record};
-use super::drift::{contains, fingerprint};
+use super::drift::{contains, fingerprint, owns_unrendered, rendered_digest};
 use super::readiness::ready;
 
 /// The field manager of everything the controller applies.
@@ -41,6 +41,8 @@ pub struct Applied {
     pub replaced: Vec<Replaced>,
     /// Each object's fingerprint after this pass (objects that failed have none).
     pub fingerprints: HashMap<ObjectKey, String>,
+    /// Each object's rendered digest, for objects applied or found in sync.
+    pub rendered: HashMap<ObjectKey, String>,
     /// One line per object that could not be applied.
     pub failures: Vec<String>,
 }
@@ -96,11 +98,28 @@ pub async fn apply_set(
         };
         let api = api_for(&ctx.client, &resource, manifest.namespace());
         let recorded = previous.and_then(|r| r.fingerprints.get(&key));
-        let decision = decide(ctx, control_plane, manifest, &api, recorded, trust).await;
+        let digest = rendered_digest(&Value::Object(manifest.object().clone()));
+        let rendering_changed = previous
+            .and_then(|r| r.rendered.get(&key))
+            .is_some_and(|before| *before != digest);
+        let decision = decide(
+            ctx,
+            control_plane,
+            manifest,
+            &api,
+            recorded,
+            Trust {
+                same_set: trust.same_set && !rendering_changed,
+                ..trust
+            },
+            rendering_changed,
+        )
+        .await;
         match decision {
             Ok(Decision::Keep(fingerprint)) => {
                 applied.unchanged += 1;
-                applied.fingerprints.insert(key, fingerprint);
+                applied.fingerprints.insert(key.clone(), fingerprint);
+                applied.rendered.insert(key, digest);
             }
             Ok(Decision::Write) => match write_and_wait(&api, manifest).await {
                 Ok((live, replaced)) => {
@@ -114,6 +133,7 @@ pub async fn apply_set(
                     applied
                         .fingerprints
                         .insert(key.clone(), fingerprint(&live.metadata));
+                    applied.rendered.insert(key.clone(), digest);
                     applied.written.push(key);
                 }
                 Err(err) => applied.failures.push(format!("{err:#}")),
@@ -138,7 +158,8 @@ fn taken(key: &ObjectKey, other: &str) -> String {
 }
 
 /// Whether `manifest` must be written, from the cache, the record and (when those do not
-/// settle it) the live object.
+/// settle it) the live object; `rendering_changed`: it is rendered otherwise than when it was
+/// last applied, so it is written (once it is known to be this control plane's).
 async fn decide(
     ctx: &Context,
     control_plane: &str,
@@ -146,6 +167,7 @@ async fn decide(
     api: &Api<DynamicObject>,
     recorded: Option<&String>,
     trust: Trust,
+    rendering_changed: bool,
 ) -> Result<Decision, String> {
     let key = manifest.key();
     let cached = ctx.caches.lookup(
@@ -187,7 +209,14 @@ async fn decide(
             }
             let live_value = serde_json::to_value(&live).map_err(|e| format!("{key}: {e}"))?;
             let desired = Value::Object(manifest.object().clone());
-            Ok(if contains(&desired, &live_value) {
+            let in_sync = !rendering_changed
+                && contains(&desired, &live_value)
+                && !owns_unrendered(
+                    &desired,
+                    live.metadata.managed_fields.as_deref(),
+                    FIELD_MANAGER,
+                );
+            Ok(if in_sync {
                 Decision::Keep(fingerprint(&live.metadata))
             } else {
                 Decision::Write

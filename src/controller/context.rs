@@ -48,6 +48,10 @@ pub struct Record {
     /// Empty when the last pass did not complete (something failed to apply or prune).
     pub hash: String,
     pub fingerprints: HashMap<ObjectKey, String>,
+    /// Each object's rendered digest (`drift::rendered_digest`) when it was applied or found
+    /// in sync: a rendering that changed since is applied, even if the live object still holds
+    /// every field (a field kflex no longer renders is removed that way).
+    pub rendered: HashMap<ObjectKey, String>,
     /// When objects of kinds no cache watches were last read (Unix seconds).
     pub verified_at: i64,
 }

@@ -6,9 +6,13 @@
 //! generation does not cover; elsewhere it is the `resourceVersion`, which moves on any change.
 //! While the rendered set and every fingerprint are unchanged, the object is as applied. When a
 //! fingerprint moved, the live object is read and compared: it is in sync if it still holds every
-//! field kflex renders, with the values kflex renders.
+//! field kflex renders, with the values kflex renders, and no field kflex applied before and
+//! renders no more (a label or annotation taken out of a template, the namespace label of
+//! exposure gateway after a switch): those are found from what the object was rendered as when
+//! it was last applied ([`rendered_digest`]) or, after a restart, from the fields the `kflex`
+//! field manager owns ([`owns_unrendered`]); applying again then removes them.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -63,6 +67,48 @@ fn field_matches(desired: &Value, live: Option<&Value>) -> bool {
     }
 }
 
+/// A digest of an object as rendered, to notice that its rendering changed since it was applied.
+pub fn rendered_digest(desired: &Value) -> String {
+    let digest = Sha256::digest(serde_json::to_vec(desired).unwrap_or_default());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `manager` owns, by server-side apply, a field of the live object (`managed_fields`,
+/// its `metadata.managedFields`) that `desired` no longer has: applying `desired` again would
+/// remove it. Only fields of mappings are compared (lists are compared whole by [`contains`]).
+pub fn owns_unrendered(
+    desired: &Value,
+    managed_fields: Option<&[ManagedFieldsEntry]>,
+    manager: &str,
+) -> bool {
+    managed_fields.into_iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(manager)
+            && entry.operation.as_deref() == Some("Apply")
+            && entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| owned_missing(&fields.0, desired))
+    })
+}
+
+/// Whether a field of the `fieldsV1` set `owned` (keys `f:<name>`; `k:`, `v:` and `i:` name
+/// list items) is absent from `desired`.
+fn owned_missing(owned: &Value, desired: &Value) -> bool {
+    let Some(owned) = owned.as_object() else {
+        return false;
+    };
+    owned.iter().any(|(key, inner)| {
+        let Some(field) = key.strip_prefix("f:") else {
+            return false;
+        };
+        match desired.get(field) {
+            None => true,
+            Some(value) if value.is_object() => owned_missing(inner, value),
+            Some(_) => false,
+        }
+    })
+}
+
 fn is_empty(value: &Value) -> bool {
     match value {
         Value::Null => true,
@@ -113,6 +159,40 @@ mod tests {
         assert!(!contains(&desired, &live), "a field spec.status");
         let with_status = json!({"kind": "X", "status": {"phase": "Ready"}});
         assert!(contains(&with_status, &json!({"kind": "X"})));
+    }
+
+    #[test]
+    fn a_field_kflex_applied_and_renders_no_more_is_found_from_managed_fields() {
+        let entry = |manager: &str, operation: &str, fields: Value| ManagedFieldsEntry {
+            manager: Some(manager.to_owned()),
+            operation: Some(operation.to_owned()),
+            fields_v1: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                fields,
+            )),
+            ..ManagedFieldsEntry::default()
+        };
+        let owned = json!({"f:metadata": {"f:labels": {".": {}, "f:app": {},
+                                                        "kflex.kubestellar.org/control-plane-namespace": {},
+                                                        "f:kflex.kubestellar.org/control-plane-namespace": {}}},
+                           "f:spec": {"f:ports": {"k:{\"port\":443}": {".": {}, "f:port": {}}}}});
+        let rendered =
+            json!({"metadata": {"labels": {"app": "x"}}, "spec": {"ports": [{"port": 443}]}});
+        let with_label = json!({"metadata": {"labels": {"app": "x", "kflex.kubestellar.org/control-plane-namespace": "cp1"}},
+                                "spec": {"ports": [{"port": 443}]}});
+        let kflex = [entry("kflex", "Apply", owned.clone())];
+        assert!(
+            owns_unrendered(&rendered, Some(&kflex), "kflex"),
+            "the label went"
+        );
+        assert!(!owns_unrendered(&with_label, Some(&kflex), "kflex"));
+        // Another manager's fields, or kflex's updates, are not kflex's to remove.
+        let other = [
+            entry("kubectl", "Apply", owned.clone()),
+            entry("kflex", "Update", owned),
+        ];
+        assert!(!owns_unrendered(&rendered, Some(&other), "kflex"));
+        assert!(!owns_unrendered(&rendered, None, "kflex"));
+        assert_ne!(rendered_digest(&rendered), rendered_digest(&with_label));
     }
 
     fn meta(generation: Option<i64>, version: &str, label: &str) -> ObjectMeta {

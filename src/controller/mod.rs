@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod drift;
 pub mod events;
+pub mod exposure;
 pub mod metrics;
 pub mod ownership;
 pub mod prune;

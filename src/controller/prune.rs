@@ -98,10 +98,19 @@ pub async fn list_members(
             continue;
         };
         let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let listed = all
+        let listed = match all
             .list_metadata(&ListParams::default().labels(&format!("{PART_OF}={id}")))
             .await
-            .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural))?;
+        {
+            Ok(listed) => listed,
+            // Not served (a kind known without discovery, such as TLSRoute, whose CRD was
+            // removed): none of its objects exist.
+            Err(kube::Error::Api(status)) if status.is_not_found() => continue,
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural));
+            }
+        };
         found.extend(listed.items.into_iter().map(|m| {
             let control_plane = m
                 .metadata

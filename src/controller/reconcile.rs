@@ -21,7 +21,7 @@ use super::ownership::{self, Members};
 use super::readiness::{api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::trust::Owner;
-use super::{apply, events, prune, settings_for, timestamp};
+use super::{apply, events, exposure, prune, settings_for, timestamp};
 
 /// The annotation that pauses reconciliation of a control plane.
 pub const PAUSED: &str = "kflex.kubestellar.org/paused";
@@ -325,13 +325,14 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         )
         .await;
     }
-    let incomplete = |fingerprints| Record {
+    let incomplete = |fingerprints, rendered| Record {
         hash: String::new(),
         fingerprints,
+        rendered,
         verified_at,
     };
     if !applied.failures.is_empty() {
-        ctx.remember(&name, incomplete(applied.fingerprints));
+        ctx.remember(&name, incomplete(applied.fingerprints, applied.rendered));
         return failed(ctx, cp, "ApplyFailed", &applied.failures).await;
     }
     if !trust.same_set || recorded != current {
@@ -359,7 +360,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
                 events::refused(ctx, cp, &pruned.refused).await;
             }
             Err(err) => {
-                ctx.remember(&name, incomplete(applied.fingerprints));
+                ctx.remember(&name, incomplete(applied.fingerprints, applied.rendered));
                 return failed(ctx, cp, "PruneFailed", &[format!("{err:#}")]).await;
             }
         }
@@ -373,6 +374,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         Record {
             hash,
             fingerprints: applied.fingerprints,
+            rendered: applied.rendered,
             verified_at: if trust.verify_unwatched {
                 now
             } else {
@@ -381,7 +383,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         },
     );
 
-    let findings = readiness(ctx, cp, &manifests).await?;
+    let findings = readiness(ctx, cp, &settings, &manifests).await?;
     let is_ready = findings.ready.as_ref().is_some_and(|c| c.status);
     ctx.metrics.set_ready(&name, is_ready);
     report(ctx, cp, &findings).await?;
@@ -396,6 +398,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
 async fn readiness(
     ctx: &Context,
     cp: &ControlPlane,
+    settings: &kflex_core::settings::Settings,
     manifests: &[Manifest],
 ) -> anyhow::Result<Findings> {
     let name = cp.metadata.name.clone().unwrap_or_default();
@@ -420,6 +423,13 @@ async fn readiness(
     };
     let serving =
         workload_ready && api_serving(&ctx.client, ctx.probe.as_ref(), &namespace, &secret).await?;
+    // Reachable from outside the way the exposure says (a Gateway accepted the route, the load
+    // balancer has an address), checked once the API answers.
+    let unexposed = if serving {
+        exposure::problem(&ctx.client, settings, &namespace, manifests, &secret).await?
+    } else {
+        None
+    };
 
     let wait = cp.spec.wait_for_post_create_hooks.unwrap_or(false);
     let mut hooks = BTreeMap::new();
@@ -463,6 +473,8 @@ async fn readiness(
             ),
         };
         Condition::new(READY, false, "Unavailable", message)
+    } else if let Some(problem) = unexposed {
+        Condition::new(READY, false, "Unavailable", problem)
     } else if wait && !completed {
         Condition::new(
             READY,

@@ -1,5 +1,6 @@
-//! Which API resource serves each kind kflex applies: Kubernetes' own groups by their known
-//! plural, anything else (hooks' custom resources) by discovery, asked once per kind.
+//! Which API resource serves each kind kflex applies: Kubernetes' own groups and the Gateway API
+//! kinds kflex renders by their known plural, anything else (hooks' custom resources) by
+//! discovery, asked once per kind.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,6 +37,22 @@ fn well_known(group: &str) -> Option<&'static str> {
         .map(|(_, version)| *version)
 }
 
+/// Kinds of other groups that kflex renders itself, with the version it renders: Gateway API's
+/// TLSRoute and Gateway (Standard, v1). The group's other kinds and versions, as hooks may use
+/// them, are found by discovery.
+const WELL_KNOWN_KINDS: [(&str, &str, &str); 2] = [
+    ("gateway.networking.k8s.io", "v1", "TLSRoute"),
+    ("gateway.networking.k8s.io", "v1", "Gateway"),
+];
+
+/// The version kflex renders `kind` of `group` in, if it renders that kind.
+fn well_known_kind(group: &str, kind: &str) -> Option<&'static str> {
+    WELL_KNOWN_KINDS
+        .iter()
+        .find(|(g, _, k)| *g == group && *k == kind)
+        .map(|(_, version, _)| *version)
+}
+
 /// Resolves kinds to API resources, caching discovery.
 pub struct Resources {
     client: kube::Client,
@@ -63,7 +80,7 @@ impl Resources {
             None => ("", api_version),
         };
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        if well_known(group).is_some() {
+        if well_known(group).is_some() || well_known_kind(group, kind) == Some(version) {
             return Ok(ApiResource::from_gvk(&gvk));
         }
         if let Some(found) = self.lock().get(&gvk) {
@@ -84,7 +101,7 @@ impl Resources {
         group_kind: &str,
     ) -> anyhow::Result<Option<ApiResource>> {
         let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
-        if let Some(version) = well_known(group) {
+        if let Some(version) = well_known(group).or_else(|| well_known_kind(group, kind)) {
             return Ok(Some(ApiResource::from_gvk(&GroupVersionKind::gvk(
                 group, version, kind,
             ))));
@@ -122,6 +139,8 @@ mod tests {
             ("networking.k8s.io/v1", "Ingress", "ingresses"),
             ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
             ("route.openshift.io/v1", "Route", "routes"),
+            ("gateway.networking.k8s.io/v1", "TLSRoute", "tlsroutes"),
+            ("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
             ("apps/v1", "StatefulSet", "statefulsets"),
         ] {
             let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));

@@ -228,8 +228,9 @@ pub async fn run_controller(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
-    // Routes exist only on OpenShift: watch them when the configuration says so (read once;
-    // turning OpenShift on later needs a restart of the controller).
+    // Routes exist only on OpenShift: watch them when the configuration says so; TLSRoutes only
+    // where Gateway API is installed (both decided once; later changes need a restart of the
+    // controller, which meanwhile applies and checks those kinds without a watch).
     let config: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(client.clone(), &running.system_namespace);
     let data = config
@@ -245,7 +246,14 @@ pub async fn run_controller(
             false
         }
     };
-    let watches = Watches::new(&client, &running.system_namespace, openshift);
+    let mut optional = Vec::new();
+    if openshift {
+        optional.push(super::watches::ROUTE);
+    }
+    if super::exposure::tls_routes_served(&client).await {
+        optional.push(super::watches::TLS_ROUTE);
+    }
+    let watches = Watches::new(&client, &running.system_namespace, &optional);
     let ctx = Arc::new(Context {
         resources: Resources::new(client.clone()),
         system_namespace: running.system_namespace.clone(),

@@ -49,9 +49,15 @@ where
         .boxed()
 }
 
+/// OpenShift's Routes, watched on OpenShift.
+pub const ROUTE: (&str, &str) = ("route.openshift.io/v1", "Route");
+/// Gateway API's TLSRoutes, watched where the hosting cluster serves them.
+pub const TLS_ROUTE: (&str, &str) = ("gateway.networking.k8s.io/v1", "TLSRoute");
+
 impl Watches {
-    /// The watches of kflex's objects through `client`; `openshift` adds Routes.
-    pub fn new(client: &kube::Client, system_namespace: &str, openshift: bool) -> Self {
+    /// The watches of kflex's objects through `client`, with `optional` kinds (as (apiVersion,
+    /// kind): [`ROUTE`], [`TLS_ROUTE`]) that only some hosting clusters serve.
+    pub fn new(client: &kube::Client, system_namespace: &str, optional: &[(&str, &str)]) -> Self {
         let (config, config_writer) = reflector::store();
         let config_api: Api<ConfigMap> = Api::namespaced(client.clone(), system_namespace);
         let config_stream = reflected(
@@ -71,11 +77,7 @@ impl Watches {
         );
         let mut caches = MetaCaches::default();
         let mut member_streams = Vec::new();
-        let route = ("route.openshift.io/v1", "Route");
-        let kinds = WATCHED_KINDS
-            .iter()
-            .copied()
-            .chain(openshift.then_some(route));
+        let kinds = WATCHED_KINDS.iter().chain(optional).copied();
         for (api_version, kind) in kinds {
             let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
             let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));

@@ -107,6 +107,15 @@ GET_NS = [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "lis
 def cm(ns, cp="cp1", name="c"):
     return {"kind": "ConfigMap", "metadata": meta(name, ns=ns, cp=cp)}
 
+GW_LABEL = "kflex.kubestellar.org/control-plane-namespace"
+GW = "gateway.networking.k8s.io"
+def ns_create(name, labels, hook=None):
+    return request("CREATE", "", "namespaces", "Namespace", {"kind": "Namespace", "metadata": meta(name, hook=hook, labels=labels)})
+def tls_route(*parents, hook="h"):
+    o = {"kind": "TLSRoute", "metadata": meta("r", ns="cp1-system", hook=hook),
+         "spec": {"parentRefs": list(parents), "hostnames": ["cp2.localtest.me"], "rules": [{"backendRefs": [{"name": "s", "port": 443}]}]}}
+    return request("CREATE", GW, "tlsroutes", "TLSRoute", o, ns="cp1-system")
+
 common = [
     ("kflex's own host binding to cluster-admin", True, crb("cluster-admin", [sa("cp1", "cp1-system")], hook=None)),
     ("own binding cluster-admin to another SA", False, crb("cluster-admin", [sa("other", "cp1-system")], hook=None)),
@@ -140,6 +149,22 @@ common = [
     ("unlabelled Namespace delete", False, request("DELETE", "", "namespaces", "Namespace", None, {"kind": "Namespace", "metadata": meta("kube-system", cp=None)})),
     ("hook ClusterRole delete", True, request("DELETE", RBAC, "clusterroles", "ClusterRole", None, {"kind": "ClusterRole", "metadata": meta("r", hook="h"), "rules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]})),
     ("kflex's own ClusterRole (no hook annotation)", True, cr([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}], hook=None)),
+    # The label kflex's Gateway selects route namespaces by: only <cp>-system, valued <cp>.
+    ("own namespace with the Gateway label", True, ns_create("cp1-system", {GW_LABEL: "cp1"})),
+    ("own namespace with the Gateway label of cp2", False, ns_create("cp1-system", {GW_LABEL: "cp2"})),
+    ("other namespace of cp1 with the Gateway label", False, ns_create("team-a", {GW_LABEL: "cp1"})),
+    ("hook namespace with the Gateway label", False, ns_create("team-a", {GW_LABEL: "cp1"}, hook="h")),
+    ("hook's cp1-system with the Gateway label", False, ns_create("cp1-system", {GW_LABEL: "cp1"}, hook="h")),
+    ("ConfigMap with the Gateway label", False, request("CREATE", "", "configmaps", "ConfigMap", {"kind": "ConfigMap", "metadata": meta("c", ns="cp1-system", labels={GW_LABEL: "cp1"})}, ns="cp1-system")),
+    ("label taken off the own namespace", True, request("UPDATE", "", "namespaces", "Namespace", {"kind": "Namespace", "metadata": meta("cp1-system")}, {"kind": "Namespace", "metadata": meta("cp1-system", labels={GW_LABEL: "cp1"})})),
+    ("delete a namespace with the Gateway label", True, request("DELETE", "", "namespaces", "Namespace", None, {"kind": "Namespace", "metadata": meta("cp1-system", labels={GW_LABEL: "cp1"})})),
+    # kflex's Gateway carries kflex's routes only.
+    ("kflex's own TLSRoute to its Gateway", True, tls_route({"name": "kubeflex", "namespace": "kubeflex-system"}, hook=None)),
+    ("hook TLSRoute to kflex's Gateway", False, tls_route({"name": "kubeflex", "namespace": "kubeflex-system"})),
+    ("hook TLSRoute to kflex's Gateway, second parent", False, tls_route({"name": "mine"}, {"name": "kubeflex", "namespace": "kubeflex-system", "sectionName": "tls"})),
+    ("hook TLSRoute to its own Gateway", True, tls_route({"name": "kubeflex"})),
+    ("hook TLSRoute to another Gateway", True, tls_route({"name": "edge", "namespace": "gateways"})),
+    ("hook TLSRoute delete", True, request("DELETE", GW, "tlsroutes", "TLSRoute", None, {"kind": "TLSRoute", "metadata": meta("r", ns="cp1-system", hook="h"), "spec": {"parentRefs": [{"name": "kubeflex", "namespace": "kubeflex-system"}]}}, ns="cp1-system")),
 ]
 # A hook's ClusterRole is limited the same way under both settings (unbound, it grants nothing).
 cluster_roles = [

@@ -12,7 +12,8 @@
 //! Synced with the right secretRef, Pod Security labels are set, and a resync applies nothing.
 //! It forges one control plane's ApplySet annotations to name another's Secret, one in
 //! kubeflex-system and a labelled object elsewhere, and checks that neither pruning nor deletion
-//! removes them (`forged.rs`). It then edits one control plane (a hook's variable, which
+//! removes them (`forged.rs`). It switches every control plane to exposure gateway and back,
+//! installing Gateway API's CRDs from `../shared` when the cluster lacks them (`gateway.rs`). It then edits one control plane (a hook's variable, which
 //! replaces its Job; then a hook removed), deletes them all and checks the cleanup. Pods need
 //! not run: a cluster without nodes (or without kflex's image) is fine. Everything it creates is
 //! removed at the end unless KFLEX_E2E_KEEP is set (the probes of the admission checks always
@@ -42,6 +43,7 @@ use serde_json::{Value, json};
 
 mod admission;
 mod forged;
+mod gateway;
 
 const FIELD_MANAGER: &str = "kflex-e2e";
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -621,6 +623,16 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
          and were rewritten"
     );
 
+    // 3d. Exposure gateway: every control plane switches to a TLSRoute and back, live.
+    let gateway_installed = gateway::check(
+        &client,
+        &resources,
+        &control_planes,
+        kubeconfig_path,
+        &renderer,
+    )
+    .await?;
+
     // 4. Edits: a hook variable changes a Job, which is replaced; a hook removed is pruned.
     let team_a = "team-a";
     let jobs: Api<DynamicObject> = Api::namespaced_with(
@@ -822,6 +834,9 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
                 .await;
         }
         forged::clean_up(&client, victim, &[forger, &host]).await;
+        if let Some(installed) = &gateway_installed {
+            gateway::clean_up(&client, installed).await;
+        }
         for manifest in system.iter().rev() {
             // The controller's RBAC and policy as the default settings have them again.
             if matches!(manifest.kind(), "ClusterRole" | "ValidatingAdmissionPolicy") {

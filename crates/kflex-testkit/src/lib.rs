@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// Namespaced resources, by plural (anything else is cluster-scoped).
-const NAMESPACED: [&str; 22] = [
+const NAMESPACED: [&str; 24] = [
     "configmaps",
     "secrets",
     "services",
@@ -51,6 +51,8 @@ const NAMESPACED: [&str; 22] = [
     "leases",
     "poddisruptionbudgets",
     "resourcequotas",
+    "tlsroutes",
+    "gateways",
 ];
 
 /// One request as the fake saw it.

@@ -8,9 +8,10 @@ use clap::Args;
 
 use super::{client, labels, now, report};
 use crate::bootstrap::certificates::{authority, keys};
-use crate::bootstrap::duration;
+use crate::bootstrap::kubeconfig::Endpoint;
 use crate::bootstrap::kubeconfigs::{Names, Wanted, admin, controller_manager, plan};
 use crate::bootstrap::secrets::{KubeSecrets, SecretStore, upsert};
+use crate::bootstrap::{address, duration};
 
 #[derive(Debug, Args)]
 pub struct KubeconfigArgs {
@@ -38,10 +39,22 @@ pub struct KubeconfigArgs {
     /// Lifetime of a new client certificate; renewed in the last third of it.
     #[arg(long, value_parser = duration::parse, default_value = "8760h")]
     client_validity: Duration,
+    /// The API Service when it is a load balancer whose address the off-cluster kubeconfig
+    /// names (with the host of --server as the certificate's name), once it has one.
+    #[arg(long)]
+    load_balancer_service: Option<String>,
+    /// How long to wait for that address when the Service has none yet (the kubeconfig names
+    /// --server meanwhile).
+    #[arg(long, value_parser = duration::parse, default_value = "10m")]
+    wait_for_address: Duration,
 }
 
+/// How often the load balancer's address is looked for while waiting.
+const ADDRESS_POLL: Duration = Duration::from_secs(5);
+
 pub async fn run(args: KubeconfigArgs) -> anyhow::Result<()> {
-    let store = KubeSecrets::new(client().await?, &args.namespace);
+    let client = client().await?;
+    let store = KubeSecrets::new(client.clone(), &args.namespace);
     let certs = store.get(&args.certs_secret).await?.with_context(|| {
         format!(
             "Secret {}/{} does not exist yet (kflex bootstrap pki makes it)",
@@ -52,26 +65,35 @@ pub async fn run(args: KubeconfigArgs) -> anyhow::Result<()> {
         .with_context(|| format!("Secret {}/{}", args.namespace, args.certs_secret))?;
     let names = Names::for_control_plane(&args.control_plane);
     let labels = labels(Some(&args.control_plane));
-    let now = now();
-    let admin_kubeconfigs = [
-        Wanted {
-            key: "kubeconfig".to_owned(),
-            server: args.server.clone(),
-            identity: admin(&args.control_plane),
-        },
-        Wanted {
-            key: "kubeconfig-incluster".to_owned(),
-            server: args.in_cluster_server.clone(),
-            identity: admin(&args.control_plane),
-        },
-    ];
+    let mut address = match &args.load_balancer_service {
+        Some(service) => address::read(&client, &args.namespace, service).await?,
+        None => None,
+    };
+    let admin_kubeconfigs = |address: Option<&str>| -> anyhow::Result<[Wanted; 2]> {
+        Ok([
+            Wanted {
+                key: "kubeconfig".to_owned(),
+                endpoint: address::endpoint(&args.server, address)?,
+                identity: admin(&args.control_plane),
+            },
+            Wanted {
+                key: "kubeconfig-incluster".to_owned(),
+                endpoint: Endpoint::plain(&args.in_cluster_server),
+                identity: admin(&args.control_plane),
+            },
+        ])
+    };
     let controller_manager_kubeconfig = [Wanted {
         key: "kubeconfig".to_owned(),
-        server: args.in_cluster_server.clone(),
+        endpoint: Endpoint::plain(&args.in_cluster_server),
         identity: controller_manager(),
     }];
+    let now = now();
     for (secret, wanted) in [
-        (&args.admin_secret, &admin_kubeconfigs[..]),
+        (
+            &args.admin_secret,
+            &admin_kubeconfigs(address.as_deref())?[..],
+        ),
         (
             &args.controller_manager_secret,
             &controller_manager_kubeconfig[..],
@@ -83,5 +105,43 @@ pub async fn run(args: KubeconfigArgs) -> anyhow::Result<()> {
         .await?;
         report("Secret", &args.namespace, secret, outcome);
     }
+    // Everything the control plane itself needs is written; the off-cluster kubeconfig follows
+    // the load balancer's address once the cloud has given one.
+    let Some(service) = &args.load_balancer_service else {
+        return Ok(());
+    };
+    if address.is_some() {
+        return Ok(());
+    }
+    eprintln!(
+        "Service {}/{service} has no load-balancer address yet; waiting up to {}",
+        args.namespace,
+        seconds(args.wait_for_address)
+    );
+    let started = tokio::time::Instant::now();
+    while address.is_none() && started.elapsed() < args.wait_for_address {
+        tokio::time::sleep(ADDRESS_POLL.min(args.wait_for_address)).await;
+        address = address::read(&client, &args.namespace, service).await?;
+    }
+    let Some(found) = address else {
+        eprintln!(
+            "Service {}/{service} got no load-balancer address within {}: the off-cluster \
+             kubeconfig names {}; the daily renewal publishes the address later",
+            args.namespace,
+            seconds(args.wait_for_address),
+            args.server
+        );
+        return Ok(());
+    };
+    let wanted = admin_kubeconfigs(Some(&found))?;
+    let outcome = upsert(&store, &args.admin_secret, &labels, |current| {
+        plan(current, &wanted, &names, &ca, args.client_validity, now)
+    })
+    .await?;
+    report("Secret", &args.namespace, &args.admin_secret, outcome);
     Ok(())
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs())
 }

@@ -9,9 +9,9 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use super::{client, labels, report};
-use crate::bootstrap::duration;
 use crate::bootstrap::publish::{Published, Source, publish};
 use crate::bootstrap::secrets::{KubeSecrets, Outcome};
+use crate::bootstrap::{address, duration};
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
@@ -36,6 +36,10 @@ pub struct PublishArgs {
     /// The server that kubeconfig names.
     #[arg(long, requires = "key")]
     server: Option<String>,
+    /// The API Service when it is a load balancer whose address the off-cluster kubeconfig
+    /// names (with the host of --server as the certificate's name), once it has one.
+    #[arg(long, requires = "server")]
+    load_balancer_service: Option<String>,
     /// Key for the kubeconfig used from inside the hosting cluster.
     #[arg(long)]
     in_cluster_key: String,
@@ -62,26 +66,15 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
         },
         _ => bail!("give either --kubeconfig-file or --from-secret with --from-key"),
     };
-    let mut published = vec![Published {
-        key: args.in_cluster_key.clone(),
-        server: args.in_cluster_server.clone(),
-    }];
-    if let (Some(key), Some(server)) = (&args.key, &args.server) {
-        published.insert(
-            0,
-            Published {
-                key: key.clone(),
-                server: server.clone(),
-            },
-        );
-    }
-    let store = KubeSecrets::new(client().await?, &args.namespace);
+    let client = client().await?;
+    let store = KubeSecrets::new(client.clone(), &args.namespace);
     // Label only a Secret kflex owns, not the one vCluster writes and kflex adds a key to.
     let labels = match &source {
         Source::Secret { name, .. } if *name == args.secret => Default::default(),
         _ => labels(None),
     };
-    let once = || {
+    let once = || async {
+        let published = published(&args, &client).await?;
         publish(
             &store,
             &args.secret,
@@ -90,6 +83,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
             args.drop_empty_keys,
             &labels,
         )
+        .await
     };
     if !args.watch {
         return match once().await? {
@@ -123,4 +117,22 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
             _ = terminate.recv() => return Ok(()),
         }
     }
+}
+
+/// The keys to publish on this pass: the off-cluster one (at the load balancer's address, if
+/// there is one to follow and it has one) and the in-cluster one.
+async fn published(args: &PublishArgs, client: &kube::Client) -> anyhow::Result<Vec<Published>> {
+    let mut published = Vec::new();
+    if let (Some(key), Some(server)) = (&args.key, &args.server) {
+        let address = match &args.load_balancer_service {
+            Some(service) => address::read(client, &args.namespace, service).await?,
+            None => None,
+        };
+        published.push(Published {
+            key: key.clone(),
+            endpoint: address::endpoint(server, address.as_deref())?,
+        });
+    }
+    published.push(Published::at(&args.in_cluster_key, &args.in_cluster_server));
+    Ok(published)
 }

@@ -30,8 +30,9 @@ pub enum InstallClass {
     Workload,
     /// Jobs and CronJobs.
     Job,
+    /// IngressClasses and GatewayClasses.
     IngressClass,
-    /// Ingresses and OpenShift Routes.
+    /// Ingresses, OpenShift Routes, and Gateway API's Gateways, ListenerSets and routes.
     Exposure,
     /// Webhooks and API services: they call a Service, so they come after the workloads behind
     /// it.
@@ -73,8 +74,15 @@ pub fn install_class(group: &str, kind: &str) -> InstallClass {
         | ("apps", "StatefulSet")
         | ("autoscaling", "HorizontalPodAutoscaler") => C::Workload,
         ("batch", "Job") | ("batch", "CronJob") => C::Job,
-        ("networking.k8s.io", "IngressClass") => C::IngressClass,
-        ("networking.k8s.io", "Ingress") | ("route.openshift.io", "Route") => C::Exposure,
+        ("networking.k8s.io", "IngressClass") | ("gateway.networking.k8s.io", "GatewayClass") => {
+            C::IngressClass
+        }
+        ("networking.k8s.io", "Ingress")
+        | ("route.openshift.io", "Route")
+        | (
+            "gateway.networking.k8s.io",
+            "Gateway" | "ListenerSet" | "HTTPRoute" | "GRPCRoute" | "TLSRoute",
+        ) => C::Exposure,
         ("apiregistration.k8s.io", "APIService") | ("admissionregistration.k8s.io", _) => {
             C::Extension
         }
@@ -130,6 +138,23 @@ mod tests {
             names,
             ["ns", "crd", "sa", "r", "rb", "c", "s", "d", "j", "i", "w"]
         );
+    }
+
+    #[test]
+    fn gateway_api_objects_are_exposure() {
+        let route = manifest("gateway.networking.k8s.io/v1", "TLSRoute", "r");
+        let gateway = manifest("gateway.networking.k8s.io/v1", "Gateway", "g");
+        for m in [&route, &gateway] {
+            assert_eq!(install_class(m.group(), m.kind()), InstallClass::Exposure);
+        }
+        let mut list = vec![
+            route,
+            manifest("apps/v1", "Deployment", "d"),
+            manifest("gateway.networking.k8s.io/v1", "GatewayClass", "c"),
+        ];
+        sort_for_install(&mut list);
+        let names: Vec<&str> = list.iter().map(Manifest::name).collect();
+        assert_eq!(names, ["d", "c", "r"]);
     }
 
     #[test]

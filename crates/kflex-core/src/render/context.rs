@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::api::{ControlPlane, ControlPlaneType};
-use crate::settings::{SYSTEM_NAMESPACE, Settings, VCLUSTER_KUBERNETES_VERSION};
+use crate::settings::{
+    EXTERNAL_DNS_HOSTNAME, Exposure, SYSTEM_NAMESPACE, ServiceType, Settings,
+    VCLUSTER_KUBERNETES_VERSION,
+};
 
 /// Name of the shared PostgreSQL's Service, StatefulSet and admin Secret (KubeFlex's names).
 pub(crate) const POSTGRES_NAME: &str = "postgres-postgresql";
@@ -50,6 +53,9 @@ pub(crate) struct ControlPlaneContext {
     pub bootstrap_secret: Option<BootstrapSecretContext>,
     /// For type vcluster: the images as vCluster's configuration spells them.
     pub vcluster: Option<VclusterContext>,
+    /// Annotations of the API Service when it is the load balancer (exposure loadBalancer):
+    /// external-dns's hostname `<cp>.<domain>` and the `loadBalancer.annotations` setting.
+    pub service_annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -114,6 +120,76 @@ pub(crate) struct PostgresContext {
     pub dns_names: Vec<String>,
 }
 
+/// `exposure` in templates: how control planes are reached from outside, derived from the
+/// settings once so every template agrees.
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ExposureContext {
+    /// `ingress`, `route`, `gateway` or `loadBalancer`.
+    pub kind: &'static str,
+    /// The type of each control plane's API Service.
+    pub service_type: &'static str,
+    pub gateway: GatewayContext,
+    /// Set for exposure loadBalancer only.
+    pub load_balancer: Option<LoadBalancerContext>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GatewayContext {
+    pub name: String,
+    pub namespace: String,
+    /// The listener TLSRoutes name in their parentRef; `None`: any that allows them.
+    pub section_name: Option<String>,
+    /// The name of the listener of the Gateway kflex renders.
+    pub listener_name: String,
+    /// The Gateway kflex renders, if it does (`gateway.create`): its GatewayClass.
+    pub class_name: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoadBalancerContext {
+    pub class: Option<String>,
+    pub source_ranges: Vec<String>,
+    /// The kubeconfig publishers name the load balancer's address (`loadBalancer.publishAddress`).
+    pub publish_address: bool,
+}
+
+impl ExposureContext {
+    pub(crate) fn new(settings: &Settings) -> Self {
+        let exposure = settings.exposure();
+        let service_type = match (exposure, settings.api_server_service_type) {
+            (Exposure::LoadBalancer, _) => "LoadBalancer",
+            (_, ServiceType::ClusterIP) => "ClusterIP",
+            (_, ServiceType::NodePort) => "NodePort",
+        };
+        let gateway = &settings.gateway;
+        let non_empty = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+        let load_balancer = &settings.load_balancer;
+        Self {
+            kind: exposure.as_str(),
+            service_type,
+            gateway: GatewayContext {
+                name: gateway.name.clone(),
+                namespace: gateway.namespace.clone(),
+                section_name: non_empty(&gateway.section_name),
+                listener_name: non_empty(&gateway.section_name)
+                    .unwrap_or_else(|| "tls-passthrough".to_owned()),
+                class_name: gateway
+                    .create
+                    .then(|| gateway.class_name.clone())
+                    .filter(|class| !class.is_empty()),
+            },
+            load_balancer: (exposure == Exposure::LoadBalancer).then(|| LoadBalancerContext {
+                class: non_empty(&load_balancer.class),
+                source_ranges: load_balancer.source_ranges.clone(),
+                publish_address: load_balancer.publish_address,
+            }),
+        }
+    }
+}
+
 /// The root of a control plane template's context.
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
@@ -124,6 +200,7 @@ pub(crate) struct ControlPlaneRoot<'a> {
     pub settings: &'a Settings,
     pub images: &'a ImagesContext,
     pub system: &'a SystemContext,
+    pub exposure: &'a ExposureContext,
 }
 
 /// The root of a system template's context.
@@ -132,6 +209,7 @@ pub(crate) struct SystemRoot<'a> {
     pub settings: &'a Settings,
     pub images: &'a ImagesContext,
     pub system: &'a SystemContext,
+    pub exposure: &'a ExposureContext,
     /// The settings as the `kubeflex-config` ConfigMap holds them.
     pub config_data: &'a BTreeMap<String, String>,
     /// The controller's ClusterRole rules for the `hookResources` setting.
@@ -240,6 +318,12 @@ impl ControlPlaneContext {
             syncer_image: ImageParts::split(&images.vcluster),
             kubernetes_image: ImageParts::split(&images.vcluster_kubernetes),
         });
+        let service_annotations =
+            (api_service.is_some() && settings.exposure() == Exposure::LoadBalancer).then(|| {
+                let mut annotations = settings.load_balancer.annotations.clone();
+                annotations.insert(EXTERNAL_DNS_HOSTNAME.to_owned(), external_host.clone());
+                annotations
+            });
         Self {
             certificate_dns_names,
             certificate_ip_addresses,
@@ -254,6 +338,7 @@ impl ControlPlaneContext {
             token_expiration_seconds,
             bootstrap_secret,
             vcluster,
+            service_annotations,
             namespace,
             name,
         }

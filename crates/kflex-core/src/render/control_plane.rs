@@ -2,7 +2,7 @@
 //! finishing steps. Type-specific knowledge (which templates, which built-in hooks and their
 //! variables) lives here.
 
-use super::context::{ControlPlaneContext, ControlPlaneRoot, ImagesContext};
+use super::context::{ControlPlaneContext, ControlPlaneRoot, ExposureContext, ImagesContext};
 use super::evaluate::context_value;
 use super::finish::{PodSecurity, finish, object_error, place};
 use super::types::{self, SHARED_TEMPLATES};
@@ -68,12 +68,14 @@ impl Renderer {
         if profile.built_in_hooks {
             own_objects = self.expand_built_in(&self.built_in_hooks, &ctx, &images)?;
         }
+        let exposure = ExposureContext::new(&self.settings);
         let root = ControlPlaneRoot {
             hosting_minor: self.settings.kube_minor(),
             cp: &ctx,
             settings: &self.settings,
             images: &images,
             system: &self.system,
+            exposure: &exposure,
         };
         let root = serde_json::to_value(&root).map_err(SetError::Context)?;
         let abstracted = skeleton::abstract_values(&root, &PER_CONTROL_PLANE);

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use crate::manifest::Manifest;
-use crate::settings::{SYSTEM_NAMESPACE, Settings};
+use crate::settings::{CONTROL_PLANE_NAMESPACE_LABEL, SYSTEM_NAMESPACE, Settings};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -53,6 +53,15 @@ pub(crate) fn check(
     generated_secrets: &[&str],
     settings: &Settings,
 ) -> Option<Refusal> {
+    if manifest.label(CONTROL_PLANE_NAMESPACE_LABEL).is_some() {
+        return refuse(
+            "metadata.labels",
+            format!(
+                "{CONTROL_PLANE_NAMESPACE_LABEL} is kflex's: it marks the namespaces kflex's \
+                 Gateway accepts routes from, and only a control plane's own namespace carries it"
+            ),
+        );
+    }
     match (manifest.group(), manifest.kind()) {
         ("", "Namespace") => namespace(manifest.name(), home),
         ("", "Secret") if generated_secrets.contains(&manifest.name()) => refuse(
@@ -68,6 +77,7 @@ pub(crate) fn check(
         // in that namespace. It must still not aggregate or hold escalating rules, so that no
         // binding anywhere can turn it into more.
         (RBAC_GROUP, "ClusterRole") => cluster_role(manifest),
+        ("gateway.networking.k8s.io", "TLSRoute") => tls_route(manifest.object(), settings),
         (RBAC_GROUP, "ClusterRoleBinding") => {
             if !settings.allow_cluster_scoped_hook_rbac {
                 return refuse(
@@ -84,6 +94,32 @@ pub(crate) fn check(
         }
         _ => None,
     }
+}
+
+/// A hook's TLSRoute must not attach to kflex's Gateway, which carries one route per control
+/// plane for `<cp>.<domain>`: a hook's could claim another control plane's host.
+fn tls_route(object: &serde_json::Map<String, Value>, settings: &Settings) -> Option<Refusal> {
+    let gateway = &settings.gateway;
+    let parents = object
+        .get("spec")
+        .and_then(|spec| spec.get("parentRefs"))
+        .and_then(Value::as_array);
+    for (index, parent) in parents.into_iter().flatten().enumerate() {
+        let text = |field: &str| parent.get(field).and_then(Value::as_str);
+        if text("name") == Some(gateway.name.as_str())
+            && text("namespace") == Some(gateway.namespace.as_str())
+        {
+            return refuse(
+                format!("spec.parentRefs[{index}]"),
+                format!(
+                    "Gateway {}/{} is kflex's, carrying one route per control plane for \
+                     <cp>.<domain>; a hook's TLSRoute must not attach to it",
+                    gateway.namespace, gateway.name
+                ),
+            );
+        }
+    }
+    None
 }
 
 fn namespace(name: &str, home: &str) -> Option<Refusal> {
@@ -424,5 +460,56 @@ mod tests {
             Some("metadata.name".to_owned())
         );
         assert_eq!(check_default(&secret("mine")), None);
+    }
+
+    #[test]
+    fn no_hook_object_carries_the_gateway_namespace_label() {
+        for (kind, namespace) in [("Namespace", None), ("ConfigMap", Some("cp1-system"))] {
+            let mut value = json!({"apiVersion": "v1", "kind": kind,
+                "metadata": {"name": "team-a",
+                             "labels": {CONTROL_PLANE_NAMESPACE_LABEL: "cp1"}}});
+            if let Some(namespace) = namespace {
+                value["metadata"]["namespace"] = json!(namespace);
+            }
+            let refusal = check_default(&object(value)).expect("refused");
+            assert_eq!(refusal.field, "metadata.labels");
+            assert!(
+                refusal.reason.contains("kflex's Gateway"),
+                "{}",
+                refusal.reason
+            );
+        }
+    }
+
+    #[test]
+    fn a_hook_tls_route_may_not_attach_to_kflex_s_gateway() {
+        let route = |parent: Value| {
+            object(
+                json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute",
+                "metadata": {"name": "r", "namespace": "cp1-system"},
+                "spec": {"parentRefs": [{"name": "mine"}, parent],
+                         "hostnames": ["cp2.localtest.me"],
+                         "rules": [{"backendRefs": [{"name": "s", "port": 443}]}]}}),
+            )
+        };
+        let refusal = check_default(&route(
+            json!({"name": "kubeflex", "namespace": "kubeflex-system"}),
+        ))
+        .expect("refused");
+        assert_eq!(refusal.field, "spec.parentRefs[1]");
+        // Its own Gateway, or one of that name in its own namespace, is the hook's business.
+        assert_eq!(check_default(&route(json!({"name": "kubeflex"}))), None);
+        assert_eq!(
+            check_default(&route(
+                json!({"name": "other", "namespace": "kubeflex-system"})
+            )),
+            None
+        );
+        // The Gateway the settings name is the one protected.
+        let mut settings = Settings::default();
+        settings.gateway.name = "edge".into();
+        settings.gateway.namespace = "gateways".into();
+        let moved = route(json!({"name": "edge", "namespace": "gateways"}));
+        assert!(check(&moved, "cp1-system", &[], &settings).is_some());
     }
 }

@@ -365,12 +365,24 @@ mod tests {
             "cp1", "no", "on", "yes", "y", "n", "true", "null", "nan", "inf", "e", "x0", "a-b",
             "o12",
         ];
+        let mut load_balancer = Settings {
+            exposure: Some(crate::settings::Exposure::LoadBalancer),
+            ..Settings::default()
+        };
+        load_balancer.load_balancer.publish_address = true;
+        load_balancer.load_balancer.annotations =
+            [("example.com/tags".to_owned(), "team=a,cost=42".to_owned())].into();
         for settings in [
             Settings::default(),
             Settings {
                 is_open_shift: true,
                 ..Settings::default()
             },
+            Settings {
+                exposure: Some(crate::settings::Exposure::Gateway),
+                ..Settings::default()
+            },
+            load_balancer,
         ] {
             let fast = Renderer::new(settings.clone(), &TemplateSet::embedded()).unwrap();
             let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
@@ -449,5 +461,68 @@ mod tests {
         );
         let system = |r: &Renderer| to_yaml_stream(&r.render_system().unwrap().manifests).unwrap();
         assert_eq!(system(&renderer), system(&renderer));
+    }
+
+    /// Switching the exposure replaces the exposure object (and, for a load balancer, changes
+    /// the API Service and gives up vCluster's kubelet port) and labels the namespace for a
+    /// Gateway; no certificate, kubeconfig, Job, workload or Secret changes, so nothing is issued
+    /// again and nothing restarts.
+    #[test]
+    fn switching_exposure_changes_only_exposure_objects() {
+        use crate::settings::Exposure;
+        let catalog = HookCatalog::default();
+        let render = |exposure: Exposure, cp: &ControlPlane| {
+            let settings = Settings {
+                exposure: Some(exposure),
+                ..Settings::default()
+            };
+            let renderer = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+            renderer.render(cp, &catalog).unwrap().manifests
+        };
+        let exposure_kind = |m: &Manifest| {
+            matches!(
+                (m.group(), m.kind()),
+                ("networking.k8s.io", "Ingress") | ("gateway.networking.k8s.io", "TLSRoute")
+            )
+        };
+        for type_ in ["k8s", "k3s", "vcluster", "host"] {
+            let cp = control_plane("cp1", json!({"type": type_}));
+            let ingress = render(Exposure::Ingress, &cp);
+            for exposure in [Exposure::Gateway, Exposure::LoadBalancer] {
+                let other = render(exposure, &cp);
+                let unchanged = |list: &[Manifest]| -> Vec<Manifest> {
+                    list.iter()
+                        .filter(|m| {
+                            !exposure_kind(m) && !matches!(m.kind(), "Namespace" | "Service")
+                        })
+                        .cloned()
+                        .collect()
+                };
+                assert_eq!(
+                    unchanged(&ingress),
+                    unchanged(&other),
+                    "{type_}: {exposure} changed more than its exposure"
+                );
+                let kinds = |list: &[Manifest]| -> Vec<String> {
+                    list.iter()
+                        .filter(|m| exposure_kind(m))
+                        .map(|m| m.key().to_string())
+                        .collect()
+                };
+                let serves_api = type_ != "host";
+                match exposure {
+                    Exposure::Gateway => assert_eq!(
+                        kinds(&other),
+                        if serves_api {
+                            vec!["TLSRoute cp1-system/cp1".to_owned()]
+                        } else {
+                            Vec::new()
+                        },
+                        "{type_}"
+                    ),
+                    _ => assert!(kinds(&other).is_empty(), "{type_}: {:?}", kinds(&other)),
+                }
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Whether a kind is namespaced, decided offline: the built-in Kubernetes kinds, OpenShift's
-//! Route, CRDs present in the same render, and kinds the user declared in the settings. An
-//! unknown kind is an error that says how to declare it.
+//! Route, Gateway API's Standard kinds, CRDs present in the same render, and kinds the user
+//! declared in the settings. An unknown kind is an error that says how to declare it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +17,8 @@ pub enum Scope {
     Cluster,
 }
 
-/// (group, kind, scope) of every kind Kubernetes serves by default, plus OpenShift's Route.
+/// (group, kind, scope) of every kind Kubernetes serves by default, plus OpenShift's Route and
+/// the kinds of Gateway API's Standard channel (v1.6), which kflex renders with exposure gateway.
 const BUILT_IN: &[(&str, &str, Scope)] = {
     use Scope::{Cluster as C, Namespaced as N};
     &[
@@ -78,6 +79,13 @@ const BUILT_IN: &[(&str, &str, Scope)] = {
         ("discovery.k8s.io", "EndpointSlice", N),
         ("events.k8s.io", "Event", N),
         ("flowcontrol.apiserver.k8s.io", "FlowSchema", C),
+        ("gateway.networking.k8s.io", "GRPCRoute", N),
+        ("gateway.networking.k8s.io", "Gateway", N),
+        ("gateway.networking.k8s.io", "GatewayClass", C),
+        ("gateway.networking.k8s.io", "HTTPRoute", N),
+        ("gateway.networking.k8s.io", "ListenerSet", N),
+        ("gateway.networking.k8s.io", "ReferenceGrant", N),
+        ("gateway.networking.k8s.io", "TLSRoute", N),
         (
             "flowcontrol.apiserver.k8s.io",
             "PriorityLevelConfiguration",

@@ -2,7 +2,7 @@
 //! and `postgres/` templates, finished like a control plane's objects but with every pod
 //! required to meet the restricted Pod Security Standard.
 
-use super::context::{ImagesContext, SystemRoot, hook_rules};
+use super::context::{ExposureContext, ImagesContext, SystemRoot, hook_rules};
 use super::evaluate::context_value;
 use super::finish::{PodSecurity, finish, place};
 use super::{Rendered, Renderer, SetError};
@@ -22,10 +22,12 @@ impl Renderer {
         }
         let config_data = flatten_for_config_map(&self.settings);
         let images = ImagesContext::new(&self.settings, &self.settings.kubernetes_version, None);
+        let exposure = ExposureContext::new(&self.settings);
         let root = SystemRoot {
             settings: &self.settings,
             images: &images,
             system: &self.system,
+            exposure: &exposure,
             config_data: &config_data,
             hook_rules: hook_rules(&self.settings.hook_resources),
         };

@@ -67,7 +67,13 @@ enum KeyKind {
     Integer,
     Bool,
     List,
+    /// A mapping of strings: nested in a document, a JSON object in a string.
+    Map,
 }
+
+/// Settings whose value is a mapping of strings (their keys are the user's, such as annotation
+/// keys with dots and slashes), not a group of settings.
+const MAP_KEYS: [&str; 1] = ["loadBalancer.annotations"];
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -175,12 +181,17 @@ pub fn is_list_key(key: &str) -> bool {
     registry().get(key) == Some(&KeyKind::List)
 }
 
-/// The settings as the string map a ConfigMap holds: every key, lists comma-separated.
+/// The settings as the string map a ConfigMap holds: every key, lists comma-separated,
+/// mappings as JSON objects, and the exposure in effect.
 pub fn flatten_for_config_map(settings: &Settings) -> BTreeMap<String, String> {
     let mut flat = BTreeMap::new();
     if let Ok(Value::Object(map)) = serde_json::to_value(settings) {
         flatten_values(&map, "", &mut flat);
     }
+    flat.insert(
+        "exposure".to_owned(),
+        Value::from(settings.exposure().as_str()),
+    );
     flat.into_iter()
         .map(|(key, value)| {
             let text = match value {
@@ -193,6 +204,7 @@ pub fn flatten_for_config_map(settings: &Settings) -> BTreeMap<String, String> {
                     })
                     .collect::<Vec<_>>()
                     .join(","),
+                Value::Object(map) => Value::Object(map).to_string(),
                 other => other.to_string(),
             };
             (key, text)
@@ -255,6 +267,7 @@ fn registry() -> BTreeMap<String, KeyKind> {
                 Value::Bool(_) => KeyKind::Bool,
                 Value::Number(_) => KeyKind::Integer,
                 Value::Array(_) => KeyKind::List,
+                Value::Object(_) => KeyKind::Map,
                 _ => KeyKind::String,
             };
             (key, kind)
@@ -306,7 +319,9 @@ fn flatten_values(map: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<Str
             format!("{prefix}.{name}")
         };
         match value {
-            Value::Object(inner) => flatten_values(inner, &key, out),
+            Value::Object(inner) if !MAP_KEYS.contains(&key.as_str()) => {
+                flatten_values(inner, &key, out);
+            }
             other => {
                 out.insert(key, other.clone());
             }
@@ -363,6 +378,18 @@ fn conform(kind: KeyKind, value: &Value) -> Result<Value, String> {
                 Err("must be a list of strings".to_owned())
             }
         }
+        (KeyKind::Map, Value::Object(entries)) => {
+            if entries.values().all(Value::is_string) {
+                Ok(value.clone())
+            } else {
+                Err(
+                    "must be a mapping of strings (quote values a YAML reader would take for \
+                     numbers or booleans)"
+                        .to_owned(),
+                )
+            }
+        }
+        (KeyKind::Map, Value::Null) => Ok(Value::Object(Map::new())),
         (KeyKind::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
         (_, Value::String(text)) => typed(kind, text),
         (KeyKind::String, Value::Bool(b)) => Err(format!(
@@ -391,6 +418,23 @@ fn typed(kind: KeyKind, text: &str) -> Result<Value, String> {
                 .map(|item| Value::String(item.to_owned()))
                 .collect(),
         )),
+        KeyKind::Map if text.trim().is_empty() => Ok(Value::Object(Map::new())),
+        KeyKind::Map => serde_json::from_str::<BTreeMap<String, String>>(text)
+            .map(|entries| {
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect(),
+                )
+            })
+            .map_err(|err| {
+                format!(
+                    "must be a JSON object of strings, like \
+                     {{\"service.beta.kubernetes.io/aws-load-balancer-scheme\":\"internal\"}} \
+                     ({err})"
+                )
+            }),
     }
 }
 
@@ -410,6 +454,7 @@ impl KeyKind {
             Self::Integer => "a whole number",
             Self::Bool => "true or false",
             Self::List => "a list of strings",
+            Self::Map => "a mapping of strings",
         }
     }
 }
@@ -594,6 +639,59 @@ mod tests {
     }
 
     #[test]
+    fn a_mapping_setting_comes_nested_in_documents_and_as_json_in_strings() {
+        let file = Layer::from_document(
+            SettingSource::File("v.yaml".into()),
+            &json!({"loadBalancer": {"annotations": {"example.com/a": "x,y=z"}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            merge(&[file]).unwrap().load_balancer.annotations["example.com/a"],
+            "x,y=z"
+        );
+        let env = Layer::from_environment([(
+            "KFLEX_LOAD_BALANCER_ANNOTATIONS",
+            r#"{"example.com/b": "1"}"#,
+        )])
+        .unwrap();
+        assert_eq!(
+            merge(&[env]).unwrap().load_balancer.annotations["example.com/b"],
+            "1"
+        );
+        let err = Layer::from_strings(
+            |_| SettingSource::Set,
+            [("loadBalancer.annotations", "a=b")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "setting loadBalancer.annotations (from --set): must be a JSON object of strings"
+            ),
+            "{err}"
+        );
+        let err = Layer::from_document(
+            SettingSource::File("v.yaml".into()),
+            &json!({"loadBalancer": {"annotations": {"example.com/a": 1}}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must be a mapping of strings"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_exposure_is_refused_with_the_known_ones() {
+        let layer = Layer::from_environment([("KFLEX_EXPOSURE", "nodePort")]).unwrap();
+        let err = merge(&[layer]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("setting exposure (from environment variable KFLEX_EXPOSURE): unknown variant `nodePort`")
+                && err.contains("`gateway`")
+                && err.contains("`loadBalancer`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn config_map_form_round_trips() {
         let settings = Settings {
             is_open_shift: true,
@@ -602,12 +700,37 @@ mod tests {
         };
         let flat = flatten_for_config_map(&settings);
         assert_eq!(flat["isOpenShift"], "true");
+        // The exposure in effect is written down: the ConfigMap says what is rendered.
+        assert_eq!(flat["exposure"], "route");
+        assert_eq!(flat["loadBalancer.annotations"], "{}");
         assert_eq!(flat["externalPort"], "9443");
         assert_eq!(
             flat["clusterScopedKinds"],
             "Widget.example.com,Gadget.example.com"
         );
         let layer = Layer::from_strings(|_| SettingSource::Set, flat.iter()).unwrap();
-        assert_eq!(merge(&[layer]).unwrap(), settings);
+        let read = merge(&[layer]).unwrap();
+        assert_eq!(read.exposure(), settings.exposure());
+        assert_eq!(
+            read,
+            Settings {
+                exposure: Some(settings.exposure()),
+                ..settings.clone()
+            }
+        );
+        let with_annotations = Settings {
+            load_balancer: crate::settings::LoadBalancerSettings {
+                annotations: [("example.com/a".to_owned(), "b, \"c\"".to_owned())].into(),
+                source_ranges: vec!["10.0.0.0/8".into(), "192.0.2.0/24".into()],
+                ..Default::default()
+            },
+            ..Settings::default()
+        };
+        let flat = flatten_for_config_map(&with_annotations);
+        let layer = Layer::from_strings(|_| SettingSource::Set, flat.iter()).unwrap();
+        assert_eq!(
+            merge(&[layer]).unwrap().load_balancer,
+            with_annotations.load_balancer
+        );
     }
 }

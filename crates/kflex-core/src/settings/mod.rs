@@ -6,12 +6,17 @@
 //! registry, the merge (later layers win), the typing of string values and the validation. It
 //! never reads a file or the environment: callers hand it the layers as data.
 
+mod exposure;
 mod images;
 mod layers;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
+pub use exposure::{
+    CONTROL_PLANE_NAMESPACE_LABEL, EXTERNAL_DNS_HOSTNAME, Exposure, GatewaySettings,
+    LoadBalancerSettings,
+};
 pub use images::{ImageRef, Images, VCLUSTER_KUBERNETES_VERSION};
 pub use layers::{
     Layer, SettingSource, SettingsError, flatten_for_config_map, is_list_key, known_keys,
@@ -45,6 +50,13 @@ pub struct Settings {
     pub ingress_class_name: String,
     /// Type of each control plane's API Service: ClusterIP or NodePort.
     pub api_server_service_type: ServiceType,
+    /// How control planes are reached from outside the hosting cluster; unset: `route` on
+    /// OpenShift, else `ingress` (see [`Settings::exposure`]).
+    pub exposure: Option<Exposure>,
+    /// The Gateway control planes' TLSRoutes attach to (exposure `gateway`).
+    pub gateway: GatewaySettings,
+    /// The API Services as load balancers (exposure `loadBalancer`).
+    pub load_balancer: LoadBalancerSettings,
     /// When set, replaces the registry of every image (a mirror).
     pub image_registry: String,
     /// Pull policy of every container.
@@ -138,6 +150,9 @@ impl Default for Settings {
             cluster_domain: "cluster.local".to_owned(),
             ingress_class_name: "nginx".to_owned(),
             api_server_service_type: ServiceType::ClusterIP,
+            exposure: None,
+            gateway: GatewaySettings::default(),
+            load_balancer: LoadBalancerSettings::default(),
             image_registry: String::new(),
             image_pull_policy: PullPolicy::IfNotPresent,
             images: Images::default(),
@@ -180,6 +195,16 @@ impl Settings {
         Ok(settings)
     }
 
+    /// How control planes are exposed: the `exposure` setting, else KubeFlex's choice (a Route
+    /// on OpenShift, an Ingress elsewhere), so settings without it render as before.
+    pub fn exposure(&self) -> Exposure {
+        self.exposure.unwrap_or(if self.is_open_shift {
+            Exposure::Route
+        } else {
+            Exposure::Ingress
+        })
+    }
+
     /// The minor version of the hosting cluster, e.g. 33 for `1.33`.
     pub fn kube_minor(&self) -> u32 {
         validate::kube_minor(&self.kube_version).unwrap_or(MIN_KUBE_MINOR)
@@ -199,6 +224,46 @@ mod tests {
             "setting kubernetesVersion (from environment variable KFLEX_KUBERNETES_VERSION): \
              \"1.34\" is not a Kubernetes release like v1.34.3"
         );
+    }
+
+    #[test]
+    fn bad_exposure_settings_name_key_source_and_reason() {
+        let set = |pairs: &[(&str, &str)]| {
+            let layer = Layer::from_strings(|_| SettingSource::Set, pairs.iter().copied())?;
+            Settings::resolve(&[layer])
+        };
+        for (pairs, expected) in [
+            (
+                &[("exposure", "route")][..],
+                "setting exposure (from --set): route needs isOpenShift: true",
+            ),
+            (
+                &[("exposure", "gateway"), ("gateway.create", "true")][..],
+                "setting gateway.create (from --set): needs gateway.className",
+            ),
+            (
+                &[("loadBalancer.sourceRanges", "10.0.0.0/8,192.168.1.1/16")][..],
+                "setting loadBalancer.sourceRanges (from --set): \"192.168.1.1/16\" is not a \
+                 network address; did you mean 192.168.0.0/16?",
+            ),
+            (
+                &[("exposure", "ingres")][..],
+                "setting exposure (from --set): unknown variant `ingres`, expected one of",
+            ),
+        ] {
+            let err = set(pairs).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{pairs:?}: {err}");
+        }
+        // OpenShift runs Gateway API and load balancers too.
+        let settings = set(&[
+            ("isOpenShift", "true"),
+            ("exposure", "gateway"),
+            ("gateway.sectionName", "tls"),
+        ])
+        .unwrap();
+        assert_eq!(settings.exposure(), Exposure::Gateway);
+        let settings = set(&[("isOpenShift", "true"), ("exposure", "loadBalancer")]).unwrap();
+        assert_eq!(settings.exposure(), Exposure::LoadBalancer);
     }
 
     #[test]

@@ -140,7 +140,7 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
             format!("{both} is also listed in namespacedKinds; a kind has one scope"),
         ));
     }
-    Ok(())
+    super::exposure::check(settings)
 }
 
 /// `1.33`, `v1.33`, `1.33.2` or `v1.33.2` → 33.
@@ -232,8 +232,31 @@ fn is_image_path(path: &str) -> bool {
         })
 }
 
+/// A DNS-1123 label: a namespace's name.
+pub(super) fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && is_dns_subdomain(name)
+}
+
+/// A qualified name as labels and annotations have them: an optional DNS-subdomain prefix and
+/// `/`, then a name of at most 63 characters (alphanumerics, `-`, `_`, `.`, starting and ending
+/// alphanumeric).
+pub(super) fn is_qualified_name(text: &str) -> bool {
+    let (prefix, name) = match text.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, text),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    name_ok && prefix.is_none_or(is_dns_subdomain)
+}
+
 /// `address/prefix`, IPv4 or IPv6.
-fn is_cidr(text: &str) -> bool {
+pub(super) fn is_cidr(text: &str) -> bool {
     let Some((address, prefix)) = text.split_once('/') else {
         return false;
     };
@@ -380,6 +403,58 @@ mod tests {
                 "hookResources",
                 Box::new(|s| s.hook_resources = vec!["HorizontalPodAutoscaler".into()]),
             ),
+            (
+                "exposure",
+                Box::new(|s| s.exposure = Some(super::super::Exposure::Route)),
+            ),
+            (
+                "gateway.create",
+                Box::new(|s| {
+                    s.exposure = Some(super::super::Exposure::Gateway);
+                    s.gateway.create = true;
+                }),
+            ),
+            (
+                "gateway.className",
+                Box::new(|s| s.gateway.class_name = "Envoy".into()),
+            ),
+            (
+                "gateway.namespace",
+                Box::new(|s| {
+                    s.gateway.create = true;
+                    s.gateway.class_name = "eg".into();
+                    s.gateway.namespace = "gateways".into();
+                }),
+            ),
+            (
+                "gateway.sectionName",
+                Box::new(|s| s.gateway.section_name = "TLS".into()),
+            ),
+            (
+                "loadBalancer.sourceRanges",
+                Box::new(|s| s.load_balancer.source_ranges = vec!["10.0.0.1/8".into()]),
+            ),
+            (
+                "loadBalancer.class",
+                Box::new(|s| s.load_balancer.class = "/nlb".into()),
+            ),
+            (
+                "loadBalancer.annotations",
+                Box::new(|s| {
+                    s.load_balancer.annotations = [(
+                        super::super::EXTERNAL_DNS_HOSTNAME.to_owned(),
+                        "x".to_owned(),
+                    )]
+                    .into();
+                }),
+            ),
+            (
+                "apiServerServiceType",
+                Box::new(|s| {
+                    s.exposure = Some(super::super::Exposure::LoadBalancer);
+                    s.api_server_service_type = super::super::ServiceType::NodePort;
+                }),
+            ),
         ];
         for (key, mutate) in cases {
             let mut settings = Settings::default();
@@ -429,6 +504,30 @@ mod tests {
             "",
         ] {
             assert!(!is_cidr(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn qualified_names() {
+        for good in [
+            "a",
+            "example.com/internal-vip",
+            "service.beta.kubernetes.io/aws-load-balancer-type",
+            "A_b.c",
+        ] {
+            assert!(is_qualified_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/x",
+            "x/",
+            "Example.com/x",
+            "a b",
+            "-a",
+            "a/b/c",
+            &"x".repeat(64),
+        ] {
+            assert!(!is_qualified_name(bad), "{bad}");
         }
     }
 
