@@ -460,6 +460,7 @@ fn sync_waves_order_what_depends_on_what() {
         ("k8s", &["Role", "RoleBinding"], &["Job", "CronJob"]),
         ("k8s", &["Job"], &["Deployment"]),
         ("k8s", &["Deployment"], &["Ingress"]),
+        ("k8s-ha", &["PodDisruptionBudget"], &["Deployment"]),
         ("k8s-openshift", &["Deployment"], &["Route"]),
         (
             "system",

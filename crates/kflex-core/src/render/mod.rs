@@ -366,7 +366,8 @@ mod tests {
             let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
             slow.shortcut = false;
             for (i, name) in names.iter().enumerate() {
-                let spec = match i % 6 {
+                let spec = match i % 7 {
+                    6 => json!({"type": "k8s", "replicas": 3}),
                     0 => {
                         json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
                     }
@@ -425,6 +426,87 @@ mod tests {
             let cp = control_plane("x", json!({"type": other}));
             assert!(renderer.render_cleanup(&cp).unwrap().is_empty(), "{other}");
         }
+    }
+
+    #[test]
+    fn several_api_servers_are_spread_budgeted_and_rolled_one_at_a_time() {
+        let renderer = Renderer::new(Settings::default(), &TemplateSet::embedded()).unwrap();
+        let catalog = HookCatalog::default();
+        let find = |manifests: &[Manifest], kind: &str, name: &str| {
+            manifests
+                .iter()
+                .find(|m| m.kind() == kind && m.name() == name)
+                .map(|m| Value::Object(m.object().clone()))
+        };
+        let ha = renderer
+            .render(
+                &control_plane("cp1", json!({"type": "k8s", "replicas": 3})),
+                &catalog,
+            )
+            .unwrap()
+            .manifests;
+        let api = find(&ha, "Deployment", "kube-apiserver").unwrap();
+        assert_eq!(api["spec"]["replicas"], 3);
+        assert_eq!(
+            api["spec"]["strategy"]["rollingUpdate"],
+            json!({"maxSurge": 1, "maxUnavailable": 1})
+        );
+        let spread = &api["spec"]["template"]["spec"]["topologySpreadConstraints"];
+        assert_eq!(spread[0]["topologyKey"], "kubernetes.io/hostname");
+        assert_eq!(spread[0]["whenUnsatisfiable"], "DoNotSchedule");
+        assert_eq!(spread[1]["topologyKey"], "topology.kubernetes.io/zone");
+        assert_eq!(spread[1]["whenUnsatisfiable"], "ScheduleAnyway");
+        let manager = find(&ha, "Deployment", "kube-controller-manager").unwrap();
+        assert_eq!(manager["spec"]["replicas"], 2);
+        let command = manager["spec"]["template"]["spec"]["containers"][0]["command"].clone();
+        assert!(
+            command
+                .as_array()
+                .unwrap()
+                .contains(&json!("--leader-elect=true"))
+        );
+        for name in ["kube-apiserver", "kube-controller-manager"] {
+            let budget = find(&ha, "PodDisruptionBudget", name).unwrap();
+            assert_eq!(budget["spec"]["maxUnavailable"], 1, "{name}");
+            assert_eq!(budget["spec"]["selector"]["matchLabels"]["app"], name);
+        }
+        // The k8s.replicas setting is the default; spec.replicas wins; one replica renders none
+        // of it.
+        let settings = Settings {
+            k8s: crate::settings::K8sSettings { replicas: 2 },
+            ..Settings::default()
+        };
+        let by_setting = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+        let defaulted = by_setting
+            .render(&control_plane("cp1", json!({"type": "k8s"})), &catalog)
+            .unwrap()
+            .manifests;
+        assert_eq!(
+            find(&defaulted, "Deployment", "kube-apiserver").unwrap()["spec"]["replicas"],
+            2
+        );
+        let single = by_setting
+            .render(
+                &control_plane("cp1", json!({"type": "k8s", "replicas": 1})),
+                &catalog,
+            )
+            .unwrap()
+            .manifests;
+        let api = find(&single, "Deployment", "kube-apiserver").unwrap();
+        assert_eq!(api["spec"]["replicas"], 1);
+        assert!(api["spec"].get("strategy").is_none());
+        assert!(
+            api["spec"]["template"]["spec"]
+                .get("topologySpreadConstraints")
+                .is_none()
+        );
+        assert!(!single.iter().any(|m| m.kind() == "PodDisruptionBudget"));
+        // Other types are not affected by the setting.
+        let k3s = by_setting
+            .render(&control_plane("edge", json!({"type": "k3s"})), &catalog)
+            .unwrap()
+            .manifests;
+        assert!(!k3s.iter().any(|m| m.kind() == "PodDisruptionBudget"));
     }
 
     #[test]
