@@ -169,8 +169,14 @@ fn cases() -> Vec<Case> {
         ),
         update(
             "backend dedicated, unchanged, replicas scaled",
-            cp("cp1", json!({"type": "k8s", "backend": "dedicated", "replicas": 3})),
-            cp("cp1", json!({"type": "k8s", "backend": "dedicated", "replicas": 2})),
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backend": "dedicated", "replicas": 3}),
+            ),
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backend": "dedicated", "replicas": 2}),
+            ),
             None,
         ),
         update(

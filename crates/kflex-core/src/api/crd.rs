@@ -152,7 +152,10 @@ mod tests {
             assert!(spec.get(field).is_some(), "spec.{field} is missing");
         }
         assert_eq!(spec["replicas"]["minimum"], 1.0);
-        assert_eq!(spec["backend"]["enum"], json!(["shared", "dedicated", null]));
+        assert_eq!(
+            spec["backend"]["enum"],
+            json!(["shared", "dedicated", null])
+        );
         assert_eq!(spec["tokenExpirationSeconds"]["default"], 31_536_000);
         assert_eq!(spec["waitForPostCreateHooks"]["default"], false);
         assert_eq!(

@@ -267,7 +267,8 @@ impl ControlPlaneContext {
             1
         };
         let dedicated = is_k8s && cp.spec.backend == Some(BackendDbType::Dedicated);
-        let dedicated_datastore = dedicated.then(|| PostgresContext::dedicated(&namespace, settings));
+        let dedicated_datastore =
+            dedicated.then(|| PostgresContext::dedicated(&namespace, settings));
         Self {
             replicas,
             controller_manager_replicas: if replicas > 1 { 2 } else { 1 },
