@@ -352,9 +352,11 @@ fn kflex_s_own_objects_pass_the_policy_for_every_type() {
         control_planes.len() >= 5,
         "every type is in the acceptance set"
     );
-    for is_open_shift in [false, true] {
-        // The acceptance hooks include a ClusterRole (KubeFlex's kubectl-check example).
-        let settings = settings(true, is_open_shift);
+    // The acceptance hooks include a ClusterRole (KubeFlex's kubectl-check example).
+    let mut external = settings(true, false);
+    external.postgres.mode = kflex_core::settings::PostgresMode::External;
+    external.postgres.external.secret_name = "pg-admin".into();
+    for settings in [settings(true, false), settings(true, true), external] {
         let renderer = Renderer::new(settings, &TemplateSet::embedded()).expect("renderer");
         let catalog = HookCatalog::new(hooks.clone()).expect("the hooks");
         for cp in &control_planes {

@@ -1,5 +1,6 @@
-//! The people-facing commands (init aside: see tests/e2e) run as a user runs them (the `kflex` binary, its own process)
-//! against kflex-testkit's fake API over HTTP. The test plays the cluster's side: it answers
+//! The people-facing commands (init only for switching the datastore; the rest of it in
+//! tests/e2e) run as a user runs them (the `kflex` binary, its own process) against
+//! kflex-testkit's fake API over HTTP. The test plays the cluster's side: it answers
 //! for the controller where a command waits for one (status, the kubeconfig Secret), or runs
 //! the real controller in-process where the command's answer depends on what it applies
 //! (`diff`). Against a real cluster, tests/e2e runs them too.
@@ -784,4 +785,112 @@ fn init_create_kind_without_kind_fails_clearly_and_changes_nothing() {
         stderr(&output)
     );
     assert!(!dir.path().join("config").exists(), "no kubeconfig written");
+}
+
+/// `kflex init` again with another `postgres.mode`: the system manifests as rendered for it are
+/// applied and the in-cluster PostgreSQL, which the external mode does not render, is removed —
+/// but not its data volume claim or its Secrets (never rendered), nor anything kflex does not
+/// manage; going back renders it again over the same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_with_another_postgres_mode_applies_and_prunes_the_shared_postgresql() {
+    let cluster = Cluster::start().await;
+    let installed = cluster.kflex(&["init", "--wait=false"]).await;
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let present = |group: &str, plural: &str, name: &str| {
+        cluster
+            .fake
+            .get(group, plural, Some("kubeflex-system"), name)
+            .is_some()
+    };
+    let server_objects = [
+        ("apps", "statefulsets", "postgres-postgresql"),
+        ("", "services", "postgres-postgresql"),
+        ("", "services", "postgres-postgresql-hl"),
+        ("", "configmaps", "postgres-postgresql-configuration"),
+        ("", "serviceaccounts", "postgres-postgresql"),
+        (
+            "networking.k8s.io",
+            "networkpolicies",
+            "postgres-postgresql",
+        ),
+        ("batch", "jobs", "postgres-bootstrap"),
+        ("", "serviceaccounts", "kflex-postgres-bootstrap"),
+        (
+            "rbac.authorization.k8s.io",
+            "roles",
+            "kflex-postgres-bootstrap",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "kflex-postgres-bootstrap",
+        ),
+    ];
+    for (group, plural, name) in server_objects {
+        assert!(present(group, plural, name), "{plural}/{name} installed");
+    }
+    // What the cluster made of it: the data, the password, and an object of the same kind that
+    // is not kflex's.
+    for (plural, kind, name) in [
+        (
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            "data-postgres-postgresql-0",
+        ),
+        ("secrets", "Secret", "postgres-postgresql"),
+        ("configmaps", "ConfigMap", "postgres-notes"),
+    ] {
+        cluster.fake.put(
+            "",
+            plural,
+            json!({"apiVersion": "v1", "kind": kind,
+                   "metadata": {"name": name, "namespace": "kubeflex-system"}}),
+        );
+    }
+
+    let external = cluster
+        .kflex(&[
+            "init",
+            "--wait=false",
+            "--set",
+            "postgres.mode=external",
+            "--set",
+            "postgres.external.secretName=pg-admin",
+        ])
+        .await;
+    assert!(external.status.success(), "{}", stderr(&external));
+    assert!(
+        stderr(&external).contains("removed 10 objects that postgres.mode external does not use"),
+        "{}",
+        stderr(&external)
+    );
+    for (group, plural, name) in server_objects {
+        assert!(!present(group, plural, name), "{plural}/{name} removed");
+    }
+    for (plural, name) in [
+        ("persistentvolumeclaims", "data-postgres-postgresql-0"),
+        ("secrets", "postgres-postgresql"),
+        ("configmaps", "postgres-notes"),
+    ] {
+        assert!(present("", plural, name), "{plural}/{name} kept");
+    }
+    assert!(present(
+        "apps",
+        "deployments",
+        "kubeflex-controller-manager"
+    ));
+    let config = cluster
+        .fake
+        .get("", "configmaps", Some("kubeflex-system"), "kubeflex-config")
+        .expect("the configuration");
+    assert_eq!(config["data"]["postgres.mode"], "external");
+    assert_eq!(config["data"]["postgres.external.secretName"], "pg-admin");
+
+    // Back: the server is rendered again, over the claim that kept the data.
+    let back = cluster.kflex(&["init", "--wait=false"]).await;
+    assert!(back.status.success(), "{}", stderr(&back));
+    assert!(!stderr(&back).contains("removed"), "{}", stderr(&back));
+    for (group, plural, name) in server_objects {
+        assert!(present(group, plural, name), "{plural}/{name} back");
+    }
 }

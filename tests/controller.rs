@@ -40,7 +40,12 @@ impl ApiProbe for Probe {
 /// The configuration ConfigMap as `kflex render --system` renders it (every setting at its
 /// default).
 fn config_map() -> Value {
-    let system = Renderer::new(Settings::default(), &TemplateSet::embedded())
+    config_map_for(&Settings::default())
+}
+
+/// The configuration ConfigMap as `kflex render --system` renders it with `settings`.
+fn config_map_for(settings: &Settings) -> Value {
+    let system = Renderer::new(settings.clone(), &TemplateSet::embedded())
         .expect("renderer")
         .render_system()
         .expect("the system manifests");
@@ -1749,6 +1754,147 @@ async fn forged_annotations_cannot_make_deletion_delete_what_is_not_the_control_
         );
         assert_victims_untouched(&h, &writes);
         assert_refusals_reported(&h);
+    })
+    .await;
+}
+
+/// The settings of a hosting cluster whose shared datastore is an existing server.
+fn external_postgres() -> Settings {
+    let mut settings = Settings::default();
+    settings.postgres.mode = kflex_core::settings::PostgresMode::External;
+    settings.postgres.external.secret_name = "pg-admin".into();
+    settings
+}
+
+/// The paths of the writes that change objects (applies and deletes), ControlPlanes and Events
+/// aside.
+fn object_writes(writes: &[Logged]) -> std::collections::BTreeSet<String> {
+    writes
+        .iter()
+        .filter(|w| {
+            (w.method == Method::PATCH || w.method == Method::DELETE)
+                && !w.path.contains("/controlplanes/")
+                && !w.path.contains("/events")
+        })
+        .map(|w| w.path.clone())
+        .collect()
+}
+
+/// `postgres.mode` is the hosting cluster's: switching it in the configuration moves every
+/// shared-backend control plane's database Job to the other server (replaced, as a changed Job
+/// is) and kine's TLS mode with it, and nothing else. The shared PostgreSQL itself belongs to
+/// the system manifests, which the controller never applies or prunes (its admission policy
+/// forbids deleting there): `kflex render --system` stops rendering it, and `kflex init` (or
+/// Argo CD, Flux) removes it — tests/commands.rs.
+#[tokio::test]
+async fn switching_postgres_mode_moves_the_database_job_and_leaves_the_system_postgresql() {
+    timed(async {
+        let h = Harness::new(false).await;
+        let defaults = Renderer::new(Settings::default(), &TemplateSet::embedded())
+            .expect("renderer")
+            .render_system()
+            .expect("system");
+        let server: Vec<_> = defaults
+            .manifests
+            .iter()
+            .filter(|m| m.source().starts_with("postgres/"))
+            .collect();
+        assert!(server.len() >= 10, "the in-cluster server's objects");
+        let plural = |kind: &str| match kind {
+            "NetworkPolicy" => "networkpolicies".to_owned(),
+            other => format!("{}s", other.to_ascii_lowercase()),
+        };
+        for manifest in &server {
+            h.fake.put(
+                manifest.group(),
+                &plural(manifest.kind()),
+                Value::Object(manifest.object().clone()),
+            );
+        }
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.create_control_plane("vc", json!({"type": "vcluster"}));
+        h.reconcile("cp1").await.expect("first");
+        h.reconcile("vc").await.expect("first");
+        let job = "/apis/batch/v1/namespaces/kubeflex-system/jobs/db-cp1";
+        let deployment = "/apis/apps/v1/namespaces/cp1-system/deployments/kube-apiserver";
+
+        h.fake
+            .put("", "configmaps", config_map_for(&external_postgres()));
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("reconciled");
+        h.reconcile("vc").await.expect("reconciled");
+        let writes = h.fake.writes();
+        assert_eq!(
+            object_writes(&writes),
+            [deployment.to_owned(), job.to_owned()].into(),
+            "only the database Job and the API servers change: {writes:#?}"
+        );
+        let on_job: Vec<Method> = writes
+            .iter()
+            .filter(|w| w.path == job)
+            .map(|w| w.method.clone())
+            .collect();
+        assert_eq!(
+            on_job,
+            [Method::PATCH, Method::DELETE, Method::PATCH],
+            "replaced"
+        );
+        let live = h
+            .fake
+            .get("batch", "jobs", Some("kubeflex-system"), "db-cp1")
+            .expect("the Job");
+        let pod = &live["spec"]["template"]["spec"];
+        assert_eq!(pod["volumes"][0]["secret"]["secretName"], "pg-admin");
+        assert!(
+            pod["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .contains(&json!("--server-dir=/var/run/secrets/kflex/postgres"))
+        );
+        let api = h
+            .fake
+            .get("apps", "deployments", Some("cp1-system"), "kube-apiserver")
+            .expect("the API servers");
+        let env = api["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+        assert!(env.contains("\"key\":\"sslmode\""), "{env}");
+        for manifest in &server {
+            assert!(
+                h.fake
+                    .get(
+                        manifest.group(),
+                        &plural(manifest.kind()),
+                        manifest.namespace(),
+                        manifest.name()
+                    )
+                    .is_some(),
+                "the controller left {} alone",
+                manifest.key()
+            );
+        }
+        assert!(
+            h.event_reasons().contains(&"JobReplaced".to_owned()),
+            "{:?}",
+            h.event_reasons()
+        );
+
+        // And back: the Job reads the in-cluster server's password and CA again.
+        h.fake.put("", "configmaps", config_map());
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("reconciled");
+        assert_eq!(
+            object_writes(&h.fake.writes()),
+            [deployment.to_owned(), job.to_owned()].into()
+        );
+        let live = h
+            .fake
+            .get("batch", "jobs", Some("kubeflex-system"), "db-cp1")
+            .expect("the Job");
+        assert_eq!(
+            live["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+            "postgres-postgresql"
+        );
     })
     .await;
 }

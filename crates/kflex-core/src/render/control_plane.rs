@@ -172,6 +172,10 @@ impl Renderer {
                     ("PostgresSecret", self.system.postgres.secret),
                     ("PostgresSecretKey", self.system.postgres.secret_key),
                     ("PostgresTlsSecret", self.system.postgres.tls_secret),
+                    (
+                        "PostgresExternalSecret",
+                        &self.settings.postgres.external.secret_name,
+                    ),
                 ],
             );
             let mut budget = hooks::Budget::per_control_plane();

@@ -31,7 +31,7 @@ use minijinja::Environment;
 
 use crate::api::{ControlPlane, ControlPlaneType, PostCreateHook, ValidationError};
 use crate::manifest::{Manifest, ObjectKey};
-use crate::settings::Settings;
+use crate::settings::{PostgresMode, Settings};
 use context::SystemContext;
 use scope::Scopes;
 
@@ -39,10 +39,14 @@ pub use hooks::{CatalogError, HOOK_BYTES_PER_CONTROL_PLANE, HookCatalog, HookErr
 pub use templates::{TemplateError, TemplateSet};
 pub use types::{KubeconfigSecret, TypeFacts, Workload, facts};
 
-/// Built-in hooks of type k8s: the per-control-plane database in the shared Postgres.
+/// Built-in hooks of type k8s with the shared backend: the per-control-plane database in the
+/// shared PostgreSQL kflex runs (`postgres.mode: inCluster`), or in an existing server
+/// (`external`).
 const K8S_BUILT_IN_HOOKS: &str = "postgres/hooks";
-/// What deleting a k8s control plane runs first: dropping its database.
+const K8S_BUILT_IN_HOOKS_EXTERNAL: &str = "postgres/external/hooks";
+/// What deleting such a control plane runs first: dropping its database.
 const K8S_CLEANUP_HOOKS: &str = "postgres/cleanup";
+const K8S_CLEANUP_HOOKS_EXTERNAL: &str = "postgres/external/cleanup";
 
 /// The objects rendered for one control plane, or for the system.
 #[derive(Clone, Debug, PartialEq)]
@@ -203,8 +207,12 @@ impl Renderer {
     /// Compiles `templates` and loads the built-in hooks.
     pub fn new(settings: Settings, templates: &TemplateSet) -> Result<Self, RenderError> {
         let env = templates.compile().map_err(RenderError::Templates)?;
-        let built_in_hooks = load_built_in_hooks(templates, K8S_BUILT_IN_HOOKS)?;
-        let cleanup_hooks = load_built_in_hooks(templates, K8S_CLEANUP_HOOKS)?;
+        let (hooks, cleanup) = match settings.postgres.mode {
+            PostgresMode::InCluster => (K8S_BUILT_IN_HOOKS, K8S_CLEANUP_HOOKS),
+            PostgresMode::External => (K8S_BUILT_IN_HOOKS_EXTERNAL, K8S_CLEANUP_HOOKS_EXTERNAL),
+        };
+        let built_in_hooks = load_built_in_hooks(templates, hooks)?;
+        let cleanup_hooks = load_built_in_hooks(templates, cleanup)?;
         Ok(Self {
             scopes: Scopes::from_settings(&settings),
             system: SystemContext::new(&settings),
@@ -507,6 +515,62 @@ mod tests {
             .unwrap()
             .manifests;
         assert!(!k3s.iter().any(|m| m.kind() == "PodDisruptionBudget"));
+    }
+
+    #[test]
+    fn an_external_shared_datastore_is_reached_through_the_administrators_secret() {
+        let mut settings = Settings::default();
+        settings.postgres.mode = PostgresMode::External;
+        settings.postgres.external.secret_name = "pg-admin".into();
+        let renderer = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+        let system = renderer.render_system().unwrap().manifests;
+        assert!(
+            !system.iter().any(|m| m.source().starts_with("postgres/")),
+            "no PostgreSQL of kflex's: {:?}",
+            system.iter().map(Manifest::key).collect::<Vec<_>>()
+        );
+        let cp = control_plane("cp-1", json!({"type": "k8s"}));
+        let uses_the_secret = |job: &Manifest| {
+            let pod = &job.object()["spec"]["template"]["spec"];
+            assert!(
+                pod["containers"][0]["args"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("--server-dir=/var/run/secrets/kflex/postgres")),
+                "{}",
+                job.key()
+            );
+            assert_eq!(pod["volumes"][0]["secret"]["secretName"], "pg-admin");
+            assert_eq!(job.namespace(), Some("kubeflex-system"));
+        };
+        let manifests = renderer
+            .render(&cp, &HookCatalog::default())
+            .unwrap()
+            .manifests;
+        let job = manifests
+            .iter()
+            .find(|m| m.kind() == "Job" && m.name() == "db-cp-1")
+            .unwrap();
+        uses_the_secret(job);
+        let cleanup = renderer.render_cleanup(&cp).unwrap();
+        assert_eq!(cleanup[0].name(), "db-drop-cp-1");
+        uses_the_secret(&cleanup[0]);
+        let api = manifests
+            .iter()
+            .find(|m| m.kind() == "Deployment" && m.name() == "kube-apiserver")
+            .unwrap();
+        let env = &api.object()["spec"]["template"]["spec"]["containers"][0]["env"];
+        let mode = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "PGSSLMODE")
+            .unwrap();
+        assert_eq!(
+            mode["valueFrom"]["secretKeyRef"],
+            json!({"name": "kine-datastore", "key": "sslmode"}),
+            "the server's own mode, which kine-datastore carries"
+        );
     }
 
     #[test]
