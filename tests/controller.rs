@@ -1898,3 +1898,55 @@ async fn switching_postgres_mode_moves_the_database_job_and_leaves_the_system_po
     })
     .await;
 }
+
+/// A dedicated control plane's PostgreSQL is in its own namespace: nothing of it is in
+/// kubeflex-system, its deletion runs no Job on the shared server, and the namespace — with the
+/// server, its volume claim and Secrets — goes once the control plane is being released.
+#[tokio::test]
+async fn a_dedicated_control_plane_is_deleted_without_touching_the_shared_server() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s", "backend": "dedicated"}));
+        h.reconcile("cp1").await.expect("created");
+        let server = h
+            .fake
+            .get("apps", "statefulsets", Some("cp1-system"), "postgres")
+            .expect("its own PostgreSQL");
+        assert_eq!(server["metadata"]["ownerReferences"][0]["name"], "cp1");
+        for (group, plural, name) in [
+            ("batch", "jobs", "db-cp1"),
+            ("", "serviceaccounts", "db-cp1"),
+        ] {
+            assert!(
+                h.fake
+                    .get(group, plural, Some("kubeflex-system"), name)
+                    .is_none(),
+                "{plural}/{name}: nothing in kubeflex-system"
+            );
+        }
+        assert!(
+            h.fake
+                .get("batch", "jobs", Some("cp1-system"), "kflex-database")
+                .is_some()
+        );
+        let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+        api.delete("cp1", &Default::default())
+            .await
+            .expect("deleted");
+        h.settle().await;
+        h.clock.store(DELETED_AT + 10, Ordering::SeqCst);
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("released at once");
+        let writes = h.fake.writes();
+        assert!(
+            !writes.iter().any(|w| w.path.contains("/kubeflex-system/")),
+            "no Job on the shared server: {writes:#?}"
+        );
+        assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+        assert!(
+            deletes(&writes).contains(&"/api/v1/namespaces/cp1-system".to_owned()),
+            "the namespace, and with it the server and its claim: {writes:#?}"
+        );
+    })
+    .await;
+}

@@ -374,8 +374,9 @@ mod tests {
             let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
             slow.shortcut = false;
             for (i, name) in names.iter().enumerate() {
-                let spec = match i % 7 {
+                let spec = match i % 8 {
                     6 => json!({"type": "k8s", "replicas": 3}),
+                    7 => json!({"type": "k8s", "backend": "dedicated"}),
                     0 => {
                         json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
                     }
@@ -571,6 +572,107 @@ mod tests {
             json!({"name": "kine-datastore", "key": "sslmode"}),
             "the server's own mode, which kine-datastore carries"
         );
+    }
+
+    #[test]
+    fn a_dedicated_backend_is_a_postgresql_of_its_own_and_nothing_on_the_shared_one() {
+        let mut settings = Settings::default();
+        settings.postgres.dedicated.storage_class_name = "fast".into();
+        let renderer = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+        let cp = control_plane("cp-1", json!({"type": "k8s", "backend": "dedicated"}));
+        let manifests = renderer
+            .render(&cp, &HookCatalog::default())
+            .unwrap()
+            .manifests;
+        assert!(
+            manifests
+                .iter()
+                .all(|m| m.namespace().is_none_or(|ns| ns == "cp-1-system")),
+            "nothing in kubeflex-system"
+        );
+        assert!(
+            renderer.render_cleanup(&cp).unwrap().is_empty(),
+            "nothing to drop on the shared server"
+        );
+        let find = |kind: &str, name: &str| {
+            manifests
+                .iter()
+                .find(|m| m.kind() == kind && m.name() == name)
+                .map(|m| Value::Object(m.object().clone()))
+                .unwrap_or_else(|| panic!("{kind} {name}"))
+        };
+        let server = find("StatefulSet", "postgres");
+        let claim = &server["spec"]["volumeClaimTemplates"][0]["spec"];
+        assert_eq!(claim["resources"]["requests"]["storage"], "2Gi");
+        assert_eq!(claim["storageClassName"], "fast");
+        let (_, pod) = pod_security::pod_spec(
+            manifests
+                .iter()
+                .find(|m| m.kind() == "StatefulSet")
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(pod_security::check(pod).is_empty(), "restricted");
+        // Only this control plane's API servers and database Job: no other namespace.
+        let policy = find("NetworkPolicy", "postgres");
+        for peer in policy["spec"]["ingress"][0]["from"].as_array().unwrap() {
+            assert!(peer.get("namespaceSelector").is_none(), "{peer}");
+        }
+        let job = find("Job", "kflex-database");
+        let args = job["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        for wanted in [
+            "--host=postgres.cp-1-system.svc.cluster.local",
+            "--admin-user=postgres",
+            "--database=cp_1",
+            "--role=cp_1",
+            "--secret-namespace=cp-1-system",
+        ] {
+            assert!(
+                args.as_array().unwrap().contains(&json!(wanted)),
+                "{wanted}"
+            );
+        }
+        let bootstrap = find("Job", "postgres-bootstrap");
+        let tls = &bootstrap["spec"]["template"]["spec"]["containers"][1]["args"];
+        assert!(
+            tls.as_array()
+                .unwrap()
+                .contains(&json!("--dns-name=postgres.cp-1-system.svc.cluster.local"))
+        );
+        // Its superuser password and certificate are the control plane's own Secrets: a hook
+        // may not render them, pruning never deletes them.
+        let generated = facts(ControlPlaneType::K8s).unwrap().generated_secrets;
+        assert!(generated.contains(&"postgres") && generated.contains(&"postgres-tls"));
+        let hook: PostCreateHook = PostCreateHook::new(
+            "h",
+            serde_json::from_value(json!({"templates": [{"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "postgres"}, "stringData": {"postgres-password": "x"}}]}))
+            .unwrap(),
+        );
+        let with_hook = control_plane(
+            "cp-1",
+            json!({"type": "k8s", "backend": "dedicated", "postCreateHooks": [{"hookName": "h"}]}),
+        );
+        let err = renderer
+            .render(&with_hook, &HookCatalog::new([hook]).unwrap())
+            .unwrap_err();
+        let message = format!("{:#}", anyhow_like(&err));
+        assert!(
+            message.contains("created by the control plane itself"),
+            "{message}"
+        );
+    }
+
+    /// The error and its causes, one after another.
+    fn anyhow_like(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 
     #[test]
