@@ -1950,3 +1950,100 @@ async fn a_dedicated_control_plane_is_deleted_without_touching_the_shared_server
     })
     .await;
 }
+/// Scaling a k8s control plane's API servers changes its Deployments and disruption budgets,
+/// and nothing else: no Job is replaced, no Service or Secret touched.
+#[tokio::test]
+async fn scaling_api_servers_applies_only_the_deployments_and_budgets() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("first");
+        let deployment =
+            |name: &str| format!("/apis/apps/v1/namespaces/cp1-system/deployments/{name}");
+        let budget = |name: &str| {
+            format!("/apis/policy/v1/namespaces/cp1-system/poddisruptionbudgets/{name}")
+        };
+        let scale = |replicas: i64| {
+            h.fake
+                .edit(
+                    GROUP,
+                    "controlplanes",
+                    None,
+                    "cp1",
+                    &json!({"spec": {"replicas": replicas}}),
+                )
+                .expect("scaled");
+        };
+        let replicas = |name: &str| {
+            h.fake
+                .get("apps", "deployments", Some("cp1-system"), name)
+                .expect("the Deployment")["spec"]["replicas"]
+                .clone()
+        };
+
+        // Up to three: both Deployments change (two controller managers), two budgets appear.
+        scale(3);
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("scaled up");
+        let writes = h.fake.writes();
+        assert_eq!(
+            object_writes(&writes),
+            [
+                budget("kube-apiserver"),
+                budget("kube-controller-manager"),
+                deployment("kube-apiserver"),
+                deployment("kube-controller-manager"),
+            ]
+            .into(),
+            "{writes:#?}"
+        );
+        assert!(writes.iter().all(|w| w.method != Method::DELETE));
+        assert_eq!(replicas("kube-apiserver"), 3);
+        assert_eq!(replicas("kube-controller-manager"), 2);
+
+        // Down to two: the API servers' Deployment alone.
+        scale(2);
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("scaled down");
+        assert_eq!(
+            object_writes(&h.fake.writes()),
+            [deployment("kube-apiserver")].into()
+        );
+        assert_eq!(replicas("kube-apiserver"), 2);
+
+        // Down to one: both Deployments, and the budgets are pruned.
+        scale(1);
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("scaled down to one");
+        let writes = h.fake.writes();
+        assert_eq!(
+            object_writes(&writes),
+            [
+                budget("kube-apiserver"),
+                budget("kube-controller-manager"),
+                deployment("kube-apiserver"),
+                deployment("kube-controller-manager"),
+            ]
+            .into(),
+            "{writes:#?}"
+        );
+        let mut pruned = deletes(&writes);
+        pruned.sort();
+        assert_eq!(
+            pruned,
+            [budget("kube-apiserver"), budget("kube-controller-manager")],
+            "the budgets are pruned (in no particular order)"
+        );
+        assert_eq!(replicas("kube-controller-manager"), 1);
+        assert_eq!(
+            h.fake.count("policy", "poddisruptionbudgets"),
+            0,
+            "no budget is left"
+        );
+        assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+    })
+    .await;
+}
