@@ -894,3 +894,127 @@ async fn init_with_another_postgres_mode_applies_and_prunes_the_shared_postgresq
         assert!(present(group, plural, name), "{plural}/{name} back");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_sets_the_backend_and_replicas_and_list_wide_shows_them() {
+    let cluster = Cluster::start().await;
+    let output = cluster
+        .kflex(&[
+            "create",
+            "own",
+            "--backend",
+            "dedicated",
+            "--replicas",
+            "3",
+            "--wait=false",
+        ])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let created = cluster.control_plane("own").expect("created");
+    assert_eq!(created["spec"]["backend"], "dedicated");
+    assert_eq!(created["spec"]["replicas"], 3);
+    // KubeFlex's flag name still works.
+    let output = cluster
+        .kflex(&["create", "kf", "--backend-type", "shared", "--wait=false"])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+               "metadata": {"name": "plain"}, "spec": {"type": "k8s"}}),
+    );
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+               "metadata": {"name": "vc"}, "spec": {"type": "vcluster", "backend": "shared"}}),
+    );
+
+    let wide = cluster.kflex(&["list", "-o", "wide"]).await;
+    assert!(wide.status.success(), "{}", stderr(&wide));
+    let table = String::from_utf8(wide.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME", "SYNCED", "READY", "TYPE", "BACKEND", "REPLICAS", "AGE"
+        ],
+        "{table}"
+    );
+    let row = |name: &str| {
+        rows.iter()
+            .find(|row| row[0] == name)
+            .unwrap_or_else(|| panic!("{name} in {table}"))
+            .clone()
+    };
+    assert_eq!(&row("own")[3..6], ["k8s", "dedicated", "3"], "{table}");
+    assert_eq!(&row("kf")[3..6], ["k8s", "shared", "default"], "{table}");
+    // A KubeFlex object without backend is on the shared server.
+    assert_eq!(&row("plain")[3..6], ["k8s", "shared", "default"], "{table}");
+    assert_eq!(&row("vc")[3..6], ["vcluster", "-", "-"], "{table}");
+    let plain = cluster.kflex(&["list"]).await;
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(!plain.contains("BACKEND"), "{plain}");
+
+    let json_output = cluster.kflex(&["list", "-o", "json"]).await;
+    let listed: Value = serde_json::from_slice(&json_output.stdout).unwrap();
+    let own = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "own")
+        .unwrap();
+    assert_eq!(
+        (&own["backend"], &own["replicas"]),
+        (&json!("dedicated"), &json!(3))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_refuses_a_backend_or_replicas_the_type_cannot_have() {
+    let cluster = Cluster::start().await;
+    for (args, field, says) in [
+        (
+            &[
+                "create",
+                "vc",
+                "--type",
+                "vcluster",
+                "--backend",
+                "dedicated",
+            ][..],
+            "spec.backend",
+            "dedicated is for type k8s",
+        ),
+        (
+            &["create", "edge", "--type", "k3s", "--replicas", "2"][..],
+            "spec.replicas",
+            "type k3s cannot run 2 API servers",
+        ),
+        (
+            &["create", "cp1", "--replicas", "0"][..],
+            "spec.replicas",
+            "must be at least 1",
+        ),
+    ] {
+        let output = cluster.kflex(args).await;
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!("ControlPlane {:?}", args[1])),
+            "{args:?}: the object is named: {text}"
+        );
+        assert!(
+            text.contains(field) && text.contains(says),
+            "{args:?}: {text}"
+        );
+        assert!(
+            cluster.fake.log().is_empty(),
+            "{args:?}: no request was made"
+        );
+    }
+}
