@@ -1,6 +1,7 @@
 //! The controller's reconcile against an in-process fake API server (kflex-testkit), request
 //! by request: what it writes on creation, that a resync of an unchanged control plane writes
-//! nothing, drift, pruning, Job replacement, missing hooks, failures and deletion. The
+//! nothing, drift, pruning, Job replacement, missing hooks, failures and deletion, scaling API
+//! servers, switching `postgres.mode`, and a dedicated PostgreSQL's deletion. The
 //! controller's own watches fill its caches from the fake, as they would from a cluster.
 
 use std::sync::Arc;
