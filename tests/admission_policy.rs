@@ -390,20 +390,37 @@ fn acceptance() -> (Vec<ControlPlane>, Vec<PostCreateHook>) {
 /// to a host's own account.
 #[test]
 fn kflex_s_own_objects_pass_the_policy_for_every_type() {
-    let (control_planes, hooks) = acceptance();
+    let (mut control_planes, hooks) = acceptance();
     assert!(
         control_planes.len() >= 5,
         "every type is in the acceptance set"
     );
+    // And the k8s variants: several API servers, a dedicated PostgreSQL.
+    for (name, spec) in [
+        ("ha", serde_json::json!({"type": "k8s", "replicas": 3})),
+        (
+            "own",
+            serde_json::json!({"type": "k8s", "backend": "dedicated"}),
+        ),
+    ] {
+        control_planes.push(ControlPlane::new(
+            name,
+            serde_json::from_value(spec).expect("a spec"),
+        ));
+    }
     let gateway = |is_open_shift| Settings {
         exposure: Some(kflex_core::settings::Exposure::Gateway),
         ..settings(true, is_open_shift)
     };
+    let mut external = settings(true, false);
+    external.postgres.mode = kflex_core::settings::PostgresMode::External;
+    external.postgres.external.secret_name = "pg-admin".into();
     for settings in [
         settings(true, false),
         settings(true, true),
         gateway(false),
         gateway(true),
+        external,
     ] {
         // The acceptance hooks include a ClusterRole (KubeFlex's kubectl-check example).
         let renderer = Renderer::new(settings, &TemplateSet::embedded()).expect("renderer");

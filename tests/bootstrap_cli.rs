@@ -90,7 +90,10 @@ async fn the_database_program_drops_what_it_made() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         stderr(&output),
-        "database \"cp_1\": dropped\nrole \"cp_1\": dropped\n"
+        format!(
+            "database \"cp_1\" on localhost:{port}: dropped\nrole \"cp_1\" on localhost:{port}: \
+             dropped\n"
+        )
     );
     assert!(!role_exists(&pg).await);
     assert!(output.stdout.is_empty());
@@ -126,6 +129,139 @@ async fn without_the_kubernetes_api_nothing_is_changed_and_no_secret_is_printed(
     assert!(
         !role_exists(&pg).await,
         "the Secret is read before anything is created"
+    );
+}
+
+/// An existing server's Secret, mounted as the external database Job mounts it: one file per
+/// key, behind the kubelet's `..data` link.
+fn mounted_secret(pg: &Postgres, password: &str, ca: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("..2026_01_01_00_00_00.000000001");
+    std::fs::create_dir(&data).expect("created");
+    let port = pg.port.to_string();
+    for (key, value) in [
+        ("host", b"localhost".as_slice()),
+        ("port", port.as_bytes()),
+        ("username", b"postgres".as_slice()),
+        ("password", password.as_bytes()),
+        ("ca.crt", ca),
+    ] {
+        std::fs::write(data.join(key), value).expect("written");
+    }
+    std::os::unix::fs::symlink(&data, dir.path().join("..data")).expect("linked");
+    for key in ["host", "port", "username", "password", "ca.crt"] {
+        std::os::unix::fs::symlink(format!("..data/{key}"), dir.path().join(key)).expect("linked");
+    }
+    dir
+}
+
+fn server_dir_args(dir: &std::path::Path) -> Vec<String> {
+    [
+        "bootstrap",
+        "database",
+        "--drop",
+        "--control-plane=cp-1",
+        "--database=cp_1",
+        "--role=cp_1",
+        "--secret-namespace=cp-1-system",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([format!("--server-dir={}", dir.display())])
+    .collect()
+}
+
+#[tokio::test]
+async fn an_existing_server_is_read_from_its_mounted_secret() {
+    let pg = Postgres::start();
+    let dir = mounted_secret(&pg, &pg.admin_password, &pg.ca_pem);
+    let args = server_dir_args(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = kflex(&args).output().expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "role \"cp_1\" on localhost:{}: already absent",
+            pg.port
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_an_unverifiable_server_is_named_never_the_password() {
+    let pg = Postgres::start();
+    let wrong = "wrong-password-that-must-not-show";
+    let dir = mounted_secret(&pg, wrong, &pg.ca_pem);
+    let args = server_dir_args(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = kflex(&args).output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "password authentication failed for user \"postgres\" at PostgreSQL localhost:{}",
+            pg.port
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains(wrong) && !text.contains(&pg.admin_password),
+        "{text}"
+    );
+
+    let other = kflex::bootstrap::pki::Authority::generate(
+        "other",
+        time::OffsetDateTime::now_utc(),
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("CA");
+    let dir = mounted_secret(&pg, &pg.admin_password, other.cert_pem.as_bytes());
+    let args = server_dir_args(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = kflex(&args).output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "connecting to PostgreSQL localhost:{} (verify-full)",
+            pg.port
+        )) && text.contains("certificate"),
+        "{text}"
+    );
+    assert!(!text.contains(&pg.admin_password), "{text}");
+}
+
+#[test]
+fn a_server_dir_excludes_the_server_flags() {
+    let output = kflex(&[
+        "bootstrap",
+        "database",
+        "--control-plane=cp-1",
+        "--server-dir=/var/run/secrets/kflex/postgres",
+        "--host=db",
+        "--database=cp_1",
+        "--role=cp_1",
+        "--secret-namespace=cp-1-system",
+    ])
+    .output()
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = kflex(&[
+        "bootstrap",
+        "database",
+        "--control-plane=cp-1",
+        "--database=cp_1",
+        "--role=cp_1",
+        "--secret-namespace=cp-1-system",
+    ])
+    .output()
+    .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "neither a server nor a directory"
     );
 }
 

@@ -145,7 +145,7 @@ async fn the_secret_decides_the_password() {
         .expect("alter");
     assert!(matches!(
         connect_as_kine(&pg, &store, "cp1").await,
-        Err(ConnectError::BadPassword(_))
+        Err(ConnectError::BadPassword { .. })
     ));
     let repaired = ensure(&pg, &store, "cp1").await;
     assert!(repaired.password_set && !repaired.role_created);
@@ -285,4 +285,330 @@ async fn the_server_is_verified_by_name_and_ca() {
         .is_err()
     );
     assert!(store.data("kine-datastore").is_none(), "nothing written");
+}
+
+/// The account an administrator gives kflex on a server it does not own (a managed service,
+/// CloudNativePG, …): CREATEROLE and CREATEDB, not a superuser.
+async fn external_admin(pg: &Postgres, name: &str) -> Login {
+    let password = kflex::bootstrap::random::password(24).expect("a password");
+    database::connect(&pg.server(), &admin(pg), "postgres")
+        .await
+        .expect("superuser")
+        .batch_execute(&format!(
+            "CREATE ROLE {name} LOGIN NOSUPERUSER CREATEROLE CREATEDB PASSWORD '{password}'"
+        ))
+        .await
+        .expect("the admin account");
+    Login {
+        user: name.to_owned(),
+        password,
+    }
+}
+
+/// The server and account as `kflex bootstrap database --server-dir` reads them from the
+/// Secret an administrator writes.
+fn from_secret(pg: &Postgres, login: &Login, extra: &[(&str, &[u8])]) -> (Server, Login) {
+    let mut files: BTreeMap<String, Vec<u8>> = [
+        ("host", b"localhost".to_vec()),
+        ("port", pg.port.to_string().into_bytes()),
+        ("username", login.user.clone().into_bytes()),
+        ("password", login.password.clone().into_bytes()),
+        ("ca.crt", pg.ca_pem.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (key, value) in extra {
+        files.insert((*key).to_owned(), value.to_vec());
+    }
+    database::external_server("pg-admin", &files, || {
+        anyhow::bail!("no system CAs in tests")
+    })
+    .expect("a valid Secret")
+}
+
+async fn ensure_as(
+    server: &Server,
+    login: &Login,
+    store: &MemorySecrets,
+    name: &str,
+) -> anyhow::Result<database::Report> {
+    database::ensure(
+        server,
+        login,
+        &target(name),
+        store,
+        "kine-datastore",
+        &BTreeMap::new(),
+    )
+    .await
+}
+
+async fn connect_with(
+    server: &Server,
+    store: &MemorySecrets,
+    database: &str,
+) -> Result<tokio_postgres::Client, ConnectError> {
+    let login = Login {
+        user: text(store, "user"),
+        password: text(store, "password"),
+    };
+    database::connect(server, &login, database).await
+}
+
+#[tokio::test]
+async fn an_external_admin_with_createrole_and_createdb_is_enough() {
+    let pg = Postgres::start();
+    let account = external_admin(&pg, "kflex_admin").await;
+    let (server, login) = from_secret(&pg, &account, &[]);
+    assert_eq!(server.sslmode, database::SslMode::VerifyFull, "the default");
+    let first = MemorySecrets::new("cp1-system");
+    let second = MemorySecrets::new("cp2-system");
+    let report = ensure_as(&server, &login, &first, "cp1")
+        .await
+        .expect("cp1 as a non-superuser admin");
+    assert!(report.role_created && report.database_created);
+    ensure_as(&server, &login, &second, "cp2")
+        .await
+        .expect("cp2");
+    assert_eq!(text(&first, "sslmode"), "verify-full");
+    assert_eq!(
+        first.data("kine-datastore").expect("Secret")["ca.crt"],
+        pg.ca_pem,
+        "kine verifies the server with the Secret's CA"
+    );
+    // Each role reaches its own database only.
+    connect_with(&server, &first, "cp1")
+        .await
+        .expect("cp1 reaches its own")
+        .batch_execute("CREATE TABLE kine (v text); INSERT INTO kine VALUES ('cp1 data')")
+        .await
+        .expect("cp1 owns its database");
+    let Err(ConnectError::Other(err)) = connect_with(&server, &second, "cp1").await else {
+        panic!("cp2's role connected to cp1's database");
+    };
+    let code = err
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .cloned();
+    assert_eq!(code, Some(SqlState::INSUFFICIENT_PRIVILEGE), "{err:#}");
+    // Neither role got any of the admin's powers.
+    let superuser = database::connect(&pg.server(), &admin(&pg), "postgres")
+        .await
+        .expect("superuser");
+    let rows = superuser
+        .query(
+            "SELECT rolname FROM pg_roles WHERE rolname IN ('cp1', 'cp2') AND \
+             (rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls)",
+            &[],
+        )
+        .await
+        .expect("query");
+    assert!(rows.is_empty(), "a control plane's role has no attribute");
+    // Running again changes nothing; the Secret's password is kept.
+    let again = ensure_as(&server, &login, &first, "cp1")
+        .await
+        .expect("again");
+    assert_eq!(
+        again,
+        database::Report {
+            secret: Some(kflex::bootstrap::secrets::Outcome::Unchanged),
+            ..database::Report::default()
+        }
+    );
+    // Deleting a control plane drops its database (closing kine's connection) and role.
+    let kine = connect_with(&server, &first, "cp1").await.expect("kine");
+    let dropped = database::drop(&server, &login, &target("cp1"))
+        .await
+        .expect("drop as the non-superuser admin");
+    assert_eq!(
+        dropped,
+        database::Dropped {
+            database: true,
+            role: true
+        }
+    );
+    assert!(kine.batch_execute("SELECT 1").await.is_err(), "closed");
+    let again = database::drop(&server, &login, &target("cp1"))
+        .await
+        .expect("drop again");
+    assert_eq!(again, database::Dropped::default());
+    connect_with(&server, &second, "cp2")
+        .await
+        .expect("cp2 is untouched");
+}
+
+#[tokio::test]
+async fn on_a_server_kflex_does_not_own_it_takes_no_one_elses_role_or_database() {
+    let pg = Postgres::start();
+    let account = external_admin(&pg, "kflex_admin").await;
+    let other_cluster = external_admin(&pg, "other_kflex").await;
+    let (server, login) = from_secret(&pg, &account, &[]);
+    // An application already on the server: role `billing` owning database `billing`, and
+    // database `ledger` owned by it too.
+    let superuser = database::connect(&pg.server(), &admin(&pg), "postgres")
+        .await
+        .expect("superuser");
+    for statement in [
+        "CREATE ROLE billing LOGIN PASSWORD 'billing-password'",
+        "CREATE DATABASE billing OWNER billing",
+        "CREATE DATABASE ledger OWNER billing",
+    ] {
+        superuser
+            .batch_execute(statement)
+            .await
+            .expect("the application");
+    }
+    let billing = Login {
+        user: "billing".into(),
+        password: "billing-password".into(),
+    };
+    for (name, says) in [
+        ("billing", "role \"billing\" exists"),
+        ("ledger", "database \"ledger\" exists"),
+        ("kflex-admin", "is the account kflex connects to"),
+    ] {
+        let store = MemorySecrets::new(&format!("{name}-system"));
+        let err = ensure_as(&server, &login, &store, name)
+            .await
+            .expect_err("someone else's");
+        let message = format!("{err:#}");
+        assert!(message.contains(says), "{name}: {message}");
+        assert!(
+            message.contains(&format!("localhost:{}", pg.port)),
+            "{name}: the server is named: {message}"
+        );
+        assert!(store.data("kine-datastore").is_none(), "{name}: no Secret");
+        let err = database::drop(&server, &login, &target(name))
+            .await
+            .expect_err("not dropped either");
+        assert!(format!("{err:#}").contains(says), "{name}: {err:#}");
+    }
+    // A role of the same name without a database of its own is not taken either.
+    superuser
+        .batch_execute("CREATE ROLE reports LOGIN PASSWORD 'reports-password'")
+        .await
+        .expect("another role");
+    let store = MemorySecrets::new("reports-system");
+    let err = ensure_as(&server, &login, &store, "reports")
+        .await
+        .expect_err("not kflex's role");
+    assert!(
+        format!("{err:#}").contains("was not created by kflex"),
+        "{err:#}"
+    );
+    // Nothing of theirs changed: the application still logs in with its own password.
+    database::connect(&server, &billing, "billing")
+        .await
+        .expect("billing's password is unchanged");
+    database::connect(&server, &billing, "ledger")
+        .await
+        .expect("ledger is still billing's");
+    // A control plane of another hosting cluster (its own admin account) is not taken over.
+    let (_, other_login) = from_secret(&pg, &other_cluster, &[]);
+    let theirs = MemorySecrets::new("cp1-system");
+    ensure_as(&server, &other_login, &theirs, "cp1")
+        .await
+        .expect("the other cluster's cp1");
+    let ours = MemorySecrets::new("cp1-system");
+    let err = ensure_as(&server, &login, &ours, "cp1")
+        .await
+        .expect_err("another account's role");
+    assert!(
+        format!("{err:#}").contains("was not created by kflex with the account \"kflex_admin\""),
+        "{err:#}"
+    );
+    connect_with(&server, &theirs, "cp1")
+        .await
+        .expect("the other cluster's password is unchanged");
+}
+
+#[tokio::test]
+async fn an_external_server_is_verified_and_errors_name_it_never_the_password() {
+    let pg = Postgres::start();
+    let account = external_admin(&pg, "kflex_admin").await;
+    let address = format!("localhost:{}", pg.port);
+
+    // A wrong password: a clear error naming the server and the account.
+    let wrong = Login {
+        user: account.user.clone(),
+        password: "not-the-password-1234".into(),
+    };
+    let (server, login) = from_secret(&pg, &wrong, &[]);
+    let store = MemorySecrets::new("cp1-system");
+    let message = format!(
+        "{:#}",
+        ensure_as(&server, &login, &store, "cp1")
+            .await
+            .expect_err("wrong password")
+    );
+    assert!(
+        message.contains(&format!(
+            "password authentication failed for user \"kflex_admin\" at PostgreSQL {address}"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("not-the-password"), "{message}");
+    assert!(!message.contains(&account.password), "{message}");
+
+    // A certificate from another CA than the Secret's: refused before any password is sent.
+    let other = kflex::bootstrap::pki::Authority::generate(
+        "other",
+        time::OffsetDateTime::now_utc(),
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("CA");
+    let (server, login) = from_secret(&pg, &account, &[("ca.crt", other.cert_pem.as_bytes())]);
+    let message = format!(
+        "{:#}",
+        ensure_as(&server, &login, &store, "cp1")
+            .await
+            .expect_err("unverifiable")
+    );
+    assert!(
+        message.contains(&format!("connecting to PostgreSQL {address} (verify-full)")),
+        "{message}"
+    );
+    assert!(message.contains("certificate"), "{message}");
+    assert!(!message.contains(&account.password), "{message}");
+    assert!(store.data("kine-datastore").is_none(), "nothing written");
+
+    // By address rather than the certificate's name: verify-full refuses it, verify-ca (the
+    // Secret's sslmode) accepts a certificate of the right CA for any name.
+    let mut files_host = from_secret(&pg, &account, &[("host", b"127.0.0.1")]);
+    assert!(
+        ensure_as(&files_host.0, &files_host.1, &store, "cp1")
+            .await
+            .is_err(),
+        "verify-full checks the name"
+    );
+    files_host = from_secret(
+        &pg,
+        &account,
+        &[("host", b"127.0.0.1"), ("sslmode", b"verify-ca")],
+    );
+    ensure_as(&files_host.0, &files_host.1, &store, "cp1")
+        .await
+        .expect("verify-ca checks the CA only");
+    assert_eq!(
+        text(&store, "sslmode"),
+        "verify-ca",
+        "kine is told the same"
+    );
+    assert_eq!(text(&store, "host"), "127.0.0.1");
+    // verify-ca still refuses another CA.
+    let (server, login) = from_secret(
+        &pg,
+        &account,
+        &[
+            ("host", b"127.0.0.1"),
+            ("sslmode", b"verify-ca"),
+            ("ca.crt", other.cert_pem.as_bytes()),
+        ],
+    );
+    assert!(
+        ensure_as(&server, &login, &MemorySecrets::new("cp1-system"), "cp1")
+            .await
+            .is_err()
+    );
 }

@@ -1496,3 +1496,80 @@ fn vcluster_follows_the_control_plane_kubernetes_version_and_the_mirror() {
         "ghcr.io/loft-sh/kubernetes:v1.35.9"
     );
 }
+
+/// The bad inputs of high availability and datastores: each refused with the object (its name
+/// and where it was read), the field and the reason, and nothing on stdout.
+#[test]
+fn bad_replicas_and_backends_are_refused_with_object_field_and_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, spec, field, says) in [
+        (
+            "zero",
+            "{type: k8s, replicas: 0}",
+            "spec.replicas",
+            "must be at least 1, got 0",
+        ),
+        (
+            "edge",
+            "{type: k3s, replicas: 2}",
+            "spec.replicas",
+            "type k3s cannot run 2 API servers: k3s keeps its data in an embedded store",
+        ),
+        (
+            "vc",
+            "{type: vcluster, backend: dedicated}",
+            "spec.backend",
+            "dedicated is for type k8s",
+        ),
+        (
+            "hosted",
+            "{type: host, replicas: 3}",
+            "spec.replicas",
+            "it runs no API server of its own",
+        ),
+    ] {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+                 metadata: {{name: {name}}}\nspec: {spec}\n"
+            ),
+        )
+        .expect("written");
+        let stderr = refused(kflex().arg("render").arg("-f").arg(&file));
+        assert!(
+            stderr.contains(&format!("ControlPlane \"{name}\" ({}", file.display())),
+            "{name}: the object and where it was read: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{field}: ")) && stderr.contains(says),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_external_datastore_needs_its_secret() {
+    let stderr = refused(kflex().args(["render", "--system", "--set", "postgres.mode=external"]));
+    assert!(
+        stderr.contains("setting postgres.external.secretName")
+            && stderr.contains("is required with postgres.mode external"),
+        "{stderr}"
+    );
+    let stderr = refused(kflex().args(["render", "cp1", "--set", "postgres.mode=External"]));
+    assert!(
+        stderr.contains("setting postgres.mode (from --set)")
+            && stderr.contains("inCluster")
+            && stderr.contains("external"),
+        "{stderr}"
+    );
+    // From the environment, as the Argo CD plugin and the controller's ConfigMap give it.
+    let rendered = stdout(
+        kflex()
+            .args(["render", "cp1"])
+            .env("KFLEX_POSTGRES_MODE", "external")
+            .env("KFLEX_POSTGRES_EXTERNAL_SECRET_NAME", "pg-admin"),
+    );
+    assert!(rendered.contains("secretName: pg-admin"), "{rendered}");
+}

@@ -1,5 +1,6 @@
-//! The people-facing commands (init only up to its waits, which tests/e2e checks) run as a user runs them (the `kflex` binary, its own process)
-//! against kflex-testkit's fake API over HTTP. The test plays the cluster's side: it answers
+//! The people-facing commands (init up to its waits, and for switching the datastore; the rest
+//! of it in tests/e2e) run as a user runs them (the `kflex` binary, its own process) against
+//! kflex-testkit's fake API over HTTP. The test plays the cluster's side: it answers
 //! for the controller where a command waits for one (status, the kubeconfig Secret), or runs
 //! the real controller in-process where the command's answer depends on what it applies
 //! (`diff`). Against a real cluster, tests/e2e runs them too.
@@ -1028,3 +1029,236 @@ async fn diff_shows_a_switch_of_exposure() {
         "{text}"
     );
 }
+
+/// `kflex init` again with another `postgres.mode`: the system manifests as rendered for it are
+/// applied and the in-cluster PostgreSQL, which the external mode does not render, is removed —
+/// but not its data volume claim or its Secrets (never rendered), nor anything kflex does not
+/// manage; going back renders it again over the same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_with_another_postgres_mode_applies_and_prunes_the_shared_postgresql() {
+    let cluster = Cluster::start().await;
+    let installed = cluster.kflex(&["init", "--wait=false"]).await;
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let present = |group: &str, plural: &str, name: &str| {
+        cluster
+            .fake
+            .get(group, plural, Some("kubeflex-system"), name)
+            .is_some()
+    };
+    let server_objects = [
+        ("apps", "statefulsets", "postgres-postgresql"),
+        ("", "services", "postgres-postgresql"),
+        ("", "services", "postgres-postgresql-hl"),
+        ("", "configmaps", "postgres-postgresql-configuration"),
+        ("", "serviceaccounts", "postgres-postgresql"),
+        (
+            "networking.k8s.io",
+            "networkpolicies",
+            "postgres-postgresql",
+        ),
+        ("batch", "jobs", "postgres-bootstrap"),
+        ("", "serviceaccounts", "kflex-postgres-bootstrap"),
+        (
+            "rbac.authorization.k8s.io",
+            "roles",
+            "kflex-postgres-bootstrap",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "kflex-postgres-bootstrap",
+        ),
+    ];
+    for (group, plural, name) in server_objects {
+        assert!(present(group, plural, name), "{plural}/{name} installed");
+    }
+    // What the cluster made of it: the data, the password, and an object of the same kind that
+    // is not kflex's.
+    for (plural, kind, name) in [
+        (
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            "data-postgres-postgresql-0",
+        ),
+        ("secrets", "Secret", "postgres-postgresql"),
+        ("configmaps", "ConfigMap", "postgres-notes"),
+    ] {
+        cluster.fake.put(
+            "",
+            plural,
+            json!({"apiVersion": "v1", "kind": kind,
+                   "metadata": {"name": name, "namespace": "kubeflex-system"}}),
+        );
+    }
+
+    let external = cluster
+        .kflex(&[
+            "init",
+            "--wait=false",
+            "--set",
+            "postgres.mode=external",
+            "--set",
+            "postgres.external.secretName=pg-admin",
+        ])
+        .await;
+    assert!(external.status.success(), "{}", stderr(&external));
+    assert!(
+        stderr(&external).contains("removed 10 objects that postgres.mode external does not use"),
+        "{}",
+        stderr(&external)
+    );
+    for (group, plural, name) in server_objects {
+        assert!(!present(group, plural, name), "{plural}/{name} removed");
+    }
+    for (plural, name) in [
+        ("persistentvolumeclaims", "data-postgres-postgresql-0"),
+        ("secrets", "postgres-postgresql"),
+        ("configmaps", "postgres-notes"),
+    ] {
+        assert!(present("", plural, name), "{plural}/{name} kept");
+    }
+    assert!(present(
+        "apps",
+        "deployments",
+        "kubeflex-controller-manager"
+    ));
+    let config = cluster
+        .fake
+        .get("", "configmaps", Some("kubeflex-system"), "kubeflex-config")
+        .expect("the configuration");
+    assert_eq!(config["data"]["postgres.mode"], "external");
+    assert_eq!(config["data"]["postgres.external.secretName"], "pg-admin");
+
+    // Back: the server is rendered again, over the claim that kept the data.
+    let back = cluster.kflex(&["init", "--wait=false"]).await;
+    assert!(back.status.success(), "{}", stderr(&back));
+    assert!(!stderr(&back).contains("removed"), "{}", stderr(&back));
+    for (group, plural, name) in server_objects {
+        assert!(present(group, plural, name), "{plural}/{name} back");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_sets_the_backend_and_replicas_and_list_wide_shows_them() {
+    let cluster = Cluster::start().await;
+    let output = cluster
+        .kflex(&[
+            "create",
+            "own",
+            "--backend",
+            "dedicated",
+            "--replicas",
+            "3",
+            "--wait=false",
+        ])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let created = cluster.control_plane("own").expect("created");
+    assert_eq!(created["spec"]["backend"], "dedicated");
+    assert_eq!(created["spec"]["replicas"], 3);
+    // KubeFlex's flag name still works.
+    let output = cluster
+        .kflex(&["create", "kf", "--backend-type", "shared", "--wait=false"])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+               "metadata": {"name": "plain"}, "spec": {"type": "k8s"}}),
+    );
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+               "metadata": {"name": "vc"}, "spec": {"type": "vcluster", "backend": "shared"}}),
+    );
+
+    let wide = cluster.kflex(&["list", "-o", "wide"]).await;
+    assert!(wide.status.success(), "{}", stderr(&wide));
+    let table = String::from_utf8(wide.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME", "SYNCED", "READY", "TYPE", "BACKEND", "REPLICAS", "AGE"
+        ],
+        "{table}"
+    );
+    let row = |name: &str| {
+        rows.iter()
+            .find(|row| row[0] == name)
+            .unwrap_or_else(|| panic!("{name} in {table}"))
+            .clone()
+    };
+    assert_eq!(&row("own")[3..6], ["k8s", "dedicated", "3"], "{table}");
+    assert_eq!(&row("kf")[3..6], ["k8s", "shared", "default"], "{table}");
+    // A KubeFlex object without backend is on the shared server.
+    assert_eq!(&row("plain")[3..6], ["k8s", "shared", "default"], "{table}");
+    assert_eq!(&row("vc")[3..6], ["vcluster", "-", "-"], "{table}");
+    let plain = cluster.kflex(&["list"]).await;
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(!plain.contains("BACKEND"), "{plain}");
+
+    let json_output = cluster.kflex(&["list", "-o", "json"]).await;
+    let listed: Value = serde_json::from_slice(&json_output.stdout).unwrap();
+    let own = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "own")
+        .unwrap();
+    assert_eq!(
+        (&own["backend"], &own["replicas"]),
+        (&json!("dedicated"), &json!(3))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_refuses_a_backend_or_replicas_the_type_cannot_have() {
+    let cluster = Cluster::start().await;
+    for (args, field, says) in [
+        (
+            &[
+                "create",
+                "vc",
+                "--type",
+                "vcluster",
+                "--backend",
+                "dedicated",
+            ][..],
+            "spec.backend",
+            "dedicated is for type k8s",
+        ),
+        (
+            &["create", "edge", "--type", "k3s", "--replicas", "2"][..],
+            "spec.replicas",
+            "type k3s cannot run 2 API servers",
+        ),
+        (
+            &["create", "cp1", "--replicas", "0"][..],
+            "spec.replicas",
+            "must be at least 1",
+        ),
+    ] {
+        let output = cluster.kflex(args).await;
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!("ControlPlane {:?}", args[1])),
+            "{args:?}: the object is named: {text}"
+        );
+        assert!(
+            text.contains(field) && text.contains(says),
+            "{args:?}: {text}"
+        );
+        assert!(
+            cluster.fake.log().is_empty(),
+            "{args:?}: no request was made"
+        );
+    }
+}
+

@@ -40,16 +40,7 @@ impl ApiProbe for Probe {
 /// The configuration ConfigMap as `kflex render --system` renders it (every setting at its
 /// default).
 fn config_map() -> Value {
-    let system = Renderer::new(Settings::default(), &TemplateSet::embedded())
-        .expect("renderer")
-        .render_system()
-        .expect("the system manifests");
-    let config = system
-        .manifests
-        .iter()
-        .find(|m| m.kind() == "ConfigMap" && m.name() == "kubeflex-config")
-        .expect("the system manifests hold the configuration");
-    Value::Object(config.object().clone())
+    config_map_for(&Settings::default())
 }
 
 /// A fake hosting cluster with kflex installed: its configuration ConfigMap exists.
@@ -1983,3 +1974,309 @@ async fn ready_waits_for_the_load_balancer_and_its_published_address() {
     })
     .await;
 }
+
+/// The configuration ConfigMap as `kflex render --system` renders it with `settings`.
+fn config_map_for(settings: &Settings) -> Value {
+    let system = Renderer::new(settings.clone(), &TemplateSet::embedded())
+        .expect("renderer")
+        .render_system()
+        .expect("the system manifests");
+    let config = system
+        .manifests
+        .iter()
+        .find(|m| m.kind() == "ConfigMap" && m.name() == "kubeflex-config")
+        .expect("the system manifests hold the configuration");
+    Value::Object(config.object().clone())
+}
+
+/// The settings of a hosting cluster whose shared datastore is an existing server.
+fn external_postgres() -> Settings {
+    let mut settings = Settings::default();
+    settings.postgres.mode = kflex_core::settings::PostgresMode::External;
+    settings.postgres.external.secret_name = "pg-admin".into();
+    settings
+}
+
+/// The paths of the writes that change objects (applies and deletes), ControlPlanes and Events
+/// aside.
+fn object_writes(writes: &[Logged]) -> std::collections::BTreeSet<String> {
+    writes
+        .iter()
+        .filter(|w| {
+            (w.method == Method::PATCH || w.method == Method::DELETE)
+                && !w.path.contains("/controlplanes/")
+                && !w.path.contains("/events")
+        })
+        .map(|w| w.path.clone())
+        .collect()
+}
+
+/// `postgres.mode` is the hosting cluster's: switching it in the configuration moves every
+/// shared-backend control plane's database Job to the other server (replaced, as a changed Job
+/// is) and kine's TLS mode with it, and nothing else. The shared PostgreSQL itself belongs to
+/// the system manifests, which the controller never applies or prunes (its admission policy
+/// forbids deleting there): `kflex render --system` stops rendering it, and `kflex init` (or
+/// Argo CD, Flux) removes it — tests/commands.rs.
+#[tokio::test]
+async fn switching_postgres_mode_moves_the_database_job_and_leaves_the_system_postgresql() {
+    timed(async {
+        let h = Harness::new(false).await;
+        let defaults = Renderer::new(Settings::default(), &TemplateSet::embedded())
+            .expect("renderer")
+            .render_system()
+            .expect("system");
+        let server: Vec<_> = defaults
+            .manifests
+            .iter()
+            .filter(|m| m.source().starts_with("postgres/"))
+            .collect();
+        assert!(server.len() >= 10, "the in-cluster server's objects");
+        let plural = |kind: &str| match kind {
+            "NetworkPolicy" => "networkpolicies".to_owned(),
+            other => format!("{}s", other.to_ascii_lowercase()),
+        };
+        for manifest in &server {
+            h.fake.put(
+                manifest.group(),
+                &plural(manifest.kind()),
+                Value::Object(manifest.object().clone()),
+            );
+        }
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.create_control_plane("vc", json!({"type": "vcluster"}));
+        h.reconcile("cp1").await.expect("first");
+        h.reconcile("vc").await.expect("first");
+        let job = "/apis/batch/v1/namespaces/kubeflex-system/jobs/db-cp1";
+        let deployment = "/apis/apps/v1/namespaces/cp1-system/deployments/kube-apiserver";
+
+        h.fake
+            .put("", "configmaps", config_map_for(&external_postgres()));
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("reconciled");
+        h.reconcile("vc").await.expect("reconciled");
+        let writes = h.fake.writes();
+        assert_eq!(
+            object_writes(&writes),
+            [deployment.to_owned(), job.to_owned()].into(),
+            "only the database Job and the API servers change: {writes:#?}"
+        );
+        let on_job: Vec<Method> = writes
+            .iter()
+            .filter(|w| w.path == job)
+            .map(|w| w.method.clone())
+            .collect();
+        assert_eq!(
+            on_job,
+            [Method::PATCH, Method::DELETE, Method::PATCH],
+            "replaced"
+        );
+        let live = h
+            .fake
+            .get("batch", "jobs", Some("kubeflex-system"), "db-cp1")
+            .expect("the Job");
+        let pod = &live["spec"]["template"]["spec"];
+        assert_eq!(pod["volumes"][0]["secret"]["secretName"], "pg-admin");
+        assert!(
+            pod["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .contains(&json!("--server-dir=/var/run/secrets/kflex/postgres"))
+        );
+        let api = h
+            .fake
+            .get("apps", "deployments", Some("cp1-system"), "kube-apiserver")
+            .expect("the API servers");
+        let env = api["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+        assert!(env.contains("\"key\":\"sslmode\""), "{env}");
+        for manifest in &server {
+            assert!(
+                h.fake
+                    .get(
+                        manifest.group(),
+                        &plural(manifest.kind()),
+                        manifest.namespace(),
+                        manifest.name()
+                    )
+                    .is_some(),
+                "the controller left {} alone",
+                manifest.key()
+            );
+        }
+        assert!(
+            h.event_reasons().contains(&"JobReplaced".to_owned()),
+            "{:?}",
+            h.event_reasons()
+        );
+
+        // And back: the Job reads the in-cluster server's password and CA again.
+        h.fake.put("", "configmaps", config_map());
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("reconciled");
+        assert_eq!(
+            object_writes(&h.fake.writes()),
+            [deployment.to_owned(), job.to_owned()].into()
+        );
+        let live = h
+            .fake
+            .get("batch", "jobs", Some("kubeflex-system"), "db-cp1")
+            .expect("the Job");
+        assert_eq!(
+            live["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+            "postgres-postgresql"
+        );
+    })
+    .await;
+}
+
+/// A dedicated control plane's PostgreSQL is in its own namespace: nothing of it is in
+/// kubeflex-system, its deletion runs no Job on the shared server, and the namespace — with the
+/// server, its volume claim and Secrets — goes once the control plane is being released.
+#[tokio::test]
+async fn a_dedicated_control_plane_is_deleted_without_touching_the_shared_server() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s", "backend": "dedicated"}));
+        h.reconcile("cp1").await.expect("created");
+        let server = h
+            .fake
+            .get("apps", "statefulsets", Some("cp1-system"), "postgres")
+            .expect("its own PostgreSQL");
+        assert_eq!(server["metadata"]["ownerReferences"][0]["name"], "cp1");
+        for (group, plural, name) in [
+            ("batch", "jobs", "db-cp1"),
+            ("", "serviceaccounts", "db-cp1"),
+        ] {
+            assert!(
+                h.fake
+                    .get(group, plural, Some("kubeflex-system"), name)
+                    .is_none(),
+                "{plural}/{name}: nothing in kubeflex-system"
+            );
+        }
+        assert!(
+            h.fake
+                .get("batch", "jobs", Some("cp1-system"), "kflex-database")
+                .is_some()
+        );
+        let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
+        api.delete("cp1", &Default::default())
+            .await
+            .expect("deleted");
+        h.settle().await;
+        h.clock.store(DELETED_AT + 10, Ordering::SeqCst);
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("released at once");
+        let writes = h.fake.writes();
+        assert!(
+            !writes.iter().any(|w| w.path.contains("/kubeflex-system/")),
+            "no Job on the shared server: {writes:#?}"
+        );
+        assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+        assert!(
+            deletes(&writes).contains(&"/api/v1/namespaces/cp1-system".to_owned()),
+            "the namespace, and with it the server and its claim: {writes:#?}"
+        );
+    })
+    .await;
+}
+
+/// Scaling a k8s control plane's API servers changes its Deployments and disruption budgets,
+/// and nothing else: no Job is replaced, no Service or Secret touched.
+#[tokio::test]
+async fn scaling_api_servers_applies_only_the_deployments_and_budgets() {
+    timed(async {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k8s"}));
+        h.reconcile("cp1").await.expect("first");
+        let deployment =
+            |name: &str| format!("/apis/apps/v1/namespaces/cp1-system/deployments/{name}");
+        let budget = |name: &str| {
+            format!("/apis/policy/v1/namespaces/cp1-system/poddisruptionbudgets/{name}")
+        };
+        let scale = |replicas: i64| {
+            h.fake
+                .edit(
+                    GROUP,
+                    "controlplanes",
+                    None,
+                    "cp1",
+                    &json!({"spec": {"replicas": replicas}}),
+                )
+                .expect("scaled");
+        };
+        let replicas = |name: &str| {
+            h.fake
+                .get("apps", "deployments", Some("cp1-system"), name)
+                .expect("the Deployment")["spec"]["replicas"]
+                .clone()
+        };
+
+        // Up to three: both Deployments change (two controller managers), two budgets appear.
+        scale(3);
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("scaled up");
+        let writes = h.fake.writes();
+        assert_eq!(
+            object_writes(&writes),
+            [
+                budget("kube-apiserver"),
+                budget("kube-controller-manager"),
+                deployment("kube-apiserver"),
+                deployment("kube-controller-manager"),
+            ]
+            .into(),
+            "{writes:#?}"
+        );
+        assert!(writes.iter().all(|w| w.method != Method::DELETE));
+        assert_eq!(replicas("kube-apiserver"), 3);
+        assert_eq!(replicas("kube-controller-manager"), 2);
+
+        // Down to two: the API servers' Deployment alone.
+        scale(2);
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("scaled down");
+        assert_eq!(
+            object_writes(&h.fake.writes()),
+            [deployment("kube-apiserver")].into()
+        );
+        assert_eq!(replicas("kube-apiserver"), 2);
+
+        // Down to one: both Deployments, and the budgets are pruned.
+        scale(1);
+        h.settle().await;
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect("scaled down to one");
+        let writes = h.fake.writes();
+        assert_eq!(
+            object_writes(&writes),
+            [
+                budget("kube-apiserver"),
+                budget("kube-controller-manager"),
+                deployment("kube-apiserver"),
+                deployment("kube-controller-manager"),
+            ]
+            .into(),
+            "{writes:#?}"
+        );
+        let mut pruned = deletes(&writes);
+        pruned.sort();
+        assert_eq!(
+            pruned,
+            [budget("kube-apiserver"), budget("kube-controller-manager")],
+            "the budgets are pruned (in no particular order)"
+        );
+        assert_eq!(replicas("kube-controller-manager"), 1);
+        assert_eq!(
+            h.fake.count("policy", "poddisruptionbudgets"),
+            0,
+            "no budget is left"
+        );
+        assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+    })
+    .await;
+}
+

@@ -490,6 +490,10 @@ fn sync_waves_order_what_depends_on_what() {
         ("k8s", &["Role", "RoleBinding"], &["Job", "CronJob"]),
         ("k8s", &["Job"], &["Deployment"]),
         ("k8s", &["Deployment"], &["Ingress"]),
+        ("k8s-ha", &["PodDisruptionBudget"], &["Deployment"]),
+        // The dedicated PostgreSQL goes with the Jobs: its database Job needs it, and the API
+        // servers need what that Job writes.
+        ("k8s-dedicated", &["StatefulSet"], &["Deployment"]),
         ("k8s-openshift", &["Deployment"], &["Route"]),
         (
             "system",

@@ -26,6 +26,7 @@ use super::wait::Waiting;
 const EXAMPLES: &str = "Examples:
   kflex create cp1                               # type k8s, wait until Ready, switch to it
   kflex create cp2 --type vcluster
+  kflex create cp5 --backend dedicated --replicas 3   # its own PostgreSQL, three API servers
   kflex create cp3 --type k3s -p openshift-crds --set version=4.14
   kflex create edge --type host                  # the hosting cluster itself
   kflex create cp4 --wait=false                  # return once created (`kflex ctx cp4` later)";
@@ -39,9 +40,18 @@ pub(crate) struct CreateArgs {
     /// Type of control plane
     #[arg(short = 't', long = "type", value_enum, default_value = "k8s")]
     type_: TypeArg,
-    /// Database backend of type k8s
-    #[arg(short = 'b', long, value_enum, default_value = "shared")]
-    backend_type: BackendArg,
+    /// Where a k8s control plane keeps its data: a database in the shared PostgreSQL, or a
+    /// PostgreSQL of its own [default for k8s: shared]
+    #[arg(
+        short = 'b',
+        long = "backend",
+        visible_alias = "backend-type",
+        value_enum
+    )]
+    backend: Option<BackendArg>,
+    /// kube-apiserver replicas of a k8s control plane [default: the setting k8s.replicas]
+    #[arg(long, value_name = "N")]
+    replicas: Option<i32>,
     /// PostCreateHook to run once it is up (repeat for several)
     #[arg(short = 'p', long = "postcreate-hook", value_name = "HOOK", value_parser = super::hook_name)]
     hooks: Vec<String>,
@@ -112,12 +122,14 @@ fn control_plane(args: &CreateArgs) -> anyhow::Result<ControlPlane> {
     let mut spec: ControlPlaneSpec = serde_json::from_value(json!({
         "type": type_.as_str()
     }))?;
-    if type_ == ControlPlaneType::K8s {
-        spec.backend = Some(match args.backend_type {
-            BackendArg::Shared => BackendDbType::Shared,
-            BackendArg::Dedicated => BackendDbType::Dedicated,
-        });
-    }
+    // KubeFlex's CLI writes shared for k8s; a backend given for another type is written too,
+    // so that a dedicated one is refused rather than ignored.
+    spec.backend = match args.backend {
+        Some(BackendArg::Shared) => Some(BackendDbType::Shared),
+        Some(BackendArg::Dedicated) => Some(BackendDbType::Dedicated),
+        None => (type_ == ControlPlaneType::K8s).then_some(BackendDbType::Shared),
+    };
+    spec.replicas = args.replicas;
     if type_ == ControlPlaneType::External {
         spec.bootstrap_secret_ref = Some(BootstrapSecretReference {
             name: format!("{}-bootstrap", args.name),
@@ -129,7 +141,8 @@ fn control_plane(args: &CreateArgs) -> anyhow::Result<ControlPlane> {
     spec.wait_for_post_create_hooks = args.wait_for_hooks.then_some(true);
     spec.kubernetes_version = args.kubernetes_version.clone();
     let cp = ControlPlane::new(&args.name, spec);
-    validate_control_plane(&cp).map_err(|err| anyhow::anyhow!("{err}"))?;
+    validate_control_plane(&cp)
+        .map_err(|err| anyhow::anyhow!("ControlPlane {:?}: {err}", args.name))?;
     Ok(cp)
 }
 

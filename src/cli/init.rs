@@ -2,17 +2,18 @@
 //! serve (Ingress, OpenShift Route, Gateway API, load balancer) and refuses, before installing
 //! anything, an exposure it cannot; then the system manifests (what `kflex render --system`
 //! prints, with the same settings flags, so `--exposure` lands in kubeflex-config) are applied
-//! with server-side apply, the context is recorded as the hosting cluster's, and PostgreSQL and
-//! the controller are waited for. With `--create-kind`, a kind cluster with ingress-nginx in
-//! TLS-passthrough mode is created first.
+//! with server-side apply, what the system manifests render only under another `postgres.mode`
+//! is removed (the shared PostgreSQL, once the datastore is an existing server), the context is
+//! recorded as the hosting cluster's, and PostgreSQL and the controller are waited for. With
+//! `--create-kind`, a kind cluster with ingress-nginx in TLS-passthrough mode is created first.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use kflex_core::manifest::Manifest;
+use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{Renderer, TemplateSet};
-use kflex_core::settings::{Exposure, SYSTEM_NAMESPACE};
-use kube::api::{Patch, PatchParams};
+use kflex_core::settings::{Exposure, PostgresMode, SYSTEM_NAMESPACE, Settings};
+use kube::api::{DeleteParams, Patch, PatchParams};
 
 use super::kind;
 use super::progress::Progress;
@@ -126,6 +127,7 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
             );
         }
         apply_all(&client, &system, args.waiting.timeout).await?;
+        remove_other_modes(&client, &settings, &system).await?;
         session.kubeconfigs.update(|kubeconfigs| {
             kubeconfigs.set_hosting_context(&context)?;
             kubeconfigs.set_current_context(&context)
@@ -167,6 +169,92 @@ pub(crate) async fn apply_all(
         }
     }
     eprintln!("applied {} objects", manifests.len());
+    Ok(())
+}
+
+/// The system objects that another `postgres.mode` renders and `settings` does not: the shared
+/// PostgreSQL kflex runs, once the datastore is an existing server (nothing the other way).
+pub(crate) fn other_modes_only(
+    settings: &Settings,
+    current: &[Manifest],
+) -> anyhow::Result<Vec<Manifest>> {
+    let current: std::collections::HashSet<ObjectKey> = current.iter().map(Manifest::key).collect();
+    let mut others = Vec::new();
+    for mode in [PostgresMode::InCluster, PostgresMode::External] {
+        if mode == settings.postgres.mode {
+            continue;
+        }
+        let mut other = settings.clone();
+        other.postgres.mode = mode;
+        if mode == PostgresMode::External && other.postgres.external.secret_name.is_empty() {
+            // Any name: only which objects the mode renders matters here.
+            other.postgres.external.secret_name = "unused".to_owned();
+        }
+        let renderer =
+            Renderer::new(other, &TemplateSet::embedded()).context("compiling the templates")?;
+        others.extend(
+            renderer
+                .render_system()?
+                .manifests
+                .into_iter()
+                .filter(|manifest| !current.contains(&manifest.key())),
+        );
+    }
+    Ok(others)
+}
+
+/// Deletes what [`other_modes_only`] names, where it exists and kflex manages it (label
+/// `app.kubernetes.io/managed-by: kflex`). The in-cluster PostgreSQL's data volume claim and its
+/// password and certificate Secrets are never rendered, so they stay: going back to the
+/// in-cluster mode finds the data again.
+async fn remove_other_modes(
+    client: &kube::Client,
+    settings: &Settings,
+    current: &[Manifest],
+) -> anyhow::Result<()> {
+    let resources = Resources::new(client.clone());
+    let mut removed = 0;
+    for manifest in other_modes_only(settings, current)?.iter().rev() {
+        let key = manifest.key();
+        let resource = resources
+            .resolve(manifest.api_version(), manifest.kind())
+            .await
+            .with_context(|| format!("removing {key}"))?;
+        let api = api_for(client, &resource, manifest.namespace());
+        let Some(live) = api
+            .get_opt(manifest.name())
+            .await
+            .with_context(|| format!("reading {key}"))?
+        else {
+            continue;
+        };
+        let managed = live
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get("app.kubernetes.io/managed-by"))
+            .is_some_and(|by| by == "kflex");
+        if !managed {
+            continue;
+        }
+        match api
+            .delete(manifest.name(), &DeleteParams::background())
+            .await
+        {
+            Ok(_) => removed += 1,
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(err) => return Err(anyhow::Error::new(err).context(format!("removing {key}"))),
+        }
+    }
+    if removed > 0 {
+        eprintln!(
+            "removed {removed} objects that postgres.mode {} does not use",
+            match settings.postgres.mode {
+                PostgresMode::InCluster => "inCluster",
+                PostgresMode::External => "external",
+            }
+        );
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `kflex list`: the control planes of the hosting cluster and how they stand.
 
 use anyhow::Context as _;
-use kflex_core::api::ControlPlane;
+use kflex_core::api::{BackendDbType, ControlPlane, ControlPlaneType};
 use kube::Api;
 use serde::Serialize;
 
@@ -9,13 +9,15 @@ use super::session::{KubeconfigArgs, Session};
 
 const EXAMPLES: &str = "Examples:
   kflex list
+  kflex list -o wide                 # with each k8s control plane's backend and API servers
   kflex list -o json | jq -r '.[] | select(.ready != \"True\") | .name'";
 
 /// List the control planes of the hosting cluster
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct ListArgs {
-    /// Output format; json and yaml are stable for scripts (no ages, timestamps instead)
+    /// Output format; wide adds BACKEND and REPLICAS; json and yaml are stable for scripts (no
+    /// ages, timestamps instead)
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
     #[command(flatten)]
@@ -25,6 +27,7 @@ pub(crate) struct ListArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     Table,
+    Wide,
     Json,
     Yaml,
 }
@@ -36,6 +39,10 @@ pub(crate) struct Row {
     name: String,
     #[serde(rename = "type")]
     type_: String,
+    /// Type k8s: `shared` or `dedicated`; empty for the types without a database.
+    backend: String,
+    /// Type k8s: `spec.replicas`; `None` when the setting `k8s.replicas` decides.
+    replicas: Option<i32>,
     synced: String,
     ready: String,
     /// Why it is not Ready or not Synced; empty when it is both.
@@ -60,9 +67,21 @@ impl Row {
             .map(|c| format!("{}: {}", c.reason, c.message))
             .collect::<Vec<_>>()
             .join("; ");
+        let k8s = cp.spec.type_ == ControlPlaneType::K8s;
         Self {
             name: cp.metadata.name.clone().unwrap_or_default(),
             type_: cp.spec.type_.as_str().to_owned(),
+            // Absent means shared, as for every KubeFlex object.
+            backend: if k8s {
+                cp.spec
+                    .backend
+                    .unwrap_or(BackendDbType::Shared)
+                    .as_str()
+                    .to_owned()
+            } else {
+                String::new()
+            },
+            replicas: if k8s { cp.spec.replicas } else { None },
             synced: status("Synced"),
             ready: status("Ready"),
             message,
@@ -86,8 +105,10 @@ pub(crate) fn age(seconds: i64) -> String {
     }
 }
 
-/// The table, with columns as wide as their widest value.
-pub(crate) fn table(rows: &[Row], now: i64, created: &[Option<i64>]) -> String {
+/// The table, with columns as wide as their widest value; `wide` adds BACKEND and REPLICAS
+/// (`-` for the types without a database or with one API server at most, `default` when the
+/// setting `k8s.replicas` decides).
+pub(crate) fn table(rows: &[Row], now: i64, created: &[Option<i64>], wide: bool) -> String {
     let name_width = rows
         .iter()
         .map(|row| row.name.len())
@@ -95,15 +116,33 @@ pub(crate) fn table(rows: &[Row], now: i64, created: &[Option<i64>]) -> String {
         .unwrap_or(0)
         .max(4);
     let mut text = format!(
-        "{:<name_width$}  {:<7}  {:<7}  {:<8}  AGE\n",
+        "{:<name_width$}  {:<7}  {:<7}  {:<8}  ",
         "NAME", "SYNCED", "READY", "TYPE"
     );
+    if wide {
+        text.push_str(&format!("{:<9}  {:<8}  ", "BACKEND", "REPLICAS"));
+    }
+    text.push_str("AGE\n");
     for (row, created) in rows.iter().zip(created) {
         let age = created.map_or_else(|| "-".to_owned(), |created| age(now - created));
         text.push_str(&format!(
-            "{:<name_width$}  {:<7}  {:<7}  {:<8}  {age}\n",
+            "{:<name_width$}  {:<7}  {:<7}  {:<8}  ",
             row.name, row.synced, row.ready, row.type_
         ));
+        if wide {
+            let backend = if row.backend.is_empty() {
+                "-"
+            } else {
+                &row.backend
+            };
+            let replicas = match (row.replicas, row.backend.is_empty()) {
+                (Some(replicas), _) => replicas.to_string(),
+                (None, false) => "default".to_owned(),
+                (None, true) => "-".to_owned(),
+            };
+            text.push_str(&format!("{backend:<9}  {replicas:<8}  "));
+        }
+        text.push_str(&format!("{age}\n"));
     }
     text
 }
@@ -128,8 +167,10 @@ pub(crate) fn run(args: ListArgs) -> anyhow::Result<()> {
             let value = serde_json::to_value(&rows)?;
             print!("{}", kflex_core::manifest::to_yaml_document(&value)?);
         }
-        Format::Table if rows.is_empty() => eprintln!("No control planes found."),
-        Format::Table => {
+        Format::Table | Format::Wide if rows.is_empty() => {
+            eprintln!("No control planes found.");
+        }
+        Format::Table | Format::Wide => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let created: Vec<Option<i64>> = control_planes
                 .iter()
@@ -140,7 +181,10 @@ pub(crate) fn run(args: ListArgs) -> anyhow::Result<()> {
                         .map(|time| time.0.as_second())
                 })
                 .collect();
-            print!("{}", table(&rows, now, &created));
+            print!(
+                "{}",
+                table(&rows, now, &created, args.output == Format::Wide)
+            );
         }
     }
     Ok(())

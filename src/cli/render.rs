@@ -295,6 +295,7 @@ fn spec_of_type(type_: ControlPlaneType) -> ControlPlaneSpec {
         global_vars: None,
         wait_for_post_create_hooks: None,
         kubernetes_version: None,
+        replicas: None,
     }
 }
 

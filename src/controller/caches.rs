@@ -16,7 +16,7 @@ use super::ownership::PART_OF;
 
 /// The kinds watched through metadata-only caches, as (apiVersion, kind). Secrets are not among
 /// them: watching them needs the right to list every Secret's data.
-pub const WATCHED_KINDS: [(&str, &str); 14] = [
+pub const WATCHED_KINDS: [(&str, &str); 15] = [
     ("v1", "Namespace"),
     ("v1", "ServiceAccount"),
     ("v1", "ConfigMap"),
@@ -31,6 +31,7 @@ pub const WATCHED_KINDS: [(&str, &str); 14] = [
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
 ];
 
 /// Where a cached entry keeps its fingerprint (in memory only; never written).

@@ -7,8 +7,9 @@
 //! checks with dry runs as the controller's ServiceAccount that its RBAC and admission policy
 //! confine it (`admission.rs`), installs them again with `allowClusterScopedHookRbac: true` and
 //! checks the limits on hooks' cluster-wide RBAC, installs them once more with the defaults,
-//! starts the controller, creates every acceptance ControlPlane with its hooks, and checks
-//! what the API shows: every rendered object exists with its ownership metadata, the status says
+//! starts the controller, creates every acceptance ControlPlane with its hooks (and a k8s one
+//! with a dedicated PostgreSQL and one with three API servers, `datastores.rs`, which also has
+//! the API server refuse bad replicas and backends), and checks what the API shows: every rendered object exists with its ownership metadata, the status says
 //! Synced with the right secretRef, Pod Security labels are set, and a resync applies nothing.
 //! It forges one control plane's ApplySet annotations to name another's Secret, one in
 //! kubeflex-system and a labelled object elsewhere, and checks that neither pruning nor deletion
@@ -42,6 +43,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 mod admission;
+mod datastores;
 mod forged;
 mod gateway;
 
@@ -479,8 +481,10 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         },
     ));
 
-    // 3. Every acceptance control plane, with its hooks (and external's bootstrap Secret).
-    let (control_planes, hooks) = acceptance()?;
+    // 3. Every acceptance control plane, with its hooks (and external's bootstrap Secret), and
+    //    a dedicated and a three-replica k8s control plane.
+    let (mut control_planes, hooks) = acceptance()?;
+    control_planes.extend(datastores::control_planes()?);
     let hook_api: Api<PostCreateHook> = Api::all(client.clone());
     for hook in &hooks {
         hook_api
@@ -589,6 +593,11 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
             "ControlPlane {name}: Synced, {} objects in place",
             rendered.manifests.len()
         );
+    }
+
+    datastores::check_objects(&client, kubeconfig_path).await?;
+    if !fake_api {
+        datastores::refused_by_the_api(&client, "cp1").await?;
     }
 
     // A resync of unchanged control planes applies nothing (status may still change as
@@ -819,6 +828,7 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         "every ControlPlane deleted and cleaned up ({} cluster-scoped or kubeflex-system objects and drop Jobs checked)",
         leftovers.len()
     );
+    datastores::nothing_left(&client, fake_api).await?;
 
     let _ = stop.send(());
     let _ = controller.await;

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use kflex::bootstrap::certificates::postgres_tls;
-use kflex::bootstrap::database::{Login, Server};
+use kflex::bootstrap::database::{Login, Server, SslMode};
 use kflex::bootstrap::pki::Lifetimes;
 
 pub const ADMIN: &str = "postgres";
@@ -78,6 +78,7 @@ impl Postgres {
             host: "localhost".into(),
             port: self.port,
             ca_pem: self.ca_pem.clone(),
+            sslmode: SslMode::VerifyFull,
         }
     }
 

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Desired state of a hosted control plane. Every field KubeFlex defines keeps its name, type and
-/// default; `kubernetesVersion` is kflex's additive field.
+/// default; `kubernetesVersion` and `replicas` are kflex's additive fields.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "tenancy.kflex.kubestellar.org",
@@ -30,7 +30,30 @@ use serde::{Deserialize, Serialize};
 #[x_kube(
     crates(kube_core = "::kube_core"),
     validation = Rule::new("self.type != 'external' || has(self.bootstrapSecretRef)")
-        .message("spec.bootstrapSecretRef is required for type external")
+        .message("spec.bootstrapSecretRef is required for type external"),
+    validation = Rule::new("self.type == 'k8s' || !has(self.replicas) || self.replicas == 1")
+        .field_path(".replicas")
+        .message(
+            "only type k8s runs more than one API server (k3s keeps its data in an \
+             embedded store of one server, vcluster as kflex renders it runs one, host and \
+             external run none); remove it or set 1"
+        ),
+    validation = Rule::new("self.type == 'k8s' || !has(self.backend) || self.backend == 'shared'")
+        .field_path(".backend")
+        .message(
+            "only type k8s keeps its data in PostgreSQL; dedicated is for k8s \
+             control planes (the other types store their data themselves)"
+        ),
+    validation = Rule::new(
+        "(has(self.backend) ? self.backend : 'shared') == \
+         (has(oldSelf.backend) ? oldSelf.backend : 'shared')"
+    )
+    .field_path(".backend")
+    .message(
+        "spec.backend is immutable: changing it would leave the control plane's data behind in \
+         the old database. To move a control plane, create a new one with the backend wanted, \
+         move the tenant's objects to it, then delete the old one"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ControlPlaneSpec {
@@ -39,7 +62,9 @@ pub struct ControlPlaneSpec {
     #[serde(rename = "type")]
     pub type_: ControlPlaneType,
 
-    /// Accepted for KubeFlex compatibility; every k8s control plane uses the shared Postgres.
+    /// Where a k8s control plane keeps its data: `shared` (absent means shared, as for every
+    /// KubeFlex object) gives it its own role and database in the shared PostgreSQL;
+    /// `dedicated` a PostgreSQL server of its own in `<name>-system`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendDbType>,
 
@@ -89,6 +114,12 @@ pub struct ControlPlaneSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^v1\.(3[3-9]|[4-9][0-9]|[1-9][0-9]{2})\.(0|[1-9][0-9]{0,2})$"))]
     pub kubernetes_version: Option<String>,
+
+    /// kflex: how many kube-apiserver replicas a k8s control plane runs (at least 1; the other
+    /// types run one API server at most); defaults to the `k8s.replicas` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub replicas: Option<i32>,
 }
 
 fn default_token_expiration() -> Option<i64> {
@@ -134,12 +165,22 @@ impl std::fmt::Display for ControlPlaneType {
     }
 }
 
-/// KubeFlex's backend enum; no behaviour depends on it.
+/// KubeFlex's backend enum: where a k8s control plane keeps its data.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendDbType {
     Shared,
     Dedicated,
+}
+
+impl BackendDbType {
+    /// The value as written in `spec.backend`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Dedicated => "dedicated",
+        }
+    }
 }
 
 /// Where the kubeconfig of an adopted cluster is stored.

@@ -146,9 +146,16 @@ mod tests {
             "postCreateHooks",
             "globalVars",
             "waitForPostCreateHooks",
+            "kubernetesVersion",
+            "replicas",
         ] {
             assert!(spec.get(field).is_some(), "spec.{field} is missing");
         }
+        assert_eq!(spec["replicas"]["minimum"], 1.0);
+        assert_eq!(
+            spec["backend"]["enum"],
+            json!(["shared", "dedicated", null])
+        );
         assert_eq!(spec["tokenExpirationSeconds"]["default"], 31_536_000);
         assert_eq!(spec["waitForPostCreateHooks"]["default"], false);
         assert_eq!(
@@ -182,6 +189,23 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("has(self.bootstrapSecretRef)")
+        );
+        // Each rule of spec names the field it is about, and backend's change is a transition
+        // rule that reads an absent backend as shared (KubeFlex objects never set it).
+        let rules = spec["x-kubernetes-validations"].as_array().unwrap();
+        let by_path = |path: &str| -> Vec<&str> {
+            rules
+                .iter()
+                .filter(|r| r["fieldPath"] == path)
+                .map(|r| r["rule"].as_str().unwrap())
+                .collect()
+        };
+        assert_eq!(by_path(".replicas").len(), 1);
+        let backend = by_path(".backend");
+        assert_eq!(backend.len(), 2);
+        assert!(
+            backend[1].contains("oldSelf") && backend[1].contains("'shared'"),
+            "{backend:?}"
         );
     }
 

@@ -2,7 +2,7 @@
 //! `kflex render` refuses offline what the API server would refuse online, with a message that
 //! names the object, the field and the reason.
 
-use super::{ControlPlane, ControlPlaneType, names};
+use super::{BackendDbType, ControlPlane, ControlPlaneType, names};
 use crate::settings::{MIN_KUBE_MINOR, SYSTEM_NAMESPACE};
 
 /// `<cp>-system` must fit the 63-character limit of a namespace name.
@@ -174,6 +174,36 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
     {
         return Err(fail("spec.kubernetesVersion", reason));
     }
+    if let Some(replicas) = spec.replicas {
+        if replicas < 1 {
+            return Err(fail(
+                "spec.replicas",
+                format!("must be at least 1, got {replicas}"),
+            ));
+        }
+        if replicas != 1
+            && let Some(why) = single_api_server(spec.type_)
+        {
+            return Err(fail(
+                "spec.replicas",
+                format!(
+                    "type {} cannot run {replicas} API servers: {why}; remove spec.replicas or \
+                     set it to 1 (only type k8s runs several)",
+                    spec.type_
+                ),
+            ));
+        }
+    }
+    if spec.backend == Some(BackendDbType::Dedicated) && spec.type_ != ControlPlaneType::K8s {
+        return Err(fail(
+            "spec.backend",
+            format!(
+                "dedicated is for type k8s, whose API servers keep their data in PostgreSQL; a \
+                 {} control plane stores its data itself (remove spec.backend or set shared)",
+                spec.type_
+            ),
+        ));
+    }
     let uses = spec.post_create_hooks.as_ref().map_or(0, Vec::len);
     if uses > MAX_HOOK_USES {
         return Err(fail(
@@ -182,6 +212,24 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
         ));
     }
     Ok(())
+}
+
+/// Why a control plane of `type_` runs one API server at most; `None` for k8s, which runs as
+/// many as `spec.replicas` says.
+fn single_api_server(type_: ControlPlaneType) -> Option<&'static str> {
+    match type_ {
+        ControlPlaneType::K8s => None,
+        ControlPlaneType::K3s => {
+            Some("k3s keeps its data in an embedded store that one server uses at a time")
+        }
+        ControlPlaneType::Vcluster => {
+            Some("vCluster, as kflex renders it, runs one server with an embedded store")
+        }
+        ControlPlaneType::Host | ControlPlaneType::External => {
+            Some("it runs no API server of its own")
+        }
+        ControlPlaneType::Ocm => Some("kflex does not run it"),
+    }
 }
 
 /// Why `version` cannot be a control plane's Kubernetes version: not a release tag, or older
@@ -497,6 +545,46 @@ mod tests {
             validate_control_plane(&cp).unwrap_err().field,
             "spec.postCreateHooks"
         );
+    }
+
+    #[test]
+    fn replicas_are_at_least_one_and_several_only_for_k8s() {
+        let mut cp = control_plane("cp", ControlPlaneType::K8s);
+        cp.spec.replicas = Some(3);
+        assert!(validate_control_plane(&cp).is_ok());
+        cp.spec.replicas = Some(0);
+        let err = validate_control_plane(&cp).unwrap_err();
+        assert_eq!(err.field, "spec.replicas");
+        assert!(err.reason.contains("at least 1, got 0"), "{err}");
+        let mut k3s = control_plane("edge", ControlPlaneType::K3s);
+        k3s.spec.replicas = Some(1);
+        assert!(validate_control_plane(&k3s).is_ok(), "one is what it runs");
+        k3s.spec.replicas = Some(2);
+        let err = validate_control_plane(&k3s).unwrap_err();
+        assert_eq!(err.field, "spec.replicas");
+        assert!(err.reason.contains("type k3s cannot run 2"), "{err}");
+        assert!(err.reason.contains("embedded store"), "{err}");
+        let mut host = control_plane("h", ControlPlaneType::Host);
+        host.spec.replicas = Some(2);
+        let err = validate_control_plane(&host).unwrap_err();
+        assert!(err.reason.contains("no API server of its own"), "{err}");
+    }
+
+    #[test]
+    fn only_k8s_may_have_a_dedicated_backend() {
+        let mut cp = control_plane("vc", ControlPlaneType::Vcluster);
+        cp.spec.backend = Some(BackendDbType::Shared);
+        assert!(
+            validate_control_plane(&cp).is_ok(),
+            "KubeFlex's CLI writes shared for every type"
+        );
+        cp.spec.backend = Some(BackendDbType::Dedicated);
+        let err = validate_control_plane(&cp).unwrap_err();
+        assert_eq!(err.field, "spec.backend");
+        assert!(err.reason.contains("dedicated is for type k8s"), "{err}");
+        let mut k8s = control_plane("cp", ControlPlaneType::K8s);
+        k8s.spec.backend = Some(BackendDbType::Dedicated);
+        assert!(validate_control_plane(&k8s).is_ok());
     }
 
     #[test]

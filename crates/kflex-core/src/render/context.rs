@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::api::{ControlPlane, ControlPlaneType};
+use crate::api::{BackendDbType, ControlPlane, ControlPlaneType};
 use crate::settings::{
-    EXTERNAL_DNS_HOSTNAME, Exposure, SYSTEM_NAMESPACE, ServiceType, Settings,
+    EXTERNAL_DNS_HOSTNAME, Exposure, PostgresMode, SYSTEM_NAMESPACE, ServiceType, Settings,
     VCLUSTER_KUBERNETES_VERSION,
 };
 
@@ -18,6 +18,10 @@ pub(crate) const POSTGRES_PASSWORD_KEY: &str = "postgres-password";
 /// The server's TLS certificate and key, and the CA clients verify it with.
 pub(crate) const POSTGRES_TLS_SECRET: &str = "postgres-postgresql-tls";
 pub(crate) const POSTGRES_PORT: u16 = 5432;
+/// A dedicated PostgreSQL's StatefulSet, Service and superuser password Secret in `<cp>-system`.
+pub(crate) const DEDICATED_POSTGRES_NAME: &str = "postgres";
+/// A dedicated PostgreSQL's TLS certificate and key, and the CA its clients verify it with.
+pub(crate) const DEDICATED_POSTGRES_TLS_SECRET: &str = "postgres-tls";
 
 /// `cp` in control-plane templates.
 #[derive(Serialize, Debug, Clone)]
@@ -56,6 +60,20 @@ pub(crate) struct ControlPlaneContext {
     /// Annotations of the API Service when it is the load balancer (exposure loadBalancer):
     /// external-dns's hostname `<cp>.<domain>` and the `loadBalancer.annotations` setting.
     pub service_annotations: Option<BTreeMap<String, String>>,
+    /// kube-apiserver replicas (type k8s: `spec.replicas`, else the `k8s.replicas` setting; 1
+    /// for the other types).
+    pub replicas: i64,
+    /// kube-controller-manager replicas: two once there are two API servers or more (leader
+    /// election makes one of them active), else one.
+    pub controller_manager_replicas: i64,
+    /// Several API servers: disruption budgets, topology spread and a rolling update that keeps
+    /// all but one serving.
+    pub highly_available: bool,
+    /// Type k8s with `spec.backend: dedicated`: its own PostgreSQL in `<cp>-system`.
+    pub dedicated_datastore: Option<PostgresContext>,
+    /// Type k8s on the shared datastore when it is an existing server (`postgres.mode:
+    /// external`): kine takes the TLS mode from `kine-datastore`, as the server's Secret gives it.
+    pub external_datastore: bool,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -324,7 +342,25 @@ impl ControlPlaneContext {
                 annotations.insert(EXTERNAL_DNS_HOSTNAME.to_owned(), external_host.clone());
                 annotations
             });
+        let is_k8s = cp.spec.type_ == ControlPlaneType::K8s;
+        let replicas = if is_k8s {
+            cp.spec
+                .replicas
+                .map_or_else(|| i64::from(settings.k8s.replicas), i64::from)
+        } else {
+            1
+        };
+        let dedicated = is_k8s && cp.spec.backend == Some(BackendDbType::Dedicated);
+        let dedicated_datastore =
+            dedicated.then(|| PostgresContext::dedicated(&namespace, settings));
         Self {
+            replicas,
+            controller_manager_replicas: if replicas > 1 { 2 } else { 1 },
+            highly_available: replicas > 1,
+            external_datastore: is_k8s
+                && !dedicated
+                && settings.postgres.mode == PostgresMode::External,
+            dedicated_datastore,
             certificate_dns_names,
             certificate_ip_addresses,
             type_: cp.spec.type_.as_str(),
@@ -448,25 +484,53 @@ impl ImagesContext {
 
 impl SystemContext {
     pub(crate) fn new(settings: &Settings) -> Self {
-        let service = format!("{POSTGRES_NAME}.{SYSTEM_NAMESPACE}");
-        let host = format!("{service}.svc.{}", settings.cluster_domain);
         Self {
             namespace: SYSTEM_NAMESPACE,
-            postgres: PostgresContext {
-                name: POSTGRES_NAME,
-                dns_names: vec![
-                    POSTGRES_NAME.to_owned(),
-                    service.clone(),
-                    format!("{service}.svc"),
-                    host.clone(),
-                ],
-                host,
-                port: POSTGRES_PORT,
-                secret: POSTGRES_NAME,
-                secret_key: POSTGRES_PASSWORD_KEY,
-                tls_secret: POSTGRES_TLS_SECRET,
-            },
+            postgres: PostgresContext::in_namespace(
+                POSTGRES_NAME,
+                POSTGRES_TLS_SECRET,
+                SYSTEM_NAMESPACE,
+                settings,
+            ),
         }
+    }
+}
+
+impl PostgresContext {
+    /// A server rendered by kflex: StatefulSet, Service and password Secret `name`, TLS Secret
+    /// `tls_secret`, in `namespace`.
+    fn in_namespace(
+        name: &'static str,
+        tls_secret: &'static str,
+        namespace: &str,
+        settings: &Settings,
+    ) -> Self {
+        let service = format!("{name}.{namespace}");
+        let host = format!("{service}.svc.{}", settings.cluster_domain);
+        Self {
+            name,
+            dns_names: vec![
+                name.to_owned(),
+                service.clone(),
+                format!("{service}.svc"),
+                host.clone(),
+            ],
+            host,
+            port: POSTGRES_PORT,
+            secret: name,
+            secret_key: POSTGRES_PASSWORD_KEY,
+            tls_secret,
+        }
+    }
+
+    /// The dedicated server of the k8s control plane whose namespace is `namespace`.
+    fn dedicated(namespace: &str, settings: &Settings) -> Self {
+        Self::in_namespace(
+            DEDICATED_POSTGRES_NAME,
+            DEDICATED_POSTGRES_TLS_SECRET,
+            namespace,
+            settings,
+        )
     }
 }
 

@@ -65,7 +65,9 @@ impl Renderer {
         }
 
         let mut own_objects = Vec::new();
-        if profile.built_in_hooks {
+        // A dedicated PostgreSQL is in the type's templates; the built-in hooks are for the
+        // shared one.
+        if profile.built_in_hooks && ctx.dedicated_datastore.is_none() {
             own_objects = self.expand_built_in(&self.built_in_hooks, &ctx, &images)?;
         }
         let exposure = ExposureContext::new(&self.settings);
@@ -174,6 +176,10 @@ impl Renderer {
                     ("PostgresSecret", self.system.postgres.secret),
                     ("PostgresSecretKey", self.system.postgres.secret_key),
                     ("PostgresTlsSecret", self.system.postgres.tls_secret),
+                    (
+                        "PostgresExternalSecret",
+                        &self.settings.postgres.external.secret_name,
+                    ),
                 ],
             );
             let mut budget = hooks::Budget::per_control_plane();
@@ -184,8 +190,8 @@ impl Renderer {
         Ok(objects)
     }
 
-    /// What removing `cp` needs run before its objects go (type k8s: the Job that drops its
-    /// database and role from the shared PostgreSQL). Placed and labelled like its objects; the
+    /// What removing `cp` needs run before its objects go (type k8s with the shared backend:
+    /// the Job that drops its database and role from the shared PostgreSQL). Placed and labelled like its objects; the
     /// controller creates these while deleting and never renders them otherwise.
     pub(super) fn render_cleanup_objects(
         &self,
@@ -198,6 +204,10 @@ impl Renderer {
         }
         let images = ImagesContext::for_control_plane(&self.settings, cp);
         let ctx = ControlPlaneContext::new(cp, &self.settings, &images);
+        if ctx.dedicated_datastore.is_some() {
+            // Nothing on the shared server; the dedicated one goes with the namespace.
+            return Ok(Vec::new());
+        }
         let mut objects = self.expand_built_in(&self.cleanup_hooks, &ctx, &images)?;
         let home = ctx.namespace.as_str();
         for manifest in &mut objects {

@@ -32,7 +32,7 @@ use minijinja::Environment;
 
 use crate::api::{ControlPlane, ControlPlaneType, PostCreateHook, ValidationError};
 use crate::manifest::{Manifest, ObjectKey};
-use crate::settings::Settings;
+use crate::settings::{PostgresMode, Settings};
 use context::SystemContext;
 use scope::Scopes;
 
@@ -40,10 +40,14 @@ pub use hooks::{CatalogError, HOOK_BYTES_PER_CONTROL_PLANE, HookCatalog, HookErr
 pub use templates::{TemplateError, TemplateSet};
 pub use types::{KubeconfigSecret, TypeFacts, Workload, facts};
 
-/// Built-in hooks of type k8s: the per-control-plane database in the shared Postgres.
+/// Built-in hooks of type k8s with the shared backend: the per-control-plane database in the
+/// shared PostgreSQL kflex runs (`postgres.mode: inCluster`), or in an existing server
+/// (`external`).
 const K8S_BUILT_IN_HOOKS: &str = "postgres/hooks";
-/// What deleting a k8s control plane runs first: dropping its database.
+const K8S_BUILT_IN_HOOKS_EXTERNAL: &str = "postgres/external/hooks";
+/// What deleting such a control plane runs first: dropping its database.
 const K8S_CLEANUP_HOOKS: &str = "postgres/cleanup";
+const K8S_CLEANUP_HOOKS_EXTERNAL: &str = "postgres/external/cleanup";
 
 /// The objects rendered for one control plane, or for the system.
 #[derive(Clone, Debug, PartialEq)]
@@ -211,8 +215,12 @@ impl Renderer {
         let env = templates
             .compile(canonical.clone())
             .map_err(RenderError::Templates)?;
-        let built_in_hooks = load_built_in_hooks(templates, K8S_BUILT_IN_HOOKS)?;
-        let cleanup_hooks = load_built_in_hooks(templates, K8S_CLEANUP_HOOKS)?;
+        let (hooks, cleanup) = match settings.postgres.mode {
+            PostgresMode::InCluster => (K8S_BUILT_IN_HOOKS, K8S_CLEANUP_HOOKS),
+            PostgresMode::External => (K8S_BUILT_IN_HOOKS_EXTERNAL, K8S_CLEANUP_HOOKS_EXTERNAL),
+        };
+        let built_in_hooks = load_built_in_hooks(templates, hooks)?;
+        let cleanup_hooks = load_built_in_hooks(templates, cleanup)?;
         Ok(Self {
             scopes: Scopes::from_settings(&settings),
             system: SystemContext::new(&settings),
@@ -389,7 +397,9 @@ mod tests {
             slow.shortcut = false;
             slow.canonical.disable();
             for (i, name) in names.iter().enumerate() {
-                let spec = match i % 6 {
+                let spec = match i % 8 {
+                    6 => json!({"type": "k8s", "replicas": 3}),
+                    7 => json!({"type": "k8s", "backend": "dedicated"}),
                     0 => {
                         json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
                     }
@@ -448,6 +458,244 @@ mod tests {
             let cp = control_plane("x", json!({"type": other}));
             assert!(renderer.render_cleanup(&cp).unwrap().is_empty(), "{other}");
         }
+    }
+
+    #[test]
+    fn several_api_servers_are_spread_budgeted_and_rolled_one_at_a_time() {
+        let renderer = Renderer::new(Settings::default(), &TemplateSet::embedded()).unwrap();
+        let catalog = HookCatalog::default();
+        let find = |manifests: &[Manifest], kind: &str, name: &str| {
+            manifests
+                .iter()
+                .find(|m| m.kind() == kind && m.name() == name)
+                .map(|m| Value::Object(m.object().clone()))
+        };
+        let ha = renderer
+            .render(
+                &control_plane("cp1", json!({"type": "k8s", "replicas": 3})),
+                &catalog,
+            )
+            .unwrap()
+            .manifests;
+        let api = find(&ha, "Deployment", "kube-apiserver").unwrap();
+        assert_eq!(api["spec"]["replicas"], 3);
+        assert_eq!(
+            api["spec"]["strategy"]["rollingUpdate"],
+            json!({"maxSurge": 1, "maxUnavailable": 1})
+        );
+        let spread = &api["spec"]["template"]["spec"]["topologySpreadConstraints"];
+        assert_eq!(spread[0]["topologyKey"], "kubernetes.io/hostname");
+        assert_eq!(spread[0]["whenUnsatisfiable"], "DoNotSchedule");
+        assert_eq!(spread[1]["topologyKey"], "topology.kubernetes.io/zone");
+        assert_eq!(spread[1]["whenUnsatisfiable"], "ScheduleAnyway");
+        let manager = find(&ha, "Deployment", "kube-controller-manager").unwrap();
+        assert_eq!(manager["spec"]["replicas"], 2);
+        let command = manager["spec"]["template"]["spec"]["containers"][0]["command"].clone();
+        assert!(
+            command
+                .as_array()
+                .unwrap()
+                .contains(&json!("--leader-elect=true"))
+        );
+        for name in ["kube-apiserver", "kube-controller-manager"] {
+            let budget = find(&ha, "PodDisruptionBudget", name).unwrap();
+            assert_eq!(budget["spec"]["maxUnavailable"], 1, "{name}");
+            assert_eq!(budget["spec"]["selector"]["matchLabels"]["app"], name);
+        }
+        // The k8s.replicas setting is the default; spec.replicas wins; one replica renders none
+        // of it.
+        let settings = Settings {
+            k8s: crate::settings::K8sSettings { replicas: 2 },
+            ..Settings::default()
+        };
+        let by_setting = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+        let defaulted = by_setting
+            .render(&control_plane("cp1", json!({"type": "k8s"})), &catalog)
+            .unwrap()
+            .manifests;
+        assert_eq!(
+            find(&defaulted, "Deployment", "kube-apiserver").unwrap()["spec"]["replicas"],
+            2
+        );
+        let single = by_setting
+            .render(
+                &control_plane("cp1", json!({"type": "k8s", "replicas": 1})),
+                &catalog,
+            )
+            .unwrap()
+            .manifests;
+        let api = find(&single, "Deployment", "kube-apiserver").unwrap();
+        assert_eq!(api["spec"]["replicas"], 1);
+        assert!(api["spec"].get("strategy").is_none());
+        assert!(
+            api["spec"]["template"]["spec"]
+                .get("topologySpreadConstraints")
+                .is_none()
+        );
+        assert!(!single.iter().any(|m| m.kind() == "PodDisruptionBudget"));
+        // Other types are not affected by the setting.
+        let k3s = by_setting
+            .render(&control_plane("edge", json!({"type": "k3s"})), &catalog)
+            .unwrap()
+            .manifests;
+        assert!(!k3s.iter().any(|m| m.kind() == "PodDisruptionBudget"));
+    }
+
+    #[test]
+    fn an_external_shared_datastore_is_reached_through_the_administrators_secret() {
+        let mut settings = Settings::default();
+        settings.postgres.mode = PostgresMode::External;
+        settings.postgres.external.secret_name = "pg-admin".into();
+        let renderer = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+        let system = renderer.render_system().unwrap().manifests;
+        assert!(
+            !system.iter().any(|m| m.source().starts_with("postgres/")),
+            "no PostgreSQL of kflex's: {:?}",
+            system.iter().map(Manifest::key).collect::<Vec<_>>()
+        );
+        let cp = control_plane("cp-1", json!({"type": "k8s"}));
+        let uses_the_secret = |job: &Manifest| {
+            let pod = &job.object()["spec"]["template"]["spec"];
+            assert!(
+                pod["containers"][0]["args"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("--server-dir=/var/run/secrets/kflex/postgres")),
+                "{}",
+                job.key()
+            );
+            assert_eq!(pod["volumes"][0]["secret"]["secretName"], "pg-admin");
+            assert_eq!(job.namespace(), Some("kubeflex-system"));
+        };
+        let manifests = renderer
+            .render(&cp, &HookCatalog::default())
+            .unwrap()
+            .manifests;
+        let job = manifests
+            .iter()
+            .find(|m| m.kind() == "Job" && m.name() == "db-cp-1")
+            .unwrap();
+        uses_the_secret(job);
+        let cleanup = renderer.render_cleanup(&cp).unwrap();
+        assert_eq!(cleanup[0].name(), "db-drop-cp-1");
+        uses_the_secret(&cleanup[0]);
+        let api = manifests
+            .iter()
+            .find(|m| m.kind() == "Deployment" && m.name() == "kube-apiserver")
+            .unwrap();
+        let env = &api.object()["spec"]["template"]["spec"]["containers"][0]["env"];
+        let mode = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "PGSSLMODE")
+            .unwrap();
+        assert_eq!(
+            mode["valueFrom"]["secretKeyRef"],
+            json!({"name": "kine-datastore", "key": "sslmode"}),
+            "the server's own mode, which kine-datastore carries"
+        );
+    }
+
+    #[test]
+    fn a_dedicated_backend_is_a_postgresql_of_its_own_and_nothing_on_the_shared_one() {
+        let mut settings = Settings::default();
+        settings.postgres.dedicated.storage_class_name = "fast".into();
+        let renderer = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+        let cp = control_plane("cp-1", json!({"type": "k8s", "backend": "dedicated"}));
+        let manifests = renderer
+            .render(&cp, &HookCatalog::default())
+            .unwrap()
+            .manifests;
+        assert!(
+            manifests
+                .iter()
+                .all(|m| m.namespace().is_none_or(|ns| ns == "cp-1-system")),
+            "nothing in kubeflex-system"
+        );
+        assert!(
+            renderer.render_cleanup(&cp).unwrap().is_empty(),
+            "nothing to drop on the shared server"
+        );
+        let find = |kind: &str, name: &str| {
+            manifests
+                .iter()
+                .find(|m| m.kind() == kind && m.name() == name)
+                .map(|m| Value::Object(m.object().clone()))
+                .unwrap_or_else(|| panic!("{kind} {name}"))
+        };
+        let server = find("StatefulSet", "postgres");
+        let claim = &server["spec"]["volumeClaimTemplates"][0]["spec"];
+        assert_eq!(claim["resources"]["requests"]["storage"], "2Gi");
+        assert_eq!(claim["storageClassName"], "fast");
+        let (_, pod) = pod_security::pod_spec(
+            manifests
+                .iter()
+                .find(|m| m.kind() == "StatefulSet")
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(pod_security::check(pod).is_empty(), "restricted");
+        // Only this control plane's API servers and database Job: no other namespace.
+        let policy = find("NetworkPolicy", "postgres");
+        for peer in policy["spec"]["ingress"][0]["from"].as_array().unwrap() {
+            assert!(peer.get("namespaceSelector").is_none(), "{peer}");
+        }
+        let job = find("Job", "kflex-database");
+        let args = job["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        for wanted in [
+            "--host=postgres.cp-1-system.svc.cluster.local",
+            "--admin-user=postgres",
+            "--database=cp_1",
+            "--role=cp_1",
+            "--secret-namespace=cp-1-system",
+        ] {
+            assert!(
+                args.as_array().unwrap().contains(&json!(wanted)),
+                "{wanted}"
+            );
+        }
+        let bootstrap = find("Job", "postgres-bootstrap");
+        let tls = &bootstrap["spec"]["template"]["spec"]["containers"][1]["args"];
+        assert!(
+            tls.as_array()
+                .unwrap()
+                .contains(&json!("--dns-name=postgres.cp-1-system.svc.cluster.local"))
+        );
+        // Its superuser password and certificate are the control plane's own Secrets: a hook
+        // may not render them, pruning never deletes them.
+        let generated = facts(ControlPlaneType::K8s).unwrap().generated_secrets;
+        assert!(generated.contains(&"postgres") && generated.contains(&"postgres-tls"));
+        let hook: PostCreateHook = PostCreateHook::new(
+            "h",
+            serde_json::from_value(json!({"templates": [{"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "postgres"}, "stringData": {"postgres-password": "x"}}]}))
+            .unwrap(),
+        );
+        let with_hook = control_plane(
+            "cp-1",
+            json!({"type": "k8s", "backend": "dedicated", "postCreateHooks": [{"hookName": "h"}]}),
+        );
+        let err = renderer
+            .render(&with_hook, &HookCatalog::new([hook]).unwrap())
+            .unwrap_err();
+        let message = format!("{:#}", anyhow_like(&err));
+        assert!(
+            message.contains("created by the control plane itself"),
+            "{message}"
+        );
+    }
+
+    /// The error and its causes, one after another.
+    fn anyhow_like(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub(super) const SHARED_TEMPLATES: &str = "controlplane";
 pub(super) struct TypeProfile {
     /// The type's template directory.
     pub templates: &'static str,
-    /// Whether the built-in hooks (the k8s database in the shared PostgreSQL) apply.
+    /// Whether the built-in hooks (the k8s database in the shared PostgreSQL) apply, for the
+    /// shared backend.
     pub built_in_hooks: bool,
     /// The Pod Security level pods the control plane creates in its namespace at runtime need,
     /// and why — rendered into the namespace's exception annotation.
@@ -92,11 +93,16 @@ pub fn facts(type_: ControlPlaneType) -> Option<TypeFacts> {
         ControlPlaneType::K8s => TypeFacts {
             kubeconfig: secret("admin-kubeconfig", "kubeconfig", "kubeconfig-incluster"),
             workload: workload("Deployment", "kube-apiserver"),
+            // A dedicated PostgreSQL's superuser password and certificate too (reserved for
+            // every k8s control plane: spec.backend is immutable, so a name never changes
+            // meaning).
             generated_secrets: &[
                 "k8s-certs",
                 "admin-kubeconfig",
                 "cm-kubeconfig",
                 "kine-datastore",
+                "postgres",
+                "postgres-tls",
             ],
         },
         ControlPlaneType::K3s => TypeFacts {

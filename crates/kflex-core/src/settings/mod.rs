@@ -63,7 +63,10 @@ pub struct Settings {
     pub image_pull_policy: PullPolicy,
     /// Container images.
     pub images: Images,
-    /// The shared PostgreSQL in `kubeflex-system`.
+    /// k8s control planes: how many API servers each runs by default.
+    pub k8s: K8sSettings,
+    /// Where k8s control planes keep their data: the shared PostgreSQL (in `kubeflex-system`, or
+    /// an existing server) and the dedicated ones.
     pub postgres: PostgresSettings,
     /// k3s control planes: their data volume and their own networks.
     pub k3s: K3sSettings,
@@ -87,16 +90,49 @@ pub struct Settings {
     pub allow_cluster_scoped_hook_rbac: bool,
 }
 
-/// Settings of the shared PostgreSQL server.
+/// Settings of k8s control planes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct K8sSettings {
+    /// kube-apiserver replicas of a control plane without `spec.replicas`.
+    pub replicas: u32,
+}
+
+/// Settings of the PostgreSQL servers k8s control planes keep their data in.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PostgresSettings {
-    /// Size of the data volume.
+    /// Where the shared server is: rendered by `--system`, or an existing one.
+    pub mode: PostgresMode,
+    /// Size of the in-cluster shared server's data volume.
     pub storage_size: String,
-    /// StorageClass of the data volume; empty means the cluster's default class.
+    /// StorageClass of that volume; empty means the cluster's default class.
     pub storage_class_name: String,
-    /// `max_connections` of the server.
+    /// `max_connections` of the in-cluster servers (shared and dedicated).
     pub max_connections: u32,
+    /// The existing server of mode `external`.
+    pub external: ExternalPostgresSettings,
+    /// The data volume of each dedicated server (`spec.backend: dedicated`).
+    pub dedicated: VolumeSettings,
+}
+
+/// Where the shared PostgreSQL server is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum PostgresMode {
+    /// A StatefulSet in `kubeflex-system`, rendered by `--system` (the default).
+    InCluster,
+    /// An existing server the administrator names in a Secret; `--system` renders none.
+    External,
+}
+
+/// The existing shared server of mode `external`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalPostgresSettings {
+    /// The Secret in `kubeflex-system` with the server and an account that may create roles and
+    /// databases (keys `host`, `port`, `username`, `password`, optional `sslmode`, `ca.crt`).
+    pub secret_name: String,
 }
 
 /// The data volume of a control plane's StatefulSet (one claim per pod, never shared).
@@ -156,10 +192,20 @@ impl Default for Settings {
             image_registry: String::new(),
             image_pull_policy: PullPolicy::IfNotPresent,
             images: Images::default(),
+            k8s: K8sSettings { replicas: 1 },
             postgres: PostgresSettings {
+                mode: PostgresMode::InCluster,
                 storage_size: "8Gi".to_owned(),
                 storage_class_name: String::new(),
                 max_connections: 1000,
+                external: ExternalPostgresSettings {
+                    secret_name: String::new(),
+                },
+                // One control plane's data: much smaller than the shared server's.
+                dedicated: VolumeSettings {
+                    storage_size: "2Gi".to_owned(),
+                    storage_class_name: String::new(),
+                },
             },
             // k3s runs its node in the pod: containerd keeps the tenant's images on this volume.
             k3s: K3sSettings {

@@ -1,6 +1,6 @@
 //! Checks on resolved settings that types alone cannot express.
 
-use super::{ImageRef, MIN_KUBE_MINOR, Settings};
+use super::{ImageRef, MIN_KUBE_MINOR, PostgresMode, Settings};
 
 /// An invalid setting: its key and why.
 pub(super) type Invalid = (String, String);
@@ -94,6 +94,13 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
                 &settings.vcluster.storage_class_name,
             ),
         ),
+        (
+            "postgres.dedicated",
+            (
+                &settings.postgres.dedicated.storage_size,
+                &settings.postgres.dedicated.storage_class_name,
+            ),
+        ),
     ] {
         check_volume(volume).map_err(|(field, reason)| fail(&format!("{key}.{field}"), reason))?;
     }
@@ -107,6 +114,31 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
                 format!("{cidr:?} is not a network like 10.42.0.0/16"),
             ));
         }
+    }
+    if settings.k8s.replicas == 0 || i32::try_from(settings.k8s.replicas).is_err() {
+        return Err(fail(
+            "k8s.replicas",
+            format!(
+                "must be at least 1 (and fit a Deployment's replicas), got {}",
+                settings.k8s.replicas
+            ),
+        ));
+    }
+    let secret = &settings.postgres.external.secret_name;
+    if settings.postgres.mode == PostgresMode::External && secret.is_empty() {
+        return Err(fail(
+            "postgres.external.secretName",
+            "is required with postgres.mode external: name the Secret in kubeflex-system that \
+             holds the server (host, port) and the account kflex creates roles and databases \
+             with (username, password)"
+                .to_owned(),
+        ));
+    }
+    if !secret.is_empty() && !is_dns_subdomain(secret) {
+        return Err(fail(
+            "postgres.external.secretName",
+            format!("{secret:?} is not a Secret name (a DNS subdomain)"),
+        ));
     }
     if !(10..=100_000).contains(&settings.postgres.max_connections) {
         return Err(fail(
@@ -455,6 +487,23 @@ mod tests {
                     s.api_server_service_type = super::super::ServiceType::NodePort;
                 }),
             ),
+            ("k8s.replicas", Box::new(|s| s.k8s.replicas = 0)),
+            (
+                "k8s.replicas",
+                Box::new(|s| s.k8s.replicas = u32::try_from(i32::MAX).unwrap_or(0) + 1),
+            ),
+            (
+                "postgres.external.secretName",
+                Box::new(|s| s.postgres.mode = PostgresMode::External),
+            ),
+            (
+                "postgres.external.secretName",
+                Box::new(|s| s.postgres.external.secret_name = "PG Admin".into()),
+            ),
+            (
+                "postgres.dedicated.storageSize",
+                Box::new(|s| s.postgres.dedicated.storage_size = "2 GB".into()),
+            ),
         ];
         for (key, mutate) in cases {
             let mut settings = Settings::default();
@@ -462,6 +511,17 @@ mod tests {
             let (got, reason) = check(&settings).unwrap_err();
             assert_eq!(got, key, "{reason}");
         }
+    }
+
+    #[test]
+    fn an_external_server_is_named_by_a_secret() {
+        let mut settings = Settings::default();
+        settings.postgres.mode = PostgresMode::External;
+        let (key, reason) = check(&settings).unwrap_err();
+        assert_eq!(key, "postgres.external.secretName");
+        assert!(reason.contains("postgres.mode external"), "{reason}");
+        settings.postgres.external.secret_name = "pg-admin".into();
+        check(&settings).unwrap();
     }
 
     #[test]
