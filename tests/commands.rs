@@ -1261,4 +1261,3 @@ async fn create_refuses_a_backend_or_replicas_the_type_cannot_have() {
         );
     }
 }
-

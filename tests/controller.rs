@@ -2279,4 +2279,3 @@ async fn scaling_api_servers_applies_only_the_deployments_and_budgets() {
     })
     .await;
 }
-
