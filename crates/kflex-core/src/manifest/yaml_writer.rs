@@ -330,6 +330,11 @@ fn plain(text: &str, key: bool) -> bool {
 fn scan_ascii(bytes: &[u8], key: bool) -> Option<bool> {
     let mut previous = 0u8;
     for &byte in bytes {
+        // Most bytes of a manifest are letters, digits and the like: one table look-up each.
+        if BYTE_CLASS[usize::from(byte)] == ORDINARY {
+            previous = byte;
+            continue;
+        }
         match byte {
             0x80.. => return None,
             0..=0x1f | 0x7f => return Some(false),
@@ -342,6 +347,27 @@ fn scan_ascii(bytes: &[u8], key: bool) -> Option<bool> {
     }
     Some(previous != b':')
 }
+
+const ORDINARY: u8 = 0;
+const SPECIAL: u8 = 1;
+
+/// Which bytes [`scan_ascii`] must look at more closely: controls, non-ASCII, `#`, space, `:`
+/// and the flow indicators.
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [ORDINARY; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if b < 0x20
+            || b >= 0x7f
+            || matches!(b, b'#' | b' ' | b':' | b',' | b'[' | b']' | b'{' | b'}')
+        {
+            class[byte] = SPECIAL;
+        }
+        byte += 1;
+    }
+    class
+};
 
 /// The rules of [`scan_ascii`] by character, for text that is not all ASCII: whitespace before
 /// `#` and after the final `:` is any Unicode whitespace.

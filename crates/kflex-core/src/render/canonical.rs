@@ -2,37 +2,24 @@
 //! parsed and written again in kflex's canonical form — fast when many control planes render
 //! the same text with different values.
 //!
-//! Parsing is the costly part (about a thousand instructions a byte). The text of one control
-//! plane differs from another's only inside double-quoted scalars (kflex's templates write every
-//! value JSON-escaped, so quoted). So the text is split at its double-quoted scalars: the
-//! contents are replaced by unique markers, and the marked text is parsed and written once. For
-//! the next text of the same shape, the canonical text is the cached one with each marker
-//! replaced by its scalar written as kflex's writer writes it. That is exact, not a guess:
-//!
-//! - A content without `"`, `\` or a line break cannot change how the text around it parses,
-//!   so the marked text parses to the same tree with markers in place of contents — provided
-//!   every marker ends up as the whole of an untagged double-quoted scalar (checked on the
-//!   parser's events once per shape; anything else, say a quote inside a comment or a single-
-//!   quoted scalar, takes the ordinary path).
-//! - A double-quoted scalar without escapes is exactly its content.
-//! - The writer writes a one-line string scalar the same wherever it stands, from the string
-//!   alone; and when no marker is a mapping key, replacing scalars changes no key and so no
-//!   order.
-//!
-//! When a marker is a key, the cached tree is filled in instead and written, refusing duplicate
-//! keys (which the ordinary path reports as an error).
+//! The text is split at its double-quoted scalars and the marked text parsed once per shape, as
+//! `quoted` explains (and proves). When no marker is a mapping key, the canonical text itself is
+//! cached: for the next text of that shape, each marker is replaced by its content written as
+//! kflex's writer writes a one-line string scalar — which it does from the string alone,
+//! wherever the scalar stands, and no key and so no order changes. When a marker is a key, the
+//! cached tree is filled in and written.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use granit_parser::{Event, Parser, ScalarStyle};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::quoted::{self, CLOSE, OPEN};
 use crate::manifest::{to_yaml_document, yaml_scalar};
 
-const OPEN: char = '\u{E000}';
-const CLOSE: char = '\u{E001}';
+/// How many shapes are kept (a handful in practice; a bound keeps memory flat).
+const MAX_SHAPES: usize = 1024;
 
 /// The cached form of one shape of text.
 #[derive(Debug)]
@@ -60,24 +47,26 @@ impl CanonicalCache {
     /// `text` parsed and written in canonical form; an error says why it is not YAML.
     pub(crate) fn canonical(&self, text: &str) -> Result<String, String> {
         if !self.disabled.load(Ordering::Relaxed)
-            && let Some((marked, contents)) = split(text)
-            && let Some(shape) = self.shape(&marked)
-            && let Some(out) = instantiate(&shape, &contents)
+            && let Some(split) = quoted::split(text)
+            && let Some(shape) = self.shape(&split)
+            && let Some(out) = instantiate(&shape, &split.contents)
         {
             return Ok(out);
         }
         ordinary(text)
     }
 
-    fn shape(&self, marked: &str) -> Option<Arc<Shape>> {
+    fn shape(&self, split: &quoted::Split<'_>) -> Option<Arc<Shape>> {
         if let Ok(shapes) = self.shapes.read()
-            && let Some(found) = shapes.get(marked)
+            && let Some(found) = shapes.get(&split.marked)
         {
             return found.clone();
         }
-        let built = build(marked).map(Arc::new);
-        if let Ok(mut shapes) = self.shapes.write() {
-            shapes.insert(marked.to_owned(), built.clone());
+        let built = build(&split.marked, split.contents.len()).map(Arc::new);
+        if let Ok(mut shapes) = self.shapes.write()
+            && shapes.len() < MAX_SHAPES
+        {
+            shapes.insert(split.marked.clone(), built.clone());
         }
         built
     }
@@ -89,90 +78,14 @@ fn ordinary(text: &str) -> Result<String, String> {
     to_yaml_document(&value).map_err(|err| format!("cannot write it back: {err}"))
 }
 
-/// `text` with the content of every `"…"` replaced by a marker, and those contents in order;
-/// `None` when a content holds `\` or a line break, or a quote is left open (the ordinary path
-/// then decides), or the text already holds a marker character.
-fn split(text: &str) -> Option<(String, Vec<&str>)> {
-    if text.contains([OPEN, CLOSE]) {
-        return None;
-    }
-    let mut marked = String::with_capacity(text.len());
-    let mut contents = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('"') {
-        let after = &rest[open + 1..];
-        let close = after.find('"')?;
-        let content = &after[..close];
-        if content.contains(['\\', '\n', '\r']) {
-            return None;
-        }
-        marked.push_str(&rest[..=open]);
-        marked.push(OPEN);
-        marked.push_str(&contents.len().to_string());
-        marked.push(CLOSE);
-        marked.push('"');
-        contents.push(content);
-        rest = &after[close + 1..];
-    }
-    marked.push_str(rest);
-    Some((marked, contents))
-}
-
-/// Where the parser is: in a mapping (whether its next node is a key) or a sequence.
-enum Frame {
-    Mapping { next_is_key: bool },
-    Sequence,
-}
-
-/// The shape of marked text, if every marker is the whole of an untagged double-quoted scalar
-/// (and no collection is a key, which kflex's templates never write).
-fn build(marked: &str) -> Option<Shape> {
-    let expected = marked.matches(OPEN).count();
-    let mut seen = 0;
-    let mut marker_is_key = false;
-    let mut stack: Vec<Frame> = Vec::new();
-    for event in Parser::new_from_str(marked) {
-        let (event, _) = event.ok()?;
-        let node = matches!(
-            event,
-            Event::Scalar(..)
-                | Event::Alias(..)
-                | Event::MappingStart(..)
-                | Event::SequenceStart(..)
-        );
-        let is_key = match stack.last_mut() {
-            Some(Frame::Mapping { next_is_key }) if node => {
-                let key = *next_is_key;
-                *next_is_key = !key;
-                key
-            }
-            _ => false,
-        };
-        match event {
-            Event::Scalar(value, style, _, tag) if value.contains(OPEN) => {
-                let whole = value.starts_with(OPEN)
-                    && value.ends_with(CLOSE)
-                    && value.matches(OPEN).count() == 1;
-                if style != ScalarStyle::DoubleQuoted || tag.is_some() || !whole {
-                    return None;
-                }
-                seen += 1;
-                marker_is_key |= is_key;
-            }
-            Event::MappingStart(..) | Event::SequenceStart(..) if is_key => return None,
-            Event::MappingStart(..) => stack.push(Frame::Mapping { next_is_key: true }),
-            Event::SequenceStart(..) => stack.push(Frame::Sequence),
-            Event::MappingEnd | Event::SequenceEnd => {
-                stack.pop();
-            }
-            _ => {}
-        }
-    }
-    if seen != expected {
-        return None;
-    }
+/// The shape of marked text with `count` markers, if every marker stands alone in a
+/// double-quoted scalar.
+fn build(marked: &str, count: usize) -> Option<Shape> {
     let value: Value = serde_saphyr::from_str(marked).ok()?;
-    if marker_is_key {
+    if !quoted::holds_every_marker_whole(std::slice::from_ref(&value), count) {
+        return None;
+    }
+    if quoted::marker_is_a_key(&value) {
         return Some(Shape::Tree(value));
     }
     to_yaml_document(&value).ok().map(Shape::Text)
@@ -182,7 +95,7 @@ fn instantiate(shape: &Shape, contents: &[&str]) -> Option<String> {
     match shape {
         Shape::Text(text) => splice(text, contents),
         Shape::Tree(tree) => {
-            let filled = fill(tree, contents)?;
+            let filled = quoted::fill(tree, contents)?;
             to_yaml_document(&filled).ok()
         }
     }
@@ -202,43 +115,6 @@ fn splice(text: &str, contents: &[&str]) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
-}
-
-/// The tree with every marker replaced by its content; `None` when two keys of a mapping
-/// become equal (parsing the text reports that as an error).
-fn fill(value: &Value, contents: &[&str]) -> Option<Value> {
-    Some(match value {
-        Value::String(text) => Value::String(resolve(text, contents)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| fill(item, contents))
-                .collect::<Option<_>>()?,
-        ),
-        Value::Object(map) => {
-            let mut out = Map::new();
-            for (key, item) in map {
-                if out
-                    .insert(resolve(key, contents)?, fill(item, contents)?)
-                    .is_some()
-                {
-                    return None;
-                }
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    })
-}
-
-/// A marker's content, or the text itself when it is not a marker.
-fn resolve(text: &str, contents: &[&str]) -> Option<String> {
-    match text.strip_prefix(OPEN).and_then(|t| t.strip_suffix(CLOSE)) {
-        Some(index) => contents
-            .get(index.parse::<usize>().ok()?)
-            .map(|c| (*c).to_owned()),
-        None => Some(text.to_owned()),
-    }
 }
 
 #[cfg(test)]
@@ -312,8 +188,9 @@ mod tests {
         }
         let shapes = cache.shapes.read().map(|s| s.len()).unwrap_or_default();
         assert_eq!(shapes, 1);
-        let (marked, _) = split(&text("a")).unwrap();
-        let shape = cache.shape(&marked).unwrap();
+        let first = text("a");
+        let split = quoted::split(&first).unwrap();
+        let shape = cache.shape(&split).unwrap();
         assert!(matches!(*shape, Shape::Text(_)), "{shape:?}");
     }
 
@@ -325,7 +202,7 @@ mod tests {
             "a: \"unclosed\n",
             "a: \"\u{E000}\"\n",
         ] {
-            assert_eq!(split(text), None, "{text}");
+            assert_eq!(quoted::split(text), None, "{text}");
             let cache = CanonicalCache::default();
             assert_eq!(cache.canonical(text), ordinary(text), "{text}");
         }

@@ -6,21 +6,10 @@ use super::context::{ControlPlaneContext, ControlPlaneRoot, ExposureContext, Ima
 use super::evaluate::context_value;
 use super::finish::{PodSecurity, finish, object_error, place};
 use super::types::{self, SHARED_TEMPLATES};
-use super::{
-    BuiltInHook, HookCatalog, Rendered, Renderer, SetError, hook_policy, hooks, metadata, skeleton,
-};
+use super::{BuiltInHook, HookCatalog, Rendered, Renderer, SetError, hook_policy, hooks, metadata};
 use crate::api::{self, ControlPlane};
 use crate::manifest::Manifest;
 use crate::settings::SYSTEM_NAMESPACE;
-
-/// The parts of a control plane template's context that differ between control planes.
-const PER_CONTROL_PLANE: [&str; 5] = [
-    "/cp",
-    "/images/kubeApiserver",
-    "/images/kubeControllerManager",
-    "/images/k3s",
-    "/images/vclusterKubernetes",
-];
 
 impl Renderer {
     pub(super) fn render_control_plane(
@@ -68,7 +57,7 @@ impl Renderer {
         // A dedicated PostgreSQL is in the type's templates; the built-in hooks are for the
         // shared one.
         if profile.built_in_hooks && ctx.dedicated_datastore.is_none() {
-            own_objects = self.expand_built_in(&self.built_in_hooks, &ctx, &images)?;
+            own_objects = self.expand_built_in(self.hooks(&self.built_in_hooks)?, &ctx, &images)?;
         }
         let exposure = ExposureContext::new(&self.settings);
         let root = ControlPlaneRoot {
@@ -79,12 +68,10 @@ impl Renderer {
             system: &self.system,
             exposure: &exposure,
         };
-        let root = serde_json::to_value(&root).map_err(SetError::Context)?;
-        let abstracted = skeleton::abstract_values(&root, &PER_CONTROL_PLANE);
-        let root = context_value(&root);
+        let root = context_value(&serde_json::to_value(&root).map_err(SetError::Context)?);
         for dir in [SHARED_TEMPLATES, profile.templates] {
             for template in self.templates.rendered_in(dir) {
-                own_objects.extend(self.render_template(template, &root, abstracted.as_ref())?);
+                own_objects.extend(self.render_template(template, &root)?);
             }
         }
 
@@ -208,7 +195,7 @@ impl Renderer {
             // Nothing on the shared server; the dedicated one goes with the namespace.
             return Ok(Vec::new());
         }
-        let mut objects = self.expand_built_in(&self.cleanup_hooks, &ctx, &images)?;
+        let mut objects = self.expand_built_in(self.hooks(&self.cleanup_hooks)?, &ctx, &images)?;
         let home = ctx.namespace.as_str();
         for manifest in &mut objects {
             place(manifest, &self.scopes, home, &[home, SYSTEM_NAMESPACE])?;

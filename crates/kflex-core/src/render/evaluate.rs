@@ -1,38 +1,27 @@
-//! Evaluating one template: minijinja renders text, which is parsed into objects — directly,
-//! or through the verified skeleton shortcut when many control planes are rendered.
+//! Evaluating one template: minijinja renders text, which is parsed into objects — through the
+//! parse cache, which parses each shape of text once (see `quoted`).
 
 use serde_json::Value;
 
-use super::{Renderer, SetError, skeleton, templates};
+use super::{Renderer, SetError, templates};
 use crate::manifest::Manifest;
 
 impl Renderer {
-    /// Renders one template and parses every document it produces; with `abstracted`, through
-    /// the verified skeleton shortcut when it applies (see `skeleton`).
+    /// Renders one template and parses every document it produces.
     pub(super) fn render_template(
         &self,
         name: &str,
         root: &minijinja::Value,
-        abstracted: Option<&skeleton::Abstracted>,
     ) -> Result<Vec<Manifest>, SetError> {
         let fail = |detail: String| SetError::Template {
             template: name.to_owned(),
             detail,
         };
         let text = self.evaluate(name, root).map_err(fail)?;
-        let shortcut = abstracted.filter(|_| self.shortcut).and_then(|abstracted| {
-            let skeleton = self.skeletons.get_or_build(name, abstracted.key, || {
-                let text = self.evaluate(name, &context_value(&abstracted.root)).ok()?;
-                let documents = parse_documents(&text).ok()?;
-                skeleton::Skeleton::new(text, documents)
-            })?;
-            skeleton.instantiate(&text, &abstracted.values)
-        });
-        let documents = match shortcut {
-            Some(documents) => documents,
-            None => parse_documents(&text)
-                .map_err(|err| fail(format!("rendered invalid YAML: {err}")))?,
-        };
+        let documents = self
+            .parse_cache
+            .documents(&text, parse_documents)
+            .map_err(|err| fail(format!("rendered invalid YAML: {err}")))?;
         documents
             .into_iter()
             .filter(|doc| !doc.is_null())

@@ -17,10 +17,11 @@ pub mod gitops;
 mod hook_policy;
 mod hooks;
 pub mod metadata;
+mod parse_cache;
 mod placeholders;
 pub mod pod_security;
+mod quoted;
 mod scope;
-mod skeleton;
 mod system;
 mod templates;
 mod types;
@@ -192,11 +193,15 @@ pub struct Renderer {
     settings: Settings,
     env: Environment<'static>,
     templates: TemplateSet,
-    built_in_hooks: Vec<BuiltInHook>,
-    cleanup_hooks: Vec<BuiltInHook>,
+    /// kflex's own hooks for type k8s (the database), loaded when a k8s control plane is first
+    /// rendered.
+    built_in_hooks: LazyHooks,
+    /// What deleting a k8s control plane runs first, loaded when first needed.
+    cleanup_hooks: LazyHooks,
     scopes: Scopes,
     system: SystemContext,
-    skeletons: skeleton::SkeletonCache,
+    /// Templates' rendered text, parsed once per shape.
+    parse_cache: parse_cache::ParseCache,
     /// What the `canonical_yaml` filter has parsed, by shape (the filter holds it; tests turn
     /// it off to compare both paths).
     #[cfg(test)]
@@ -204,8 +209,6 @@ pub struct Renderer {
     /// The keys of the system manifests under these settings, rendered when a hook first
     /// renders a cluster-scoped object (to refuse one that would replace kflex's own).
     system_keys: OnceLock<Result<HashSet<ObjectKey>, String>>,
-    /// Whether `render_template` may use the skeleton shortcut (tests compare both paths).
-    shortcut: bool,
 }
 
 impl Renderer {
@@ -219,21 +222,18 @@ impl Renderer {
             PostgresMode::InCluster => (K8S_BUILT_IN_HOOKS, K8S_CLEANUP_HOOKS),
             PostgresMode::External => (K8S_BUILT_IN_HOOKS_EXTERNAL, K8S_CLEANUP_HOOKS_EXTERNAL),
         };
-        let built_in_hooks = load_built_in_hooks(templates, hooks)?;
-        let cleanup_hooks = load_built_in_hooks(templates, cleanup)?;
         Ok(Self {
             scopes: Scopes::from_settings(&settings),
             system: SystemContext::new(&settings),
             templates: templates.clone(),
             settings,
             env,
-            built_in_hooks,
-            cleanup_hooks,
-            skeletons: skeleton::SkeletonCache::default(),
+            built_in_hooks: LazyHooks::new(hooks),
+            cleanup_hooks: LazyHooks::new(cleanup),
+            parse_cache: parse_cache::ParseCache::default(),
             #[cfg(test)]
             canonical,
             system_keys: OnceLock::new(),
-            shortcut: true,
         })
     }
 
@@ -266,6 +266,45 @@ impl Renderer {
     pub fn render_system(&self) -> Result<Rendered, RenderError> {
         self.render_system_objects()
             .map_err(|err| RenderError::System(Box::new(err)))
+    }
+}
+
+/// kflex's own hooks of one directory of the templates, parsed on first use.
+#[derive(Debug)]
+struct LazyHooks {
+    dir: &'static str,
+    loaded: OnceLock<Result<Vec<BuiltInHook>, String>>,
+}
+
+impl LazyHooks {
+    fn new(dir: &'static str) -> Self {
+        Self {
+            dir,
+            loaded: OnceLock::new(),
+        }
+    }
+}
+
+impl Renderer {
+    /// The hooks of `lazy`, parsed from the templates the first time.
+    fn hooks<'a>(&self, lazy: &'a LazyHooks) -> Result<&'a [BuiltInHook], SetError> {
+        lazy.loaded
+            .get_or_init(|| {
+                load_built_in_hooks(&self.templates, lazy.dir).map_err(|err| {
+                    let mut detail = err.to_string();
+                    let mut source = std::error::Error::source(&err);
+                    while let Some(cause) = source {
+                        detail.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
+                    detail
+                })
+            })
+            .as_deref()
+            .map_err(|detail| SetError::Template {
+                template: lazy.dir.to_owned(),
+                detail: detail.clone(),
+            })
     }
 }
 
@@ -364,10 +403,10 @@ mod tests {
         to_yaml_stream(&renderer.render(cp, catalog).unwrap().manifests).unwrap()
     }
 
-    /// The skeleton shortcut must never change a single byte of output, including for names a
-    /// YAML 1.1 reader would take for booleans, nulls or numbers.
+    /// The parse cache and the canonical_yaml cache must never change a single byte of output,
+    /// including for names a YAML 1.1 reader would take for booleans, nulls or numbers.
     #[test]
-    fn the_shortcut_changes_nothing() {
+    fn the_caches_change_nothing() {
         let catalog = HookCatalog::new([hook()]).unwrap();
         let names = [
             "cp1", "no", "on", "yes", "y", "n", "true", "null", "nan", "inf", "e", "x0", "a-b",
@@ -393,8 +432,8 @@ mod tests {
             load_balancer,
         ] {
             let fast = Renderer::new(settings.clone(), &TemplateSet::embedded()).unwrap();
-            let mut slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
-            slow.shortcut = false;
+            let slow = Renderer::new(settings, &TemplateSet::embedded()).unwrap();
+            slow.parse_cache.disable();
             slow.canonical.disable();
             for (i, name) in names.iter().enumerate() {
                 let spec = match i % 8 {
@@ -422,14 +461,9 @@ mod tests {
                     "{name}"
                 );
             }
-            // Every k8s template qualifies, so the comparison above exercised the shortcut.
-            let templates = fast.templates.rendered_in("k8s").len();
-            assert!(
-                fast.skeletons.eligible() >= templates,
-                "{}",
-                fast.skeletons.eligible()
-            );
-            assert_eq!(slow.skeletons.eligible(), 0);
+            // The comparison above exercised the caches: a shape per template.
+            assert!(fast.parse_cache.shapes() >= fast.templates.rendered_in("k8s").len());
+            assert_eq!(slow.parse_cache.shapes(), 0);
         }
     }
 

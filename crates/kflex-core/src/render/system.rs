@@ -35,7 +35,7 @@ impl Renderer {
         let root = context_value(&root);
         for dir in SYSTEM_TEMPLATE_DIRS {
             for template in self.templates.rendered_in(dir) {
-                manifests.extend(self.render_template(template, &root, None)?);
+                manifests.extend(self.render_template(template, &root)?);
             }
         }
         for manifest in &mut manifests {

@@ -3,7 +3,7 @@
 //! JSON auto-escaping (every `{{ value }}` becomes a quoted YAML scalar, so values can never add
 //! structure). Files whose name starts with `_` are partials: includable, never rendered alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::sync::Arc;
 
@@ -17,6 +17,10 @@ include!(concat!(env!("OUT_DIR"), "/embedded_templates.rs"));
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateSet {
     files: BTreeMap<String, String>,
+    /// The files an override added or replaced: compiled before anything renders, so a broken
+    /// one is reported whichever type uses it. kflex's own are compiled when first used (a test
+    /// compiles them all).
+    overridden: BTreeSet<String>,
 }
 
 /// A template could not be compiled.
@@ -45,7 +49,10 @@ impl TemplateSet {
             .iter()
             .map(|(name, content)| ((*name).to_owned(), (*content).to_owned()))
             .collect();
-        Self { files }
+        Self {
+            files,
+            overridden: BTreeSet::new(),
+        }
     }
 
     /// Replaces or adds files: a file with an embedded file's path replaces it (an empty file
@@ -63,6 +70,7 @@ impl TemplateSet {
                     detail,
                 });
             }
+            self.overridden.insert(name.clone());
             self.files.insert(name, content);
         }
         Ok(self)
@@ -119,11 +127,19 @@ impl TemplateSet {
             })?;
         env.set_syntax(syntax);
         super::filters::register(&mut env, canonical);
-        for (name, source) in &self.files {
-            if name.split('/').any(|part| DATA_DIRECTORIES.contains(&part)) {
-                continue;
-            }
-            env.add_template_owned(name.clone(), source.clone())
+        let is_template =
+            |name: &str| !name.split('/').any(|part| DATA_DIRECTORIES.contains(&part));
+        // A one-shot render uses a fraction of the templates: kflex's own are compiled on
+        // first use (from the binary; they cannot fail, see the test that compiles them all).
+        let own: BTreeMap<String, &'static str> = EMBEDDED_TEMPLATES
+            .iter()
+            .filter(|(name, _)| is_template(name) && !self.overridden.contains(*name))
+            .map(|(name, source)| ((*name).to_owned(), *source))
+            .collect();
+        env.set_loader(move |name| Ok(own.get(name).map(|source| (*source).to_owned())));
+        for name in self.overridden.iter().filter(|name| is_template(name)) {
+            let source = self.files.get(name).cloned().unwrap_or_default();
+            env.add_template_owned(name.clone(), source)
                 .map_err(|err| TemplateError {
                     name: name.clone(),
                     detail: describe(&err),
@@ -229,10 +245,23 @@ mod tests {
     }
 
     #[test]
+    fn every_template_of_kflex_compiles() {
+        let env = TemplateSet::embedded().compile(Arc::default()).unwrap();
+        for (name, _) in EMBEDDED_TEMPLATES
+            .iter()
+            .filter(|(name, _)| !name.split('/').any(|p| DATA_DIRECTORIES.contains(&p)))
+        {
+            if let Err(err) = env.get_template(name) {
+                panic!("{name}: {}", describe(&err));
+            }
+        }
+    }
+
+    #[test]
     fn compile_errors_name_the_template_and_line() {
-        let set = TemplateSet {
-            files: [("k8s/x.yaml".to_owned(), "a: 1\nb: {{ x\n".to_owned())].into(),
-        };
+        let set = TemplateSet::embedded()
+            .with_overrides([("k8s/x.yaml".to_owned(), "a: 1\nb: {{ x\n".to_owned())])
+            .unwrap();
         let err = set.compile(Arc::default()).unwrap_err();
         assert_eq!(err.name, "k8s/x.yaml");
         assert!(err.detail.starts_with("line 2"), "{}", err.detail);
