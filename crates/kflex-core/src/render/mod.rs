@@ -6,6 +6,7 @@
 //! install order — and the same for the one-time system manifests. Writing the result anywhere
 //! is the caller's job.
 
+pub mod backup;
 mod canonical;
 mod config_hash;
 mod context;

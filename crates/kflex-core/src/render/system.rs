@@ -30,6 +30,13 @@ impl Renderer {
             exposure: &exposure,
             config_data: &config_data,
             hook_rules: hook_rules(&self.settings.hook_resources),
+            backup_claims: self
+                .settings
+                .backup
+                .storage
+                .iter()
+                .filter_map(|store| store.pvc.as_ref())
+                .collect(),
         };
         let root = serde_json::to_value(&root).map_err(SetError::Context)?;
         let root = context_value(&root);
