@@ -145,6 +145,13 @@ impl Store {
             config.endpoint.clone()
         };
         let described = format!("backup store {name} (bucket {} at {at})", config.bucket);
+        if config.endpoint.starts_with("http://") && !config.allow_http {
+            anyhow::bail!(
+                "{described}: the endpoint is plain HTTP, which carries every Secret of the \
+                 control plane unencrypted; use https, or allowHttp in the setting backup.storage \
+                 (--s3-allow-http) for a store on a trusted network"
+            );
+        }
         let mut options = object_store::ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(10))
             .with_timeout(Duration::from_secs(300))
