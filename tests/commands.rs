@@ -1306,7 +1306,8 @@ async fn answer_job(fake: &FakeApi, prefix: &str, log: &str, succeed: bool) -> V
 /// What kflex's renderer puts in kubeflex-system for `cp` (its backup CronJob, …), applied as
 /// the controller would have.
 fn apply_rendered(fake: &FakeApi, cp: &Value, settings: kflex_core::settings::Settings) {
-    let cp: kflex_core::api::ControlPlane = serde_json::from_value(cp.clone()).expect("a ControlPlane");
+    let cp: kflex_core::api::ControlPlane =
+        serde_json::from_value(cp.clone()).expect("a ControlPlane");
     let renderer =
         kflex_core::render::Renderer::new(settings, &kflex_core::render::TemplateSet::embedded())
             .expect("a renderer");

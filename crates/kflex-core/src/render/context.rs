@@ -238,6 +238,16 @@ pub(crate) struct SystemRoot<'a> {
     pub hook_rules: Vec<HookRule>,
     /// The volume claims of the `pvc` entries of the setting `backup.storage`.
     pub backup_claims: Vec<&'a crate::settings::PvcStore>,
+    /// The setting `backup.allowedRestores`, split: which control plane may be restored from
+    /// which other's backups (the admission policy checks the restore Jobs against it).
+    pub allowed_restores: Vec<RestorePair<'a>>,
+}
+
+/// One entry of `backup.allowedRestores`.
+#[derive(Serialize, Debug)]
+pub(crate) struct RestorePair<'a> {
+    pub source: &'a str,
+    pub target: &'a str,
 }
 
 /// Resources of one API group that the controller's ClusterRole grants for hooks.
