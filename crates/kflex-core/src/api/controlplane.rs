@@ -165,7 +165,9 @@ pub struct BackupSpec {
     /// day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.
     #[schemars(
         length(min = 1, max = 100),
-        regex(pattern = r"^(@[a-z]+|\S+( \S+){4})$")
+        regex(
+            pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$"
+        )
     )]
     pub schedule: String,
     /// How many of this control plane's backups to keep in its storage (default 7).
