@@ -30,4 +30,5 @@ pub use validate::{
     MAX_BACKUP_RETENTION, MAX_CONTROL_PLANE_NAME_LEN, MAX_HOOK_USES, MAX_TOKEN_EXPIRATION_SECONDS,
     RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES, ValidationError,
     name_problem as control_plane_name_problem, validate_backup, validate_control_plane,
+    validate_restore_source,
 };

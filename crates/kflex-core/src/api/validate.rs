@@ -230,11 +230,13 @@ fn check_backup(
     if spec.type_ != ControlPlaneType::K8s {
         let why = match spec.type_ {
             ControlPlaneType::K3s | ControlPlaneType::Vcluster => format!(
-                "type {} keeps its data in an embedded store that kflex does not back up or                  restore yet (only type k8s, whose data is in PostgreSQL)",
+                "type {} keeps its data in an embedded store that kflex does not back up or \
+                 restore yet (only type k8s, whose data is in PostgreSQL)",
                 spec.type_
             ),
             _ => format!(
-                "type {} has no datastore of kflex's to back up or restore (only type k8s, whose                  data is in PostgreSQL)",
+                "type {} has no datastore of kflex's to back up or restore (only type k8s, whose \
+                 data is in PostgreSQL)",
                 spec.type_
             ),
         };
@@ -332,12 +334,38 @@ pub fn validate_backup(
         return Err(fail(
             "spec.restoreFrom.controlPlane",
             format!(
-                "a control plane restores only its own backups: {:?}'s hold every Secret of that                  control plane, so reading them is another tenant's data. An administrator can                  allow it with the setting backup.allowedRestores ({}:{name})",
+                "a control plane restores only its own backups: {:?}'s hold every Secret of that \
+                 control plane, so reading them is another tenant's data. An administrator can \
+                 allow it with the setting backup.allowedRestores ({}:{name})",
                 restore.control_plane, restore.control_plane
             ),
         ));
     }
     Ok(())
+}
+
+/// `cp`'s `spec.restoreFrom` against the control plane it names, when that one is known (in the
+/// same input, or in the cluster): a backup of a control plane of another type cannot be
+/// restored (only k8s control planes' backups exist, and only k8s ones restore).
+pub fn validate_restore_source(
+    cp: &ControlPlane,
+    source: Option<&ControlPlane>,
+) -> Result<(), ValidationError> {
+    let (Some(restore), Some(source)) = (&cp.spec.restore_from, source) else {
+        return Ok(());
+    };
+    if source.spec.type_ == cp.spec.type_ {
+        return Ok(());
+    }
+    Err(ValidationError {
+        name: cp.metadata.name.clone().unwrap_or_default(),
+        field: "spec.restoreFrom.controlPlane".to_owned(),
+        reason: format!(
+            "ControlPlane {:?} is of type {}, this one of type {}: a control plane is restored \
+             only from backups of its own type (kflex backs up and restores type k8s)",
+            restore.control_plane, source.spec.type_, cp.spec.type_
+        ),
+    })
 }
 
 /// Why a control plane of `type_` runs one API server at most; `None` for k8s, which runs as

@@ -314,6 +314,32 @@ pub fn check_single_host<'a>(
     }
 }
 
+/// Refuses a control plane among `control_planes` whose `spec.restoreFrom` names another of
+/// them of a different type.
+pub fn check_restore_sources<'a>(
+    control_planes: impl IntoIterator<Item = &'a ControlPlane> + Clone,
+) -> Result<(), RenderError> {
+    let by_name: HashMap<&str, &ControlPlane> = control_planes
+        .clone()
+        .into_iter()
+        .filter_map(|cp| cp.metadata.name.as_deref().map(|name| (name, cp)))
+        .collect();
+    for cp in control_planes {
+        let source = cp
+            .spec
+            .restore_from
+            .as_ref()
+            .and_then(|restore| by_name.get(restore.control_plane.as_str()).copied());
+        crate::api::validate_restore_source(cp, source).map_err(|err| {
+            RenderError::ControlPlane {
+                name: err.name.clone(),
+                source: Box::new(SetError::Invalid(err)),
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// Refuses an object that two control planes would both render (cluster-scoped objects, or
 /// objects in the shared system namespace). `sets` pairs each owner, as the message should name
 /// it (`ControlPlane "cp1"`, `the system manifests`), with its objects' keys — all of them, or
