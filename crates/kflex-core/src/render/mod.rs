@@ -425,8 +425,10 @@ mod tests {
             slow.canonical.disable();
             for (i, name) in names.iter().enumerate() {
                 let spec = match i % 8 {
-                    6 => json!({"type": "k8s", "replicas": 3}),
-                    7 => json!({"type": "k8s", "backend": "dedicated"}),
+                    6 => json!({"type": "k8s", "replicas": 3, "backup": {"schedule": "@daily"}}),
+                    7 => json!({"type": "k8s", "backend": "dedicated",
+                        "backup": {"schedule": "17 3 * * *", "retention": 2},
+                        "restoreFrom": {"controlPlane": name, "backup": "20261203-021700-k3x9qa"}}),
                     0 => {
                         json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
                     }
