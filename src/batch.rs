@@ -7,7 +7,8 @@ use std::num::NonZeroUsize;
 use kflex_core::api::ControlPlane;
 use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{
-    HookCatalog, RenderError, Rendered, Renderer, check_shared_objects, check_single_host,
+    HookCatalog, RenderError, Rendered, Renderer, check_restore_sources, check_shared_objects,
+    check_single_host,
 };
 
 /// One control plane after rendering and finishing.
@@ -46,6 +47,7 @@ where
         return Err(RenderError::DuplicateControlPlane(name).into());
     }
     check_single_host(sorted.iter().copied())?;
+    check_restore_sources(sorted.iter().copied())?;
     let results = parallel_map(&sorted, threads, |cp| {
         let Rendered {
             control_plane,

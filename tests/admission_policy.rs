@@ -230,6 +230,46 @@ fn with_the_setting_hooks_cluster_role_bindings_are_limited() {
 }
 
 #[test]
+fn restores_read_other_control_planes_backups_only_where_the_setting_allows() {
+    let mut allowing = settings(false, false);
+    allowing.backup.allowed_restores = vec!["prod:staging".to_owned(), "prod:dev".to_owned()];
+    for (settings, pairs) in [
+        (settings(false, false), &[][..]),
+        (allowing, &[("prod", "staging"), ("prod", "dev")][..]),
+    ] {
+        let validations = validations(&settings);
+        for message in [
+            "the kflex controller writes a Job that restores another control plane's backup",
+            "the kflex controller writes no CronJob that restores another control plane's backup",
+        ] {
+            let expression = rule(&validations, message);
+            assert_has(
+                expression,
+                &[
+                    "a == '--from-control-plane=' + variables.owner",
+                    "c.args.all(",
+                    "c.command.all(",
+                ],
+            );
+            let expression = expression.unwrap_or_default();
+            assert_eq!(
+                expression.matches("variables.owner == '").count(),
+                pairs.len() * 4,
+                "each allowed pair, for args and command of containers and init containers"
+            );
+            for (source, target) in pairs {
+                assert!(
+                    expression.contains(&format!(
+                        "(variables.owner == '{target}' && a == '--from-control-plane={source}')"
+                    )),
+                    "{expression}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn openshift_keeps_the_privileged_scc_rule_under_both_settings() {
     for allow in [false, true] {
         let validations = validations(&settings(allow, true));
@@ -402,6 +442,14 @@ fn kflex_s_own_objects_pass_the_policy_for_every_type() {
             "own",
             serde_json::json!({"type": "k8s", "backend": "dedicated"}),
         ),
+        // Backups and a restore: a CronJob, a Job and ServiceAccounts in kubeflex-system,
+        // Roles and bindings in <cp>-system.
+        (
+            "kept",
+            serde_json::json!({"type": "k8s", "backend": "dedicated",
+                "backup": {"schedule": "@daily"},
+                "restoreFrom": {"controlPlane": "kept", "backup": "20261203-021700-aaaaaa"}}),
+        ),
     ] {
         control_planes.push(ControlPlane::new(
             name,
@@ -517,7 +565,17 @@ fn the_policy_admits_and_denies_as_intended_when_its_cel_runs() {
     let mut paths = Vec::new();
     for (name, settings) in [
         ("off", settings(false, false)),
-        ("on", settings(true, false)),
+        // The opt-in variant also allows one restore across control planes.
+        (
+            "on",
+            Settings {
+                backup: kflex_core::settings::BackupSettings {
+                    allowed_restores: vec!["prod:staging".to_owned()],
+                    ..Default::default()
+                },
+                ..settings(true, false)
+            },
+        ),
         ("openshift", settings(false, true)),
     ] {
         let path = dir.path().join(format!("{name}.yaml"));

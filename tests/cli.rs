@@ -1573,3 +1573,121 @@ fn an_external_datastore_needs_its_secret() {
     );
     assert!(rendered.contains("secretName: pg-admin"), "{rendered}");
 }
+
+/// Bad backups and restores are refused with the object, the field and the reason, exit 1 and
+/// nothing on stdout.
+#[test]
+fn bad_backups_and_restores_name_object_field_and_reason() {
+    let cp = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\n\
+             metadata:\n  name: {name}\nspec:\n{spec}"
+        )
+    };
+    for (input, field, reason) in [
+        (
+            cp(
+                "cp1",
+                "  type: k8s\n  backup:\n    schedule: \"61 3 * * *\"\n",
+            ),
+            "spec.backup.schedule",
+            "the minute field \"61\"",
+        ),
+        (
+            cp(
+                "cp1",
+                "  type: k8s\n  backup:\n    schedule: \"every day\"\n",
+            ),
+            "spec.backup.schedule",
+            "needs five fields",
+        ),
+        (
+            cp(
+                "cp1",
+                "  type: k8s\n  backup:\n    schedule: \"@daily\"\n    storage: tape\n",
+            ),
+            "spec.backup.storage",
+            "no backup storage named \"tape\"; the setting backup.storage has local",
+        ),
+        (
+            cp(
+                "cp1",
+                "  type: k8s\n  restoreFrom:\n    controlPlane: cp1\n    backup: b1\n    storage: tape\n",
+            ),
+            "spec.restoreFrom.storage",
+            "no backup storage named \"tape\"",
+        ),
+        (
+            cp("h", "  type: host\n  backup:\n    schedule: \"@daily\"\n"),
+            "spec.backup",
+            "type host has no datastore of kflex's",
+        ),
+        (
+            cp(
+                "ext",
+                "  type: external\n  bootstrapSecretRef:\n    name: ext-bootstrap\n    \
+                 namespace: kubeflex-system\n    inClusterKey: kubeconfig\n  backup:\n    \
+                 schedule: \"@daily\"\n",
+            ),
+            "spec.backup",
+            "type external has no datastore of kflex's",
+        ),
+        (
+            cp(
+                "vc",
+                "  type: vcluster\n  backup:\n    schedule: \"@daily\"\n",
+            ),
+            "spec.backup",
+            "does not back up or restore yet",
+        ),
+        (
+            cp(
+                "staging",
+                "  type: k8s\n  restoreFrom:\n    controlPlane: prod\n    backup: b1\n",
+            ),
+            "spec.restoreFrom.controlPlane",
+            "backup.allowedRestores (prod:staging)",
+        ),
+        (
+            format!(
+                "{}---\n{}",
+                cp("edge", "  type: k3s\n"),
+                cp(
+                    "cp2",
+                    "  type: k8s\n  restoreFrom:\n    controlPlane: edge\n    backup: b1\n"
+                )
+            ),
+            "spec.restoreFrom.controlPlane",
+            "ControlPlane \"edge\" is of type k3s",
+        ),
+    ] {
+        let mut command = kflex();
+        command
+            .args([
+                "render",
+                "-f",
+                "-",
+                "--set",
+                "backup.allowedRestores=edge:cp2",
+            ])
+            .write_stdin(input.clone());
+        let message = refused(&mut command);
+        let name = input
+            .lines()
+            .rfind(|l| l.starts_with("  name: "))
+            .map(|l| l.trim_start_matches("  name: "))
+            .unwrap_or_default()
+            .to_owned();
+        let object = if field == "spec.restoreFrom.controlPlane" && reason.contains("edge") {
+            "cp2".to_owned()
+        } else {
+            name
+        };
+        assert!(
+            message.contains(&format!("ControlPlane {object:?}"))
+                && message.contains(field)
+                && message.contains(reason),
+            "{input}\n{message}"
+        );
+    }
+}

@@ -698,6 +698,8 @@ fn every_command_for_people_has_help_with_examples() {
         "ctx",
         "diff",
         "delete",
+        "backup",
+        "restore",
         "render",
         "config",
         "version",
@@ -1260,4 +1262,408 @@ async fn create_refuses_a_backend_or_replicas_the_type_cannot_have() {
             "{args:?}: no request was made"
         );
     }
+}
+
+/// The cluster's side of a command's Job in kubeflex-system whose name starts with `prefix` (one
+/// not answered yet): once it is created, its pod runs and logs `log`, and the Job succeeds (or
+/// fails). Returns the Job as the command created it.
+async fn answer_job(fake: &FakeApi, prefix: &str, log: &str, succeed: bool) -> Value {
+    for _ in 0..400 {
+        let job = fake.objects("batch", "jobs").into_iter().find(|job| {
+            job["metadata"]["namespace"] == "kubeflex-system"
+                && job.get("status").is_none_or(Value::is_null)
+                && job["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|name| name.starts_with(prefix))
+        });
+        if let Some(job) = job {
+            let name = job["metadata"]["name"].as_str().expect("a name").to_owned();
+            let pod = format!("{name}-x7k2p");
+            fake.put(
+                "",
+                "pods",
+                json!({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": pod, "namespace": "kubeflex-system",
+                                    "labels": {"job-name": name}},
+                       "spec": job["spec"]["template"]["spec"].clone()}),
+            );
+            fake.set_pod_log("kubeflex-system", &pod, log);
+            let status = if succeed {
+                json!({"status": {"succeeded": 1,
+                    "conditions": [{"type": "Complete", "status": "True"}]}})
+            } else {
+                json!({"status": {"failed": 1,
+                    "conditions": [{"type": "Failed", "status": "True"}]}})
+            };
+            fake.edit("batch", "jobs", Some("kubeflex-system"), &name, &status);
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no Job {prefix}* was created");
+}
+
+/// What kflex's renderer puts in kubeflex-system for `cp` (its backup CronJob, …), applied as
+/// the controller would have.
+fn apply_rendered(fake: &FakeApi, cp: &Value, settings: kflex_core::settings::Settings) {
+    let cp: kflex_core::api::ControlPlane =
+        serde_json::from_value(cp.clone()).expect("a ControlPlane");
+    let renderer =
+        kflex_core::render::Renderer::new(settings, &kflex_core::render::TemplateSet::embedded())
+            .expect("a renderer");
+    let rendered = renderer
+        .render(&cp, &kflex_core::render::HookCatalog::default())
+        .expect("rendered");
+    for manifest in rendered.manifests {
+        if manifest.kind() == "CronJob" {
+            fake.put(
+                "batch",
+                "cronjobs",
+                Value::Object(manifest.object().clone()),
+            );
+        }
+    }
+}
+
+fn control_plane_object(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+           "metadata": {"name": name, "uid": format!("uid-{name}")}, "spec": spec})
+}
+
+const CREATED_LOG: &str = "backup 20261203-041700-k3x9qa of cp1: 812 rows (revision 4130), 1048576 bytes, sha256 ab, to backup store local (directory /var/lib/kflex/backups)
+{\"name\":\"20261203-041700-k3x9qa\",\"time\":\"2026-12-03T04:17:00Z\",\"bytes\":1048576,\"rows\":812,\"revision\":4130,\"kflexVersion\":\"0.1.0\",\"controlPlane\":\"cp1\",\"store\":\"local\",\"removed\":[\"20261125-041700-aaaaaa\"]}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_create_runs_the_cronjob_now_and_prints_the_backups_name() {
+    let cluster = Cluster::start().await;
+    let cp = control_plane_object(
+        "cp1",
+        json!({"type": "k8s", "backup": {"schedule": "@daily"}}),
+    );
+    cluster.fake.put(GROUP, "controlplanes", cp.clone());
+    apply_rendered(&cluster.fake, &cp, Default::default());
+    let cron = cluster
+        .fake
+        .get("batch", "cronjobs", Some("kubeflex-system"), "backup-cp1")
+        .expect("the rendered CronJob");
+
+    let (output, job) = tokio::join!(
+        cluster.kflex(&["backup", "create", "cp1"]),
+        answer_job(&cluster.fake, "backup-cp1-m", CREATED_LOG, true)
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "20261203-041700-k3x9qa\n"
+    );
+    let said = stderr(&output);
+    assert!(
+        said.contains("812 rows") && said.contains("retention removed 20261125-041700-aaaaaa"),
+        "{said}"
+    );
+    // Exactly the CronJob's Job, owned by it (as `kubectl create job --from` makes it).
+    assert_eq!(
+        job["spec"]["template"],
+        cron["spec"]["jobTemplate"]["spec"]["template"]
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "backup-cp1");
+    assert!(job["metadata"]["name"].as_str().unwrap().len() <= 63);
+
+    let (output, _) = tokio::join!(
+        cluster.kflex(&["backup", "create", "cp1", "-o", "json"]),
+        answer_job(&cluster.fake, "backup-cp1-m", CREATED_LOG, true)
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let created: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(created["name"], "20261203-041700-k3x9qa");
+    assert_eq!(created["bytes"], 1_048_576);
+    assert_eq!(created["controlPlane"], "cp1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_create_says_why_it_cannot_and_reports_a_failed_backup() {
+    let cluster = Cluster::start().await;
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        control_plane_object("plain", json!({"type": "k8s"})),
+    );
+    let output = cluster.kflex(&["backup", "create", "plain"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("has no spec.backup"),
+        "{}",
+        stderr(&output)
+    );
+    let output = cluster.kflex(&["backup", "create", "nope"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("ControlPlane nope does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(cluster.fake.objects("batch", "jobs").is_empty());
+
+    let cp = control_plane_object(
+        "cp1",
+        json!({"type": "k8s", "backup": {"schedule": "@daily"}}),
+    );
+    cluster.fake.put(GROUP, "controlplanes", cp.clone());
+    apply_rendered(&cluster.fake, &cp, Default::default());
+    let log = "error: backup 20261203-041700-k3x9qa of cp1\n  caused by: the database has no table kine: kine has not started on it yet, so there is nothing to back up\n";
+    let (output, _) = tokio::join!(
+        cluster.kflex(&["backup", "create", "cp1"]),
+        answer_job(&cluster.fake, "backup-cp1-m", log, false)
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let said = stderr(&output);
+    assert!(
+        said.contains("failed") && said.contains("kine has not started"),
+        "{said}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+const LISTING_LOG: &str = "2 backups of cp1 in backup store offsite (bucket b at https://s3.example.com)
+{\"controlPlane\":\"cp1\",\"store\":\"offsite\",\"backups\":[{\"name\":\"20261202-021700-aaaaaa\",\"time\":\"2026-12-02T02:17:00Z\",\"bytes\":2048,\"rows\":10,\"revision\":20,\"kflexVersion\":\"0.1.0\"},{\"name\":\"20261203-021700-bbbbbb\",\"time\":\"2026-12-03T02:17:00Z\",\"bytes\":3145728,\"rows\":12,\"revision\":25,\"kflexVersion\":\"0.1.0\"}]}
+";
+
+fn with_settings(cluster: &Cluster, data: Value) {
+    cluster.fake.put(
+        "",
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+               "data": data}),
+    );
+}
+
+const TWO_STORES: &str = r#"[{"name":"local","pvc":{}},{"name":"offsite","s3":{"endpoint":"https://s3.example.com","bucket":"acme-backups","region":"eu-west-1","secretName":"backup-s3"}}]"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_list_reads_the_storage_in_a_job_and_prints_a_table_or_json() {
+    let cluster = Cluster::start().await;
+    with_settings(&cluster, json!({"backup.storage": TWO_STORES}));
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        control_plane_object(
+            "cp1",
+            json!({"type": "k8s", "backup": {"schedule": "@daily", "storage": "offsite"}}),
+        ),
+    );
+    let (output, job) = tokio::join!(
+        cluster.kflex(&["backup", "list", "cp1"]),
+        answer_job(&cluster.fake, "kflex-backup-list-", LISTING_LOG, true)
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = String::from_utf8(output.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "TIME", "SIZE", "ROWS"], "{table}");
+    assert_eq!(
+        rows[2],
+        [
+            "20261203-021700-bbbbbb",
+            "2026-12-03T02:17:00Z",
+            "3.0MiB",
+            "12"
+        ],
+        "{table}"
+    );
+    // The control plane's own storage, mounted read-only; no API access, no datastore.
+    let pod = &job["spec"]["template"]["spec"];
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &args[..4],
+        ["bootstrap", "backup", "list", "--control-plane=cp1"]
+    );
+    assert!(
+        args.contains(&"--store=offsite") && args.contains(&"--s3-bucket=acme-backups"),
+        "{args:?}"
+    );
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "backup-s3");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["containers"][0]["volumeMounts"][0]["readOnly"], true);
+    assert!(
+        cluster.fake.objects("batch", "jobs").is_empty(),
+        "the listing Job is removed once read"
+    );
+
+    // A control plane that is gone, another entry, JSON.
+    let (output, job) = tokio::join!(
+        cluster.kflex(&["backup", "list", "gone", "--storage", "local", "-o", "json"]),
+        answer_job(
+            &cluster.fake,
+            "kflex-backup-list-",
+            "{\"controlPlane\":\"gone\",\"store\":\"local\",\"backups\":[]}\n",
+            true
+        )
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listing: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["backups"], json!([]));
+    assert_eq!(
+        job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "kflex-backups"
+    );
+    let output = cluster
+        .kflex(&["backup", "list", "cp1", "--storage", "tape"])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no entry \"tape\" (it has: local, offsite)"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_checks_the_backup_and_creates_the_control_plane_with_restore_from() {
+    let cluster = Cluster::start().await;
+    let listing = "{\"controlPlane\":\"cp1\",\"store\":\"local\",\"backups\":[{\"name\":\"20261203-021700-bbbbbb\",\"time\":\"2026-12-03T02:17:00Z\",\"bytes\":2048,\"rows\":10,\"revision\":20,\"kflexVersion\":\"0.1.0\"}]}\n";
+    // cp1 was lost: it is created again, type k8s, from its backup.
+    let (output, _) = tokio::join!(
+        cluster.kflex(&[
+            "restore",
+            "cp1",
+            "--backup",
+            "20261203-021700-bbbbbb",
+            "--wait=false",
+            "-o",
+            "json"
+        ]),
+        answer_job(&cluster.fake, "kflex-backup-list-", listing, true)
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let created = cluster.control_plane("cp1").expect("created");
+    assert_eq!(created["spec"]["type"], "k8s");
+    assert_eq!(
+        created["spec"]["restoreFrom"],
+        json!({"controlPlane": "cp1", "backup": "20261203-021700-bbbbbb", "storage": "local"})
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["controlPlane"], "cp1");
+
+    // Again: it exists now, and a restore only creates.
+    let output = cluster
+        .kflex(&["restore", "cp1", "--backup", "20261203-021700-bbbbbb"])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("ControlPlane cp1 exists"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A backup that is not in the store: nothing is created.
+    let (output, _) = tokio::join!(
+        cluster.kflex(&[
+            "restore",
+            "cp2",
+            "--backup",
+            "20261201-000000-zzzzzz",
+            "--wait=false"
+        ]),
+        answer_job(
+            &cluster.fake,
+            "kflex-backup-list-",
+            "{\"controlPlane\":\"cp2\",\"store\":\"local\",\"backups\":[]}\n",
+            true
+        )
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("there is no backup 20261201-000000-zzzzzz of cp2"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(cluster.control_plane("cp2").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_under_another_name_needs_the_administrators_permission_and_the_same_type() {
+    let cluster = Cluster::start().await;
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        control_plane_object(
+            "prod",
+            json!({"type": "k8s", "backend": "dedicated", "replicas": 3,
+                                            "backup": {"schedule": "@daily"}}),
+        ),
+    );
+    cluster.fake.put(
+        GROUP,
+        "controlplanes",
+        control_plane_object("edge", json!({"type": "k3s"})),
+    );
+    let output = cluster
+        .kflex(&[
+            "restore",
+            "prod",
+            "--backup",
+            "20261203-021700-bbbbbb",
+            "--as",
+            "staging",
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    let said = stderr(&output);
+    assert!(
+        said.contains("spec.restoreFrom.controlPlane")
+            && said.contains("backup.allowedRestores (prod:staging)"),
+        "{said}"
+    );
+    let output = cluster
+        .kflex(&[
+            "restore",
+            "edge",
+            "--backup",
+            "20261203-021700-bbbbbb",
+            "--as",
+            "edge2",
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("of type k3s"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        cluster.fake.objects("batch", "jobs").is_empty(),
+        "no Job ran"
+    );
+
+    with_settings(&cluster, json!({"backup.allowedRestores": "prod:staging"}));
+    let listing = "{\"controlPlane\":\"prod\",\"store\":\"local\",\"backups\":[{\"name\":\"20261203-021700-bbbbbb\",\"time\":\"2026-12-03T02:17:00Z\",\"bytes\":2048,\"rows\":10,\"revision\":20,\"kflexVersion\":\"0.1.0\"}]}\n";
+    let (output, _) = tokio::join!(
+        cluster.kflex(&[
+            "restore",
+            "prod",
+            "--backup",
+            "20261203-021700-bbbbbb",
+            "--as",
+            "staging",
+            "--wait=false"
+        ]),
+        answer_job(&cluster.fake, "kflex-backup-list-", listing, true)
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let staging = cluster.control_plane("staging").expect("created");
+    // prod's spec, without its backups; from prod's backup.
+    assert_eq!(staging["spec"]["backend"], "dedicated");
+    assert_eq!(staging["spec"]["replicas"], 3);
+    assert!(staging["spec"].get("backup").is_none());
+    assert_eq!(staging["spec"]["restoreFrom"]["controlPlane"], "prod");
 }

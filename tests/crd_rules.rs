@@ -113,6 +113,122 @@ fn cases() -> Vec<Case> {
             Some("spec.backend"),
         ),
         create(
+            "backups of a k8s control plane",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "17 3 * * *", "retention": 14,
+                                                        "storage": "offsite"}}),
+            ),
+            None,
+        ),
+        create(
+            "backups on @daily",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "@daily"}}),
+            ),
+            None,
+        ),
+        create(
+            "backups of a host control plane",
+            cp(
+                "h",
+                json!({"type": "host", "backup": {"schedule": "@daily"}}),
+            ),
+            Some("spec.backup"),
+        ),
+        create(
+            "backups of an external control plane",
+            cp(
+                "ext",
+                json!({"type": "external", "backup": {"schedule": "@daily"},
+                "bootstrapSecretRef": {"name": "ext-bootstrap", "namespace": "kubeflex-system",
+                                       "inClusterKey": "kubeconfig"}}),
+            ),
+            Some("spec.backup"),
+        ),
+        create(
+            "backups of a vcluster control plane (not yet)",
+            cp(
+                "vc",
+                json!({"type": "vcluster", "backup": {"schedule": "@daily"}}),
+            ),
+            Some("spec.backup"),
+        ),
+        create(
+            "a schedule of one field",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "daily"}}),
+            ),
+            Some("spec.backup.schedule"),
+        ),
+        create(
+            "an unknown descriptor",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "@fortnightly"}}),
+            ),
+            Some("spec.backup.schedule"),
+        ),
+        create(
+            "retention 0",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "@daily", "retention": 0}}),
+            ),
+            Some("spec.backup.retention"),
+        ),
+        create(
+            "retention 1001",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "@daily", "retention": 1001}}),
+            ),
+            Some("spec.backup.retention"),
+        ),
+        create(
+            "a storage name with a slash",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "@daily", "storage": "a/b"}}),
+            ),
+            Some("spec.backup.storage"),
+        ),
+        create(
+            "a restore of a k8s control plane",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1",
+                                                             "backup": "20261203-021700-k3x9qa"}}),
+            ),
+            None,
+        ),
+        create(
+            "a restore of a k3s control plane",
+            cp(
+                "edge",
+                json!({"type": "k3s", "restoreFrom": {"controlPlane": "edge", "backup": "b1"}}),
+            ),
+            Some("spec.restoreFrom"),
+        ),
+        create(
+            "a backup name with a path",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1", "backup": "../cp2/b1"}}),
+            ),
+            Some("spec.restoreFrom.backup"),
+        ),
+        create(
+            "a source that is no control-plane name",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "Prod", "backup": "b1"}}),
+            ),
+            Some("spec.restoreFrom.controlPlane"),
+        ),
+        create(
             "external without its Secret",
             cp("ext", json!({"type": "external"})),
             Some("spec"),
@@ -176,6 +292,49 @@ fn cases() -> Vec<Case> {
             cp(
                 "cp1",
                 json!({"type": "k8s", "backend": "dedicated", "replicas": 2}),
+            ),
+            None,
+        ),
+        update(
+            "restoreFrom added after creation",
+            cp("cp1", json!({"type": "k8s"})),
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1", "backup": "b1"}}),
+            ),
+            Some("spec.restoreFrom"),
+        ),
+        update(
+            "restoreFrom changed",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1", "backup": "b1"}}),
+            ),
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1", "backup": "b2"}}),
+            ),
+            Some("spec.restoreFrom"),
+        ),
+        update(
+            "restoreFrom removed",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1", "backup": "b1"}}),
+            ),
+            cp("cp1", json!({"type": "k8s"})),
+            Some("spec.restoreFrom"),
+        ),
+        update(
+            "restoreFrom kept, a backup schedule added",
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1", "backup": "b1"}}),
+            ),
+            cp(
+                "cp1",
+                json!({"type": "k8s", "restoreFrom": {"controlPlane": "cp1", "backup": "b1"},
+                             "backup": {"schedule": "@daily"}}),
             ),
             None,
         ),

@@ -380,6 +380,7 @@ fn rendered_kflex_invocations_are_accepted_by_the_binary() {
     }
     let expected = [
         "bootstrap adopt",
+        "bootstrap backup",
         "bootstrap database",
         "bootstrap host-kubeconfig",
         "bootstrap kubeconfig",

@@ -8,6 +8,7 @@
 //! command line, the clock and the Kubernetes API.
 
 pub mod address;
+pub mod backup;
 pub mod certificates;
 pub mod database;
 pub mod duration;

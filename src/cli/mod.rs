@@ -3,6 +3,7 @@
 
 mod adopt;
 mod argocd;
+mod backup;
 mod completion;
 mod config;
 mod crds;
@@ -46,6 +47,8 @@ enum Command {
     Ctx(Box<ctx::CtxArgs>),
     Diff(diff::DiffArgs),
     Delete(delete::DeleteArgs),
+    Backup(backup::BackupArgs),
+    Restore(Box<backup::RestoreArgs>),
     Config(config::ConfigArgs),
     Version(version::VersionArgs),
     Completion(completion::CompletionArgs),
@@ -96,6 +99,8 @@ pub fn run() -> Result<Outcome, Failure> {
             Err(error) => Err(fail(2)(error)),
         },
         Command::Delete(args) => success(delete::run(args)),
+        Command::Backup(args) => success(backup::run(args)),
+        Command::Restore(args) => success(backup::run_restore(*args)),
         Command::Config(args) => success(config::run(args)),
         Command::Version(args) => success(version::run(args)),
         Command::Completion(args) => success(completion::run(args)),

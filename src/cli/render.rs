@@ -296,6 +296,8 @@ fn spec_of_type(type_: ControlPlaneType) -> ControlPlaneSpec {
         wait_for_post_create_hooks: None,
         kubernetes_version: None,
         replicas: None,
+        backup: None,
+        restore_from: None,
     }
 }
 

@@ -87,6 +87,36 @@ async fn fresh(ctx: &Context, name: &str) -> anyhow::Result<Option<ControlPlane>
         .map_err(|err| anyhow::anyhow!("reading ControlPlane {name}: {err}"))
 }
 
+/// Why `cp` must not be rendered because its `spec.restoreFrom` names a control plane of another
+/// type, looked up in the cluster. Only before the control plane was first acted on: the restore
+/// happens once, on creation, and the source may change or go afterwards.
+async fn foreign_restore_source(
+    ctx: &Context,
+    cp: &ControlPlane,
+) -> anyhow::Result<Option<String>> {
+    let Some(restore) = &cp.spec.restore_from else {
+        return Ok(None);
+    };
+    let acted_on = cp
+        .status
+        .as_ref()
+        .is_some_and(|s| s.observed_generation > 0);
+    if acted_on || Some(restore.control_plane.as_str()) == cp.metadata.name.as_deref() {
+        return Ok(None);
+    }
+    let source = fresh(ctx, &restore.control_plane).await?;
+    Ok(
+        kflex_core::api::validate_restore_source(cp, source.as_ref())
+            .err()
+            .map(|err| {
+                format!(
+                    "failed to render ControlPlane {:?}: {err}",
+                    cp.metadata.name.as_deref().unwrap_or_default()
+                )
+            }),
+    )
+}
+
 /// After a failed reconcile: try again, waiting longer after each failure in a row (5 s
 /// doubling, at most 5 minutes).
 pub fn error_policy(cp: Arc<ControlPlane>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -278,6 +308,9 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         Ok(catalog) => catalog,
         Err(err) => return blocked(ctx, cp, "ReconcileError", err.to_string()).await,
     };
+    if let Some(message) = foreign_restore_source(ctx, cp).await? {
+        return not_rendered(ctx, cp, false, message).await;
+    }
     let rendered = match renderer.render(cp, &catalog) {
         Ok(rendered) => rendered,
         Err(err) => {

@@ -116,7 +116,33 @@ def tls_route(*parents, hook="h"):
          "spec": {"parentRefs": list(parents), "hostnames": ["cp2.localtest.me"], "rules": [{"backendRefs": [{"name": "s", "port": 443}]}]}}
     return request("CREATE", GW, "tlsroutes", "TLSRoute", o, ns="cp1-system")
 
-common = [
+def job(cp, args, kind="Job", init=False, field="args"):
+    container = {"name": "restore", "image": "kflex", field: args}
+    pod = {"containers": [container]}
+    if init:
+        pod = {"initContainers": [container], "containers": [{"name": "main", "image": "kflex"}]}
+    spec = {"template": {"spec": pod}}
+    if kind == "CronJob":
+        spec = {"schedule": "@daily", "jobTemplate": {"spec": spec}}
+    o = {"kind": kind, "metadata": meta("restore-" + (cp or "x"), ns="kubeflex-system", cp=cp), "spec": spec}
+    return request("CREATE", "batch", kind.lower() + "s", kind, o, ns="kubeflex-system")
+
+RESTORE = ["bootstrap", "backup", "restore", "--control-plane=cp1"]
+restores = [
+    # A restore Job reads its own control plane's backups; another's only where the setting
+    # backup.allowedRestores says so (the "on" variant allows prod:staging).
+    ("restore Job from its own backups", True, job("cp1", RESTORE + ["--from-control-plane=cp1"])),
+    ("restore Job from cp2's backups", False, job("cp1", RESTORE + ["--from-control-plane=cp2"])),
+    ("restore from cp2's backups in an init container", False, job("cp1", RESTORE + ["--from-control-plane=cp2"], init=True)),
+    ("restore from cp2's backups in the command", False, job("cp1", ["kflex"] + RESTORE + ["--from-control-plane=cp2"], field="command")),
+    ("CronJob restoring from cp2's backups", False, job("cp1", RESTORE + ["--from-control-plane=cp2"], kind="CronJob")),
+    ("unlabelled restore Job", False, job(None, RESTORE + ["--from-control-plane=cp1"])),
+    ("backup CronJob", True, job("cp1", ["bootstrap", "backup", "create", "--control-plane=cp1"], kind="CronJob")),
+    ("prod restoring from staging", False, job("prod", RESTORE + ["--from-control-plane=staging"])),
+    ("delete a restore Job", True, request("DELETE", "batch", "jobs", "Job", None, {"kind": "Job", "metadata": meta("restore-cp1", ns="kubeflex-system"), "spec": {"template": {"spec": {"containers": [{"name": "r", "args": ["--from-control-plane=cp2"]}]}}}}, ns="kubeflex-system")),
+]
+
+common = restores + [
     ("kflex's own host binding to cluster-admin", True, crb("cluster-admin", [sa("cp1", "cp1-system")], hook=None)),
     ("own binding cluster-admin to another SA", False, crb("cluster-admin", [sa("other", "cp1-system")], hook=None)),
     ("hook RoleBinding to admin for own SA", True, rb("ClusterRole", "admin", [sa("default", "cp1-system")])),
@@ -187,10 +213,13 @@ cluster_roles = [
     ("other label", True, cr(GET_NS, labels={"team": "a"})),
 ]
 off = cluster_roles + [
+    ("staging restoring from prod, not allowed", False, job("staging", RESTORE + ["--from-control-plane=prod"])),
     ("hook ClusterRoleBinding to own role", False, crb("kflex-check-cp1", [sa("check-cp1", "cp1-system")])),
     ("hook ClusterRoleBinding to view", False, crb("view", [sa("x", "cp1-system")])),
 ]
 on = cluster_roles + [
+    ("staging restoring from prod, allowed", True, job("staging", RESTORE + ["--from-control-plane=prod"])),
+    ("staging restoring from another, not allowed", False, job("staging", RESTORE + ["--from-control-plane=dev"])),
     ("hook CRB to cluster-admin for own host SA", False, crb("cluster-admin", [sa("cp1", "cp1-system")])),
     ("hook CRB to admin", False, crb("admin", [sa("x", "cp1-system")])),
     ("hook CRB to edit", False, crb("edit", [sa("x", "cp1-system")])),

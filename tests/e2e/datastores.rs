@@ -1,8 +1,10 @@
-//! Highly available API servers and dedicated datastores on a real cluster: what the API server
-//! refuses (its CRD's rules), what a `dedicated` control plane and a three-replica one consist of
-//! once the controller applied them (objects, ownership, status, `kflex list -o wide`), and that
-//! deleting them leaves nothing behind — no namespace, no volume claim, nothing in
-//! kubeflex-system. Pods need not run: the checks are on what the API shows.
+//! Highly available API servers, dedicated datastores, backups and restores on a real cluster:
+//! what the API server refuses (its CRD's rules), what a `dedicated` control plane, a
+//! three-replica one and one with `spec.backup` and `spec.restoreFrom` consist of once the
+//! controller applied them (objects, ownership, status, `kflex list -o wide`, the backup
+//! CronJob and the restore Job), and that deleting them leaves nothing behind — no namespace, no
+//! volume claim, nothing in kubeflex-system. Pods need not run: the checks are on what the API
+//! shows (the restore Job's backup does not exist, so that control plane never becomes Ready).
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
@@ -17,6 +19,8 @@ use super::{eventually, kflex};
 pub const DEDICATED: &str = "e2e-own";
 /// A k8s control plane with three API servers.
 pub const HIGHLY_AVAILABLE: &str = "e2e-ha";
+/// A k8s control plane with a backup schedule, restored from a backup of its own name.
+pub const BACKED_UP: &str = "e2e-backup";
 
 /// The two control planes, created with the acceptance set.
 pub fn control_planes() -> anyhow::Result<Vec<ControlPlane>> {
@@ -28,6 +32,13 @@ pub fn control_planes() -> anyhow::Result<Vec<ControlPlane>> {
         ControlPlane::new(
             HIGHLY_AVAILABLE,
             serde_json::from_value(json!({"type": "k8s", "replicas": 3}))?,
+        ),
+        ControlPlane::new(
+            BACKED_UP,
+            serde_json::from_value(json!({"type": "k8s",
+                // Not during the suite: the objects are what is checked.
+                "backup": {"schedule": "0 0 1 1 *", "retention": 3},
+                "restoreFrom": {"controlPlane": BACKED_UP, "backup": "20000101-000000-absent"}}))?,
         ),
     ])
 }
@@ -76,6 +87,18 @@ pub async fn refused_by_the_api(client: &kube::Client, existing: &str) -> anyhow
             "spec.backend",
             "dedicated is for k8s control planes",
         ),
+        (
+            "e2e-host-backup",
+            json!({"type": "host", "backup": {"schedule": "@daily"}}),
+            "spec.backup",
+            "backups are for type k8s",
+        ),
+        (
+            "e2e-bad-schedule",
+            json!({"type": "k8s", "backup": {"schedule": "daily"}}),
+            "spec.backup.schedule",
+            "should match",
+        ),
     ] {
         let object: DynamicObject = serde_json::from_value(control_plane(name, spec))?;
         let message = refusal(name, api.create(&dry_run, &object).await)?;
@@ -100,9 +123,19 @@ pub async fn refused_by_the_api(client: &kube::Client, existing: &str) -> anyhow
             && message.contains("To move a control plane"),
         "changing {existing}'s backend: {message}"
     );
+    let patch = json!({"spec": {"restoreFrom": {"controlPlane": existing, "backup": "b1"}}});
+    let message = refusal(
+        "adding spec.restoreFrom",
+        api.patch(existing, &params, &Patch::Merge(&patch)).await,
+    )?;
+    anyhow::ensure!(
+        message.contains("spec.restoreFrom") && message.contains("immutable"),
+        "adding {existing}'s restoreFrom: {message}"
+    );
     eprintln!(
-        "the API server refuses replicas 0, two k3s servers, a dedicated vcluster and a changed \
-         backend, naming the object, the field and why"
+        "the API server refuses replicas 0, two k3s servers, a dedicated vcluster, a changed \
+         backend, backups of a host, a bad schedule and a restoreFrom added later, naming the \
+         object, the field and why"
     );
     Ok(())
 }
@@ -186,6 +219,89 @@ pub async fn check_objects(client: &kube::Client, kubeconfig: &str) -> anyhow::R
         );
         anyhow::ensure!(budget.data["spec"]["maxUnavailable"] == 1);
     }
+    // The backup CronJob and the restore Job, in kubeflex-system, with their accounts; their
+    // Roles in the control plane's namespace.
+    let cron = get(
+        client,
+        "batch/v1",
+        "CronJob",
+        "kubeflex-system",
+        &format!("backup-{BACKED_UP}"),
+    )
+    .await?
+    .context("the backup CronJob")?;
+    let args =
+        &cron.data["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"];
+    anyhow::ensure!(
+        args[2] == "create" && args[3] == format!("--control-plane={BACKED_UP}").as_str(),
+        "the CronJob runs kflex bootstrap backup create: {args}"
+    );
+    anyhow::ensure!(cron.data["spec"]["schedule"] == "0 0 1 1 *");
+    let restore = get(
+        client,
+        "batch/v1",
+        "Job",
+        "kubeflex-system",
+        &format!("restore-{BACKED_UP}"),
+    )
+    .await?
+    .context("the restore Job")?;
+    let args = &restore.data["spec"]["template"]["spec"]["containers"][0]["args"];
+    anyhow::ensure!(
+        args[2] == "restore"
+            && args
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(format!("--from-control-plane={BACKED_UP}")))),
+        "the restore Job runs kflex bootstrap backup restore: {args}"
+    );
+    for object in [&cron, &restore] {
+        anyhow::ensure!(
+            object
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(CONTROL_PLANE_LABEL))
+                == Some(&BACKED_UP.to_owned()),
+            "{:?} is labelled with its control plane",
+            object.metadata.name
+        );
+    }
+    for (api_version, kind, namespace, name) in [
+        (
+            "v1",
+            "ServiceAccount",
+            "kubeflex-system".to_owned(),
+            format!("backup-{BACKED_UP}"),
+        ),
+        (
+            "v1",
+            "ServiceAccount",
+            "kubeflex-system".to_owned(),
+            format!("restore-{BACKED_UP}"),
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            format!("{BACKED_UP}-system"),
+            "kflex-backup".to_owned(),
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            format!("{BACKED_UP}-system"),
+            "kflex-restore".to_owned(),
+        ),
+        (
+            "v1",
+            "PersistentVolumeClaim",
+            "kubeflex-system".to_owned(),
+            "kflex-backups".to_owned(),
+        ),
+    ] {
+        get(client, api_version, kind, &namespace, &name)
+            .await?
+            .with_context(|| format!("{kind} {namespace}/{name}"))?;
+    }
     let listed = kflex(kubeconfig, &["list", "-o", "wide"]).await?;
     let table = String::from_utf8_lossy(&listed.stdout);
     let columns = |name: &str| -> Option<Vec<String>> {
@@ -205,7 +321,8 @@ pub async fn check_objects(client: &kube::Client, kubeconfig: &str) -> anyhow::R
     );
     eprintln!(
         "ControlPlane {DEDICATED}: its PostgreSQL in its namespace, nothing in kubeflex-system; \
-         ControlPlane {HIGHLY_AVAILABLE}: three API servers, two controller managers, budgets"
+         ControlPlane {HIGHLY_AVAILABLE}: three API servers, two controller managers, budgets; \
+         ControlPlane {BACKED_UP}: its backup CronJob and restore Job in kubeflex-system"
     );
     Ok(())
 }
@@ -215,7 +332,7 @@ pub async fn check_objects(client: &kube::Client, kubeconfig: &str) -> anyhow::R
 /// termination: with it, only the last check runs.)
 pub async fn nothing_left(client: &kube::Client, fake_api: bool) -> anyhow::Result<()> {
     if !fake_api {
-        for name in [DEDICATED, HIGHLY_AVAILABLE] {
+        for name in [DEDICATED, HIGHLY_AVAILABLE, BACKED_UP] {
             let namespaces: Api<Namespace> = Api::all(client.clone());
             let namespace = format!("{name}-system");
             eventually(&format!("namespace {namespace} gone"), || {
@@ -233,6 +350,7 @@ pub async fn nothing_left(client: &kube::Client, fake_api: bool) -> anyhow::Resu
     }
     for (api_version, kind) in [
         ("batch/v1", "Job"),
+        ("batch/v1", "CronJob"),
         ("v1", "ServiceAccount"),
         ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ] {
@@ -242,7 +360,7 @@ pub async fn nothing_left(client: &kube::Client, fake_api: bool) -> anyhow::Resu
         ));
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), "kubeflex-system", &resource);
-        for name in [DEDICATED, HIGHLY_AVAILABLE] {
+        for name in [DEDICATED, HIGHLY_AVAILABLE, BACKED_UP] {
             let selector = format!("{CONTROL_PLANE_LABEL}={name}");
             let left = api
                 .list(&ListParams::default().labels(&selector))
@@ -257,6 +375,9 @@ pub async fn nothing_left(client: &kube::Client, fake_api: bool) -> anyhow::Resu
             );
         }
     }
-    eprintln!("ControlPlanes {DEDICATED} and {HIGHLY_AVAILABLE}: deleted, nothing left behind");
+    eprintln!(
+        "ControlPlanes {DEDICATED}, {HIGHLY_AVAILABLE} and {BACKED_UP}: deleted, nothing left \
+         behind (the backup claim stays: it is the system's)"
+    );
     Ok(())
 }

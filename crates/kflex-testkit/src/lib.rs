@@ -5,8 +5,9 @@
 //! immutable template and bindings' immutable roleRef), merge patches (with resourceVersion
 //! preconditions, the status subresource, and finalizers that hold a deleted object), resource
 //! versions, generations where Kubernetes keeps them, RBAC-like denials of a verb on a
-//! resource, a log of every request, and injected failures. It is a tower `Service`, so
-//! `kube::Client::new(fake.clone(), "default")` talks to it directly.
+//! resource, pods' logs as the test sets them, a log of every request, and injected failures.
+//! It is a tower `Service`, so `kube::Client::new(fake.clone(), "default")` talks to it
+//! directly.
 //!
 //! Not modelled: garbage collection, namespace termination, admission, field selectors,
 //! managed fields and defaulting; dry runs only for server-side apply (what `kflex diff` uses).
@@ -117,6 +118,8 @@ struct State {
     /// Every change, so a watch from a resourceVersion gets what happened since (as the API
     /// server's watch cache does), not only what happens after it connects.
     history: Vec<Change>,
+    /// Pods' logs (`pods/<name>/log`), by namespace and pod, as the test sets them.
+    pod_logs: BTreeMap<(String, String), String>,
 }
 
 /// One change, as watchers see it.
@@ -365,6 +368,13 @@ impl FakeApi {
     }
 
     /// Every request so far.
+    /// Sets the log of pod `namespace/name` (what `pods/<name>/log` answers).
+    pub fn set_pod_log(&self, namespace: &str, name: &str, text: &str) {
+        self.lock()
+            .pod_logs
+            .insert((namespace.to_owned(), name.to_owned()), text.to_owned());
+    }
+
     pub fn log(&self) -> Vec<Logged> {
         self.lock().log.clone()
     }
@@ -556,6 +566,23 @@ impl FakeApi {
             }
         };
         let metadata = accept.contains("as=PartialObjectMetadata");
+        if method == Method::GET
+            && target.plural == "pods"
+            && target.subresource.as_deref() == Some("log")
+        {
+            let key = (
+                target.namespace.clone().unwrap_or_default(),
+                target.name.clone().unwrap_or_default(),
+            );
+            return match self.lock().pod_logs.get(&key) {
+                Some(text) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "text/plain")
+                    .body(http_body_util::Full::new(Bytes::from(text.clone())).boxed())
+                    .unwrap_or_else(|_| Response::new(http_body_util::Empty::new().boxed())),
+                None => status(404, "NotFound", "no log for this pod in the fake"),
+            };
+        }
         match (&method, &target.name) {
             (&Method::GET, None)
                 if params.get("watch").is_some_and(|w| w == "true" || w == "1") =>

@@ -2,6 +2,7 @@
 //! PostgreSQL), on a single-threaded runtime.
 
 mod adopt;
+pub mod backup;
 mod database;
 mod host;
 mod kubeconfig;
@@ -43,6 +44,8 @@ enum Command {
     Adopt(adopt::AdoptArgs),
     /// A k3s or vcluster control plane's kubeconfig, published for use from outside and inside.
     PublishKubeconfig(publish::PublishArgs),
+    /// A k8s control plane's database backups: take one, list them, restore one.
+    Backup(backup::BackupArgs),
 }
 
 /// Runs the subcommand.
@@ -61,6 +64,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
             Command::HostKubeconfig(args) => host::run(args).await,
             Command::Adopt(args) => adopt::run(args).await,
             Command::PublishKubeconfig(args) => publish::run(args).await,
+            Command::Backup(args) => backup::run(args).await,
         }
     })
 }

@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Desired state of a hosted control plane. Every field KubeFlex defines keeps its name, type and
-/// default; `kubernetesVersion` and `replicas` are kflex's additive fields.
+/// default; `kubernetesVersion`, `replicas`, `backup` and `restoreFrom` are kflex's additive
+/// fields.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "tenancy.kflex.kubestellar.org",
@@ -53,6 +54,29 @@ use serde::{Deserialize, Serialize};
         "spec.backend is immutable: changing it would leave the control plane's data behind in \
          the old database. To move a control plane, create a new one with the backend wanted, \
          move the tenant's objects to it, then delete the old one"
+    ),
+    validation = Rule::new("self.type == 'k8s' || !has(self.backup)")
+        .field_path(".backup")
+        .message(
+            "backups are for type k8s, whose data kflex keeps in PostgreSQL; k3s and vcluster \
+             keep theirs in an embedded store kflex does not back up yet, and host and external \
+             have no datastore of kflex's"
+        ),
+    validation = Rule::new("self.type == 'k8s' || !has(self.restoreFrom)")
+        .field_path(".restoreFrom")
+        .message(
+            "restoring is for type k8s, whose data kflex keeps in PostgreSQL (and only a k8s \
+             control plane's backup can be restored)"
+        ),
+    validation = Rule::new(
+        "has(self.restoreFrom) == has(oldSelf.restoreFrom) && \
+         (!has(self.restoreFrom) || self.restoreFrom == oldSelf.restoreFrom)"
+    )
+    .field_path(".restoreFrom")
+    .message(
+        "spec.restoreFrom is immutable: a control plane's database is restored once, when the \
+         control plane is created. To restore again, create a new control plane (or delete this \
+         one and create it again) with spec.restoreFrom"
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -120,6 +144,73 @@ pub struct ControlPlaneSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub replicas: Option<i32>,
+
+    /// kflex: scheduled backups of a k8s control plane's database, by a CronJob in
+    /// kubeflex-system, to a storage entry of the settings (`backup.storage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+
+    /// kflex: create this k8s control plane's database from a backup, before its API server
+    /// first starts. Acts only on creation; immutable. A backup of a control plane of the same
+    /// name, or of one an administrator allows (setting `backup.allowedRestores`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<RestoreFrom>,
+}
+
+/// Scheduled backups of a control plane's database.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// When to back up, as a cron schedule in UTC: five fields (minute hour day-of-month month
+    /// day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(
+            pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$"
+        )
+    )]
+    pub schedule: String,
+    /// How many of this control plane's backups to keep in its storage (default 7).
+    #[serde(default = "default_retention", skip_serializing_if = "Option::is_none")]
+    #[schemars(default = "default_retention", range(min = 1, max = 1000))]
+    pub retention: Option<i32>,
+    /// The name of a storage entry of the settings (`backup.storage`); default the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub storage: Option<String>,
+}
+
+/// The backup a new control plane's database is created from.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreFrom {
+    /// The control plane the backup was taken of (this control plane's own name, unless an
+    /// administrator allows another in the setting `backup.allowedRestores`).
+    #[schemars(
+        length(min = 1, max = 56),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub control_plane: String,
+    /// The backup's name, as `kflex backup list` shows it.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub backup: String,
+    /// The storage entry of the settings (`backup.storage`) that holds it; default the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub storage: Option<String>,
+}
+
+fn default_retention() -> Option<i32> {
+    Some(7)
 }
 
 fn default_token_expiration() -> Option<i64> {

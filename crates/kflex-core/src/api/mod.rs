@@ -6,13 +6,15 @@
 
 mod controlplane;
 mod crd;
+pub mod cron;
 pub mod names;
 mod postcreatehook;
 mod validate;
 
 pub use controlplane::{
-    BackendDbType, BootstrapSecretReference, ControlPlane, ControlPlaneCondition, ControlPlaneSpec,
-    ControlPlaneStatus, ControlPlaneType, PostCreateHookUse, SecretReference,
+    BackendDbType, BackupSpec, BootstrapSecretReference, ControlPlane, ControlPlaneCondition,
+    ControlPlaneSpec, ControlPlaneStatus, ControlPlaneType, PostCreateHookUse, RestoreFrom,
+    SecretReference,
 };
 pub use crd::{CrdError, crds};
 pub use postcreatehook::{DefaultVar, PostCreateHook, PostCreateHookSpec, PostCreateHookStatus};
@@ -25,7 +27,8 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "tenancy.kflex.kubestellar.org/v1alpha1";
 pub(crate) use validate::kubernetes_version_problem;
 pub use validate::{
-    MAX_CONTROL_PLANE_NAME_LEN, MAX_HOOK_USES, MAX_TOKEN_EXPIRATION_SECONDS,
+    MAX_BACKUP_RETENTION, MAX_CONTROL_PLANE_NAME_LEN, MAX_HOOK_USES, MAX_TOKEN_EXPIRATION_SECONDS,
     RESERVED_DATABASE_NAMES, RESERVED_DATABASE_PREFIX, RESERVED_NAMES, ValidationError,
-    name_problem as control_plane_name_problem, validate_control_plane,
+    name_problem as control_plane_name_problem, validate_backup, validate_control_plane,
+    validate_restore_source,
 };

@@ -204,6 +204,7 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
             ),
         ));
     }
+    check_backup(spec, &fail)?;
     let uses = spec.post_create_hooks.as_ref().map_or(0, Vec::len);
     if uses > MAX_HOOK_USES {
         return Err(fail(
@@ -212,6 +213,159 @@ pub fn validate_control_plane(cp: &ControlPlane) -> Result<(), ValidationError> 
         ));
     }
     Ok(())
+}
+
+/// The most backups one control plane may keep (`spec.backup.retention`; the CRD's maximum).
+pub const MAX_BACKUP_RETENTION: i32 = 1000;
+
+/// `spec.backup` and `spec.restoreFrom` on their own: for type k8s only, a valid schedule and
+/// retention, names that can be path segments.
+fn check_backup(
+    spec: &super::ControlPlaneSpec,
+    fail: &dyn Fn(&str, String) -> ValidationError,
+) -> Result<(), ValidationError> {
+    if spec.backup.is_none() && spec.restore_from.is_none() {
+        return Ok(());
+    }
+    if spec.type_ != ControlPlaneType::K8s {
+        let why = match spec.type_ {
+            ControlPlaneType::K3s | ControlPlaneType::Vcluster => format!(
+                "type {} keeps its data in an embedded store that kflex does not back up or \
+                 restore yet (only type k8s, whose data is in PostgreSQL)",
+                spec.type_
+            ),
+            _ => format!(
+                "type {} has no datastore of kflex's to back up or restore (only type k8s, whose \
+                 data is in PostgreSQL)",
+                spec.type_
+            ),
+        };
+        let field = if spec.backup.is_some() {
+            "spec.backup"
+        } else {
+            "spec.restoreFrom"
+        };
+        return Err(fail(field, format!("{why}; remove {field}")));
+    }
+    if let Some(backup) = &spec.backup {
+        if let Some(reason) = super::cron::schedule_problem(&backup.schedule) {
+            return Err(fail("spec.backup.schedule", reason));
+        }
+        if let Some(retention) = backup.retention
+            && !(1..=MAX_BACKUP_RETENTION).contains(&retention)
+        {
+            return Err(fail(
+                "spec.backup.retention",
+                format!(
+                    "must be between 1 and {MAX_BACKUP_RETENTION} (how many backups to keep), got                      {retention}"
+                ),
+            ));
+        }
+        if let Some(storage) = &backup.storage
+            && let Some(reason) = names::dns1123_label(storage)
+        {
+            return Err(fail(
+                "spec.backup.storage",
+                format!("{}: {reason}", names::quoted(storage)),
+            ));
+        }
+    }
+    if let Some(restore) = &spec.restore_from {
+        if let Some(reason) = name_problem(&restore.control_plane) {
+            return Err(fail(
+                "spec.restoreFrom.controlPlane",
+                format!("{} {reason}", names::quoted(&restore.control_plane)),
+            ));
+        }
+        for (field, value) in [
+            ("spec.restoreFrom.backup", Some(&restore.backup)),
+            ("spec.restoreFrom.storage", restore.storage.as_ref()),
+        ] {
+            if let Some(value) = value
+                && let Some(reason) = names::dns1123_label(value)
+            {
+                return Err(fail(field, format!("{}: {reason}", names::quoted(value))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `spec.backup` and `spec.restoreFrom` against the administrator's settings: the storage they
+/// name exists, and a restore reads only the control plane's own backups unless
+/// `backup.allowedRestores` allows another's (a backup holds every Secret of its control plane).
+pub fn validate_backup(
+    cp: &ControlPlane,
+    settings: &crate::settings::BackupSettings,
+) -> Result<(), ValidationError> {
+    let name = cp.metadata.name.clone().unwrap_or_default();
+    let fail = |field: &str, reason: String| ValidationError {
+        name: name.clone(),
+        field: field.to_owned(),
+        reason,
+    };
+    let known = || {
+        let names: Vec<&str> = settings.storage.iter().map(|s| s.name.as_str()).collect();
+        if names.is_empty() {
+            "none is configured: an administrator adds one to the setting backup.storage".to_owned()
+        } else {
+            format!("the setting backup.storage has {}", names.join(", "))
+        }
+    };
+    let mut storages = Vec::new();
+    if let Some(backup) = &cp.spec.backup {
+        storages.push(("spec.backup.storage", backup.storage.as_deref()));
+    }
+    if let Some(restore) = &cp.spec.restore_from {
+        storages.push(("spec.restoreFrom.storage", restore.storage.as_deref()));
+    }
+    for (field, storage) in storages {
+        if settings.store(storage).is_none() {
+            let what = storage.map_or_else(
+                || "no backup storage".to_owned(),
+                |s| format!("no backup storage named {}", names::quoted(s)),
+            );
+            return Err(fail(field, format!("{what}; {}", known())));
+        }
+    }
+    if let Some(restore) = &cp.spec.restore_from
+        && !settings.may_restore(&restore.control_plane, &name)
+    {
+        return Err(fail(
+            "spec.restoreFrom.controlPlane",
+            format!(
+                "a control plane restores only its own backups: {:?}'s hold every Secret of that \
+                 control plane, so reading them is another tenant's data. An administrator can \
+                 allow it with the setting backup.allowedRestores ({}:{name})",
+                restore.control_plane, restore.control_plane
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `cp`'s `spec.restoreFrom` against the control plane it names, when that one is known (in the
+/// same input, or in the cluster): a backup of a control plane of another type cannot be
+/// restored (only k8s control planes' backups exist, and only k8s ones restore).
+pub fn validate_restore_source(
+    cp: &ControlPlane,
+    source: Option<&ControlPlane>,
+) -> Result<(), ValidationError> {
+    let (Some(restore), Some(source)) = (&cp.spec.restore_from, source) else {
+        return Ok(());
+    };
+    if source.spec.type_ == cp.spec.type_ {
+        return Ok(());
+    }
+    Err(ValidationError {
+        name: cp.metadata.name.clone().unwrap_or_default(),
+        field: "spec.restoreFrom.controlPlane".to_owned(),
+        reason: format!(
+            "ControlPlane {:?} is of type {}, this one of type {}: a control plane is restored \
+             only from backups of its own type (kflex backs up and restores type k8s)",
+            restore.control_plane, source.spec.type_, cp.spec.type_
+        ),
+    })
 }
 
 /// Why a control plane of `type_` runs one API server at most; `None` for k8s, which runs as

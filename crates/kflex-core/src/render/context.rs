@@ -74,6 +74,10 @@ pub(crate) struct ControlPlaneContext {
     /// Type k8s on the shared datastore when it is an existing server (`postgres.mode:
     /// external`): kine takes the TLS mode from `kine-datastore`, as the server's Secret gives it.
     pub external_datastore: bool,
+    /// Type k8s with `spec.backup`: its backup CronJob in `kubeflex-system`.
+    pub backup: Option<super::backup::BackupContext>,
+    /// Type k8s with `spec.restoreFrom`: its restore Job in `kubeflex-system`.
+    pub restore: Option<super::backup::RestoreContext>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -232,6 +236,18 @@ pub(crate) struct SystemRoot<'a> {
     pub config_data: &'a BTreeMap<String, String>,
     /// The controller's ClusterRole rules for the `hookResources` setting.
     pub hook_rules: Vec<HookRule>,
+    /// The volume claims of the `pvc` entries of the setting `backup.storage`.
+    pub backup_claims: Vec<&'a crate::settings::PvcStore>,
+    /// The setting `backup.allowedRestores`, split: which control plane may be restored from
+    /// which other's backups (the admission policy checks the restore Jobs against it).
+    pub allowed_restores: Vec<RestorePair<'a>>,
+}
+
+/// One entry of `backup.allowedRestores`.
+#[derive(Serialize, Debug)]
+pub(crate) struct RestorePair<'a> {
+    pub source: &'a str,
+    pub target: &'a str,
 }
 
 /// Resources of one API group that the controller's ClusterRole grants for hooks.
@@ -353,7 +369,10 @@ impl ControlPlaneContext {
         let dedicated = is_k8s && cp.spec.backend == Some(BackendDbType::Dedicated);
         let dedicated_datastore =
             dedicated.then(|| PostgresContext::dedicated(&namespace, settings));
+        let (backup, restore) = super::backup::contexts(cp, settings);
         Self {
+            backup,
+            restore,
             replicas,
             controller_manager_replicas: if replicas > 1 { 2 } else { 1 },
             highly_available: replicas > 1,

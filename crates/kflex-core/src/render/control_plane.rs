@@ -19,6 +19,7 @@ impl Renderer {
     ) -> Result<Rendered, SetError> {
         let profile = types::profile(cp.spec.type_)?;
         api::validate_control_plane(cp)?;
+        api::validate_backup(cp, &self.settings.backup)?;
         let images = ImagesContext::for_control_plane(&self.settings, cp);
         let ctx = ControlPlaneContext::new(cp, &self.settings, &images);
         let (uses, mut warnings) = hooks::uses(&cp.spec)?;

@@ -63,6 +63,7 @@ pub(crate) fn check(
         );
     }
     match (manifest.group(), manifest.kind()) {
+        ("batch", "Job" | "CronJob") => restore_source(manifest, home, settings),
         ("", "Namespace") => namespace(manifest.name(), home),
         ("", "Secret") if generated_secrets.contains(&manifest.name()) => refuse(
             "metadata.name",
@@ -117,6 +118,48 @@ fn tls_route(object: &serde_json::Map<String, Value>, settings: &Settings) -> Op
                     gateway.namespace, gateway.name
                 ),
             );
+        }
+    }
+    None
+}
+
+/// A hook's Job or CronJob must not restore another control plane's backup
+/// (`--from-control-plane`), unless the setting `backup.allowedRestores` allows it: a backup
+/// holds every Secret of its control plane.
+fn restore_source(manifest: &Manifest, home: &str, settings: &Settings) -> Option<Refusal> {
+    const FLAG: &str = "--from-control-plane=";
+    let own = home
+        .strip_suffix(CONTROL_PLANE_NAMESPACE_SUFFIX)
+        .unwrap_or(home);
+    let spec = manifest.object().get("spec")?;
+    let (pod, path) = if manifest.kind() == "CronJob" {
+        (
+            spec.pointer("/jobTemplate/spec/template/spec")?,
+            "spec.jobTemplate.spec.template.spec",
+        )
+    } else {
+        (spec.pointer("/template/spec")?, "spec.template.spec")
+    };
+    for list in ["initContainers", "containers"] {
+        let containers = pod.get(list).and_then(Value::as_array);
+        for (index, container) in containers.into_iter().flatten().enumerate() {
+            for field in ["command", "args"] {
+                let words = container.get(field).and_then(Value::as_array);
+                for word in words.into_iter().flatten().filter_map(Value::as_str) {
+                    if let Some(source) = word.strip_prefix(FLAG)
+                        && !settings.backup.may_restore(source, own)
+                    {
+                        return refuse(
+                            format!("{path}.{list}[{index}].{field}"),
+                            format!(
+                                "{FLAG}{source} reads control plane {source}'s backups, which \
+                                 hold its Secrets; a hook may restore only its own control \
+                                 plane's, unless the setting backup.allowedRestores allows it"
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
     None
@@ -248,6 +291,41 @@ fn cluster_role_binding(object: &serde_json::Map<String, Value>, home: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hook_restores_only_its_own_control_planes_backups() {
+        let job = |kind: &str, source: &str| {
+            let pod = serde_json::json!({"containers": [{"name": "r", "image": "kflex",
+                "args": ["bootstrap", "backup", "restore", format!("--from-control-plane={source}")]}]});
+            let spec = if kind == "CronJob" {
+                serde_json::json!({"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": pod}}}})
+            } else {
+                serde_json::json!({"template": {"spec": pod}})
+            };
+            Manifest::new(
+                "PostCreateHook h",
+                serde_json::json!({"apiVersion": "batch/v1", "kind": kind,
+                    "metadata": {"name": "r", "namespace": "cp1-system"}, "spec": spec}),
+            )
+            .unwrap()
+        };
+        let mut settings = Settings::default();
+        assert!(check(&job("Job", "cp1"), "cp1-system", &[], &settings).is_none());
+        let refusal = check(&job("Job", "prod"), "cp1-system", &[], &settings).unwrap();
+        assert_eq!(refusal.field, "spec.template.spec.containers[0].args");
+        assert!(
+            refusal.reason.contains("backup.allowedRestores"),
+            "{}",
+            refusal.reason
+        );
+        let refusal = check(&job("CronJob", "prod"), "cp1-system", &[], &settings).unwrap();
+        assert_eq!(
+            refusal.field,
+            "spec.jobTemplate.spec.template.spec.containers[0].args"
+        );
+        settings.backup.allowed_restores = vec!["prod:cp1".into()];
+        assert!(check(&job("Job", "prod"), "cp1-system", &[], &settings).is_none());
+    }
     use serde_json::json;
 
     fn object(value: Value) -> Manifest {

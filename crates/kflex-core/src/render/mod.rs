@@ -6,6 +6,7 @@
 //! install order — and the same for the one-time system manifests. Writing the result anywhere
 //! is the caller's job.
 
+pub mod backup;
 mod canonical;
 mod config_hash;
 mod context;
@@ -352,6 +353,32 @@ pub fn check_single_host<'a>(
     }
 }
 
+/// Refuses a control plane among `control_planes` whose `spec.restoreFrom` names another of
+/// them of a different type.
+pub fn check_restore_sources<'a>(
+    control_planes: impl IntoIterator<Item = &'a ControlPlane> + Clone,
+) -> Result<(), RenderError> {
+    let by_name: HashMap<&str, &ControlPlane> = control_planes
+        .clone()
+        .into_iter()
+        .filter_map(|cp| cp.metadata.name.as_deref().map(|name| (name, cp)))
+        .collect();
+    for cp in control_planes {
+        let source = cp
+            .spec
+            .restore_from
+            .as_ref()
+            .and_then(|restore| by_name.get(restore.control_plane.as_str()).copied());
+        crate::api::validate_restore_source(cp, source).map_err(|err| {
+            RenderError::ControlPlane {
+                name: err.name.clone(),
+                source: Box::new(SetError::Invalid(err)),
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// Refuses an object that two control planes would both render (cluster-scoped objects, or
 /// objects in the shared system namespace). `sets` pairs each owner, as the message should name
 /// it (`ControlPlane "cp1"`, `the system manifests`), with its objects' keys — all of them, or
@@ -437,8 +464,10 @@ mod tests {
             slow.canonical.disable();
             for (i, name) in names.iter().enumerate() {
                 let spec = match i % 8 {
-                    6 => json!({"type": "k8s", "replicas": 3}),
-                    7 => json!({"type": "k8s", "backend": "dedicated"}),
+                    6 => json!({"type": "k8s", "replicas": 3, "backup": {"schedule": "@daily"}}),
+                    7 => json!({"type": "k8s", "backend": "dedicated",
+                        "backup": {"schedule": "17 3 * * *", "retention": 2},
+                        "restoreFrom": {"controlPlane": name, "backup": "20261203-021700-k3x9qa"}}),
                     0 => {
                         json!({"type": "k8s", "kubernetesVersion": "v1.33.1", "postCreateHooks": [{"hookName": "h"}]})
                     }

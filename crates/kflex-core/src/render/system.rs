@@ -2,7 +2,7 @@
 //! and `postgres/` templates, finished like a control plane's objects but with every pod
 //! required to meet the restricted Pod Security Standard.
 
-use super::context::{ExposureContext, ImagesContext, SystemRoot, hook_rules};
+use super::context::{ExposureContext, ImagesContext, RestorePair, SystemRoot, hook_rules};
 use super::evaluate::context_value;
 use super::finish::{PodSecurity, finish, place};
 use super::{Rendered, Renderer, SetError};
@@ -30,6 +30,21 @@ impl Renderer {
             exposure: &exposure,
             config_data: &config_data,
             hook_rules: hook_rules(&self.settings.hook_resources),
+            backup_claims: self
+                .settings
+                .backup
+                .storage
+                .iter()
+                .filter_map(|store| store.pvc.as_ref())
+                .collect(),
+            allowed_restores: self
+                .settings
+                .backup
+                .allowed_restores
+                .iter()
+                .filter_map(|pair| pair.split_once(':'))
+                .map(|(source, target)| RestorePair { source, target })
+                .collect(),
         };
         let root = serde_json::to_value(&root).map_err(SetError::Context)?;
         let root = context_value(&root);

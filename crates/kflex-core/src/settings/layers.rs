@@ -69,11 +69,18 @@ enum KeyKind {
     List,
     /// A mapping of strings: nested in a document, a JSON object in a string.
     Map,
+    /// A list of mappings (entries with fields of their own): nested in a document, a JSON
+    /// array in a string.
+    Objects,
 }
 
 /// Settings whose value is a mapping of strings (their keys are the user's, such as annotation
 /// keys with dots and slashes), not a group of settings.
 const MAP_KEYS: [&str; 1] = ["loadBalancer.annotations"];
+
+/// Settings whose value is a list of entries, each a mapping of fields (typed when the settings
+/// are resolved).
+const OBJECT_LIST_KEYS: [&str; 1] = ["backup.storage"];
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -196,6 +203,9 @@ pub fn flatten_for_config_map(settings: &Settings) -> BTreeMap<String, String> {
         .map(|(key, value)| {
             let text = match value {
                 Value::String(s) => s,
+                Value::Array(items) if OBJECT_LIST_KEYS.contains(&key.as_str()) => {
+                    Value::Array(items).to_string()
+                }
                 Value::Array(items) => items
                     .iter()
                     .map(|item| {
@@ -239,8 +249,11 @@ pub(super) fn merge_with_origins(
     let settings =
         serde_path_to_error::deserialize::<_, Settings>(Value::Object(nested)).map_err(|err| {
             let key = err.path().to_string();
+            // A field inside a list setting's entry (`backup.storage[0].s3.bucket`) came from
+            // where that setting did.
+            let setting = key.split('[').next().unwrap_or(&key);
             let source = merged
-                .get(&key)
+                .get(setting)
                 .map_or(SettingSource::Default, |(_, s)| s.clone());
             SettingsError::InvalidValue {
                 key,
@@ -264,6 +277,7 @@ fn registry() -> BTreeMap<String, KeyKind> {
     flat.into_iter()
         .map(|(key, value)| {
             let kind = match value {
+                _ if OBJECT_LIST_KEYS.contains(&key.as_str()) => KeyKind::Objects,
                 Value::Bool(_) => KeyKind::Bool,
                 Value::Number(_) => KeyKind::Integer,
                 Value::Array(_) => KeyKind::List,
@@ -390,6 +404,14 @@ fn conform(kind: KeyKind, value: &Value) -> Result<Value, String> {
             }
         }
         (KeyKind::Map, Value::Null) => Ok(Value::Object(Map::new())),
+        (KeyKind::Objects, Value::Array(items)) => {
+            if items.iter().all(Value::is_object) {
+                Ok(value.clone())
+            } else {
+                Err("must be a list of mappings".to_owned())
+            }
+        }
+        (KeyKind::Objects, Value::Null) => Ok(Value::Array(Vec::new())),
         (KeyKind::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
         (_, Value::String(text)) => typed(kind, text),
         (KeyKind::String, Value::Bool(b)) => Err(format!(
@@ -419,6 +441,16 @@ fn typed(kind: KeyKind, text: &str) -> Result<Value, String> {
                 .collect(),
         )),
         KeyKind::Map if text.trim().is_empty() => Ok(Value::Object(Map::new())),
+        KeyKind::Objects if text.trim().is_empty() => Ok(Value::Array(Vec::new())),
+        KeyKind::Objects => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(items)) if items.iter().all(Value::is_object) => {
+                Ok(Value::Array(items))
+            }
+            _ => Err(
+                "must be a JSON array of objects, like [{\"name\":\"local\",\"pvc\":{}}]"
+                    .to_owned(),
+            ),
+        },
         KeyKind::Map => serde_json::from_str::<BTreeMap<String, String>>(text)
             .map(|entries| {
                 Value::Object(
@@ -455,6 +487,7 @@ impl KeyKind {
             Self::Bool => "true or false",
             Self::List => "a list of strings",
             Self::Map => "a mapping of strings",
+            Self::Objects => "a list of mappings",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! registry, the merge (later layers win), the typing of string values and the validation. It
 //! never reads a file or the environment: callers hand it the layers as data.
 
+mod backup;
 mod exposure;
 mod images;
 mod layers;
@@ -13,6 +14,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
+pub use backup::{BackupSettings, BackupStore, PvcStore, S3Store};
 pub use exposure::{
     CONTROL_PLANE_NAMESPACE_LABEL, EXTERNAL_DNS_HOSTNAME, Exposure, GatewaySettings,
     LoadBalancerSettings,
@@ -88,6 +90,9 @@ pub struct Settings {
     /// or `system:*` roles). Off: hooks grant permissions in `<cp>-system` only. Either way a
     /// hook's ClusterRole has no `*`, `escalate`, `bind` or `impersonate` and no aggregation.
     pub allow_cluster_scoped_hook_rbac: bool,
+    /// Where control planes' backups are kept, and which control plane may be restored from
+    /// which other's backups.
+    pub backup: BackupSettings,
 }
 
 /// Settings of k8s control planes.
@@ -225,6 +230,7 @@ impl Default for Settings {
             hook_resources: Vec::new(),
             allow_privileged_hooks: false,
             allow_cluster_scoped_hook_rbac: false,
+            backup: BackupSettings::default(),
         }
     }
 }

@@ -172,6 +172,7 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
             format!("{both} is also listed in namespacedKinds; a kind has one scope"),
         ));
     }
+    super::backup::check(&settings.backup)?;
     super::exposure::check(settings)
 }
 
@@ -300,7 +301,7 @@ pub(super) fn is_cidr(text: &str) -> bool {
     prefix.bytes().all(|b| b.is_ascii_digit()) && prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
 
-fn is_quantity(text: &str) -> bool {
+pub(super) fn is_quantity(text: &str) -> bool {
     const SUFFIXES: [&str; 13] = [
         "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
     ];
