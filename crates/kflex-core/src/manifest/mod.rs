@@ -4,8 +4,11 @@
 //! owns what every rendered object must have (apiVersion, kind, metadata.name), how objects are
 //! identified, the install order, and the canonical YAML/JSON emitted for them.
 
+#[cfg(test)]
+mod arbitrary;
 mod emit;
 mod order;
+mod yaml_reader;
 mod yaml_writer;
 
 use std::fmt;
@@ -16,6 +19,7 @@ use crate::api::names;
 
 pub use emit::{EmitError, file_name, to_json_list, to_yaml_document, to_yaml_stream};
 pub use order::{InstallClass, install_class, sort_for_install};
+pub(crate) use yaml_reader::read_documents;
 pub(crate) use yaml_writer::write_scalar as yaml_scalar;
 
 /// One rendered Kubernetes object.

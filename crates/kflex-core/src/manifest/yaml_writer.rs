@@ -287,6 +287,11 @@ fn plain_value(text: &str) -> bool {
     plain(text, false)
 }
 
+/// Whether every reader takes plain `text` for this very string (the reader's test).
+pub(super) fn is_plain_string(text: &str) -> bool {
+    plain_value(text)
+}
+
 /// Whether `text` may be written plain as a mapping key: as a value, and without `:` or the
 /// characters that are structural in flow collections, and not the merge key `<<`.
 fn plain_key(text: &str) -> bool {

@@ -7,16 +7,17 @@
 //! cached: for the next text of that shape, each marker is replaced by its content written as
 //! kflex's writer writes a one-line string scalar — which it does from the string alone,
 //! wherever the scalar stands, and no key and so no order changes. When a marker is a key, the
-//! cached tree is filled in and written.
+//! cached tree is filled in and written. Shapes are read by the fast reader of the subset
+//! templates write (`manifest::read_documents`), and parsed by serde-saphyr where it declines.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
 use super::quoted::{self, CLOSE, OPEN};
-use crate::manifest::{to_yaml_document, yaml_scalar};
+use crate::manifest::{read_documents, to_yaml_document, yaml_scalar};
 
 /// How many shapes are kept (a handful in practice; a bound keeps memory flat).
 const MAX_SHAPES: usize = 1024;
@@ -34,8 +35,10 @@ enum Shape {
 #[derive(Debug, Default)]
 pub(crate) struct CanonicalCache {
     shapes: RwLock<HashMap<String, Option<Arc<Shape>>>>,
-    /// Set by tests that compare the cached path with the ordinary one.
+    /// Set by tests that compare the cached path with the ordinary one: serde-saphyr alone.
     disabled: AtomicBool,
+    /// How often the fast reader declined and serde-saphyr parsed (for tests).
+    slow_parses: AtomicUsize,
 }
 
 impl CanonicalCache {
@@ -44,16 +47,32 @@ impl CanonicalCache {
         self.disabled.store(true, Ordering::Relaxed);
     }
 
+    /// How often serde-saphyr had to parse since the cache was made.
+    #[cfg(test)]
+    pub(crate) fn slow_parses(&self) -> usize {
+        self.slow_parses.load(Ordering::Relaxed)
+    }
+
     /// `text` parsed and written in canonical form; an error says why it is not YAML.
     pub(crate) fn canonical(&self, text: &str) -> Result<String, String> {
-        if !self.disabled.load(Ordering::Relaxed)
-            && let Some(split) = quoted::split(text)
+        if self.disabled.load(Ordering::Relaxed) {
+            return ordinary(text);
+        }
+        if let Some(split) = quoted::split(text)
             && let Some(shape) = self.shape(&split)
             && let Some(out) = instantiate(&shape, &split.contents)
         {
             return Ok(out);
         }
-        ordinary(text)
+        match read_one(text) {
+            Some(value) => {
+                to_yaml_document(&value).map_err(|err| format!("cannot write it back: {err}"))
+            }
+            None => {
+                self.slow_parses.fetch_add(1, Ordering::Relaxed);
+                ordinary(text)
+            }
+        }
     }
 
     fn shape(&self, split: &quoted::Split<'_>) -> Option<Arc<Shape>> {
@@ -62,7 +81,7 @@ impl CanonicalCache {
         {
             return found.clone();
         }
-        let built = build(&split.marked, split.contents.len()).map(Arc::new);
+        let built = build(&split.marked, split.contents.len(), &self.slow_parses).map(Arc::new);
         if let Ok(mut shapes) = self.shapes.write()
             && shapes.len() < MAX_SHAPES
         {
@@ -78,10 +97,26 @@ fn ordinary(text: &str) -> Result<String, String> {
     to_yaml_document(&value).map_err(|err| format!("cannot write it back: {err}"))
 }
 
+/// The one document of `text` as the fast reader reads it; `None` when it declines or the text
+/// holds other than one document (serde-saphyr then decides).
+fn read_one(text: &str) -> Option<Value> {
+    let mut documents = read_documents(text)?;
+    if documents.len() != 1 {
+        return None;
+    }
+    documents.pop()
+}
+
 /// The shape of marked text with `count` markers, if every marker stands alone in a
 /// double-quoted scalar.
-fn build(marked: &str, count: usize) -> Option<Shape> {
-    let value: Value = serde_saphyr::from_str(marked).ok()?;
+fn build(marked: &str, count: usize, slow_parses: &AtomicUsize) -> Option<Shape> {
+    let value: Value = match read_one(marked) {
+        Some(value) => value,
+        None => {
+            slow_parses.fetch_add(1, Ordering::Relaxed);
+            serde_saphyr::from_str(marked).ok()?
+        }
+    };
     if !quoted::holds_every_marker_whole(std::slice::from_ref(&value), count) {
         return None;
     }

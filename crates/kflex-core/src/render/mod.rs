@@ -309,6 +309,16 @@ impl Renderer {
     }
 }
 
+/// A hook file read by the fast reader; `None` leaves it to serde-saphyr, whose errors say
+/// where a file is wrong.
+fn read_hook(text: &str) -> Option<PostCreateHook> {
+    let mut documents = crate::manifest::read_documents(text)?;
+    if documents.len() != 1 {
+        return None;
+    }
+    serde_json::from_value(documents.pop()?).ok()
+}
+
 /// The hooks in `dir` of `templates` (kflex's own, in PostCreateHook form).
 fn load_built_in_hooks(
     templates: &TemplateSet,
@@ -316,11 +326,13 @@ fn load_built_in_hooks(
 ) -> Result<Vec<BuiltInHook>, RenderError> {
     let mut hooks = Vec::new();
     for (path, text) in templates.files_in(dir) {
-        let hook: PostCreateHook =
-            serde_saphyr::from_str(text).map_err(|source| RenderError::BuiltInHook {
+        let hook = match read_hook(text) {
+            Some(hook) => hook,
+            None => serde_saphyr::from_str(text).map_err(|source| RenderError::BuiltInHook {
                 path: path.to_owned(),
                 source: Box::new(source),
-            })?;
+            })?,
+        };
         let name = hook
             .metadata
             .name
@@ -493,7 +505,44 @@ mod tests {
             // The comparison above exercised the caches: a shape per template.
             assert!(fast.parse_cache.shapes() >= fast.templates.rendered_in("k8s").len());
             assert_eq!(slow.parse_cache.shapes(), 0);
+            // And every embedded template's text was read by the fast reader.
+            assert_eq!(
+                fast.parse_cache.slow_parses(),
+                0,
+                "texts left to serde-saphyr"
+            );
+            assert_eq!(
+                fast.canonical.slow_parses(),
+                0,
+                "canonical_yaml left to serde-saphyr"
+            );
         }
+    }
+
+    /// kflex's own hooks are read by the fast reader (their parse was a tenth of a
+    /// `render cp1`), into what serde-saphyr reads.
+    #[test]
+    fn built_in_hooks_take_the_fast_reader() {
+        let templates = TemplateSet::embedded();
+        let mut files = 0;
+        for dir in [
+            K8S_BUILT_IN_HOOKS,
+            K8S_BUILT_IN_HOOKS_EXTERNAL,
+            K8S_CLEANUP_HOOKS,
+            K8S_CLEANUP_HOOKS_EXTERNAL,
+        ] {
+            for (path, text) in templates.files_in(dir) {
+                let fast = read_hook(text).unwrap_or_else(|| panic!("{path} left to serde-saphyr"));
+                let slow: PostCreateHook = serde_saphyr::from_str(text).unwrap();
+                assert_eq!(
+                    serde_json::to_value(&fast).unwrap(),
+                    serde_json::to_value(&slow).unwrap(),
+                    "{path}"
+                );
+                files += 1;
+            }
+        }
+        assert!(files >= 2, "hooks found: {files}");
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! Templates' rendered text, parsed once per shape (see `quoted`): for a fleet, parsing is what
 //! rendering would otherwise spend most of its time on, and two control planes' texts differ
-//! only inside double-quoted scalars.
+//! only inside double-quoted scalars. A shape is read by the fast reader of the subset templates
+//! write (`manifest::read_documents`) and parsed by serde-saphyr only where that declines.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
 use super::quoted;
+use crate::manifest::read_documents;
 
 /// How many shapes are kept. Templates render a handful each; a bound keeps memory flat when
 /// overrides render something different for every control plane.
@@ -19,8 +21,11 @@ const MAX_SHAPES: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct ParseCache {
     shapes: RwLock<HashMap<String, Option<Arc<Vec<Value>>>>>,
-    /// Set by tests that compare the cached path with the ordinary one.
+    /// Set by tests that compare the cached path with the ordinary one: serde-saphyr alone.
     disabled: AtomicBool,
+    /// How often the fast reader declined and serde-saphyr parsed, so tests can prove that
+    /// templates' output takes the fast path.
+    slow_parses: AtomicUsize,
 }
 
 impl ParseCache {
@@ -38,14 +43,22 @@ impl ParseCache {
             .unwrap_or(0)
     }
 
+    /// How often serde-saphyr had to parse since the cache was made.
+    #[cfg(test)]
+    pub(crate) fn slow_parses(&self) -> usize {
+        self.slow_parses.load(Ordering::Relaxed)
+    }
+
     /// The documents of `text`, as `parse` gives them; through the cached shape when it can.
     pub(crate) fn documents<E>(
         &self,
         text: &str,
         parse: impl Fn(&str) -> Result<Vec<Value>, E>,
     ) -> Result<Vec<Value>, E> {
-        if !self.disabled.load(Ordering::Relaxed)
-            && let Some(split) = quoted::split(text)
+        if self.disabled.load(Ordering::Relaxed) {
+            return parse(text);
+        }
+        if let Some(split) = quoted::split(text)
             && let Some(shape) = self.shape(&split, &parse)
             && let Some(documents) = shape
                 .iter()
@@ -54,6 +67,19 @@ impl ParseCache {
         {
             return Ok(documents);
         }
+        self.read_or_parse(text, &parse)
+    }
+
+    /// The fast reader's documents, or `parse`'s where it declines.
+    fn read_or_parse<E>(
+        &self,
+        text: &str,
+        parse: &impl Fn(&str) -> Result<Vec<Value>, E>,
+    ) -> Result<Vec<Value>, E> {
+        if let Some(documents) = read_documents(text) {
+            return Ok(documents);
+        }
+        self.slow_parses.fetch_add(1, Ordering::Relaxed);
         parse(text)
     }
 
@@ -67,7 +93,8 @@ impl ParseCache {
         {
             return found.clone();
         }
-        let built = parse(&split.marked)
+        let built = self
+            .read_or_parse(&split.marked, parse)
             .ok()
             .filter(|documents| quoted::holds_every_marker_whole(documents, split.contents.len()))
             .map(Arc::new);
