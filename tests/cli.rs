@@ -1691,3 +1691,38 @@ fn bad_backups_and_restores_name_object_field_and_reason() {
         );
     }
 }
+
+#[test]
+fn printing_commands_end_quietly_when_the_reader_goes_away() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n\
+         current-context: a\n",
+    )
+    .expect("test setup");
+    for args in [
+        &["render", "cp1"][..],
+        &["render", "--system", "-o", "json"][..],
+        &["crds"][..],
+        &["completion", "bash"][..],
+        &["version", "--client"][..],
+        &["ctx", "get"][..],
+        &["ctx", "list", "-o", "json"][..],
+    ] {
+        // `kflex … | head` once head has exited: the pipe has no reader.
+        let (reader, writer) = std::io::pipe().expect("test setup");
+        drop(reader);
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("kflex"))
+            .env_clear()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -1667,3 +1667,53 @@ async fn restore_under_another_name_needs_the_administrators_permission_and_the_
     assert!(staging["spec"].get("backup").is_none());
     assert_eq!(staging["spec"]["restoreFrom"]["controlPlane"], "prod");
 }
+
+/// Runs `kflex ARGS` with a stdout whose reader is already gone, as `kflex … | head` ends up.
+async fn with_closed_stdout(cluster: &Cluster, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("test setup");
+    drop(reader);
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kflex"));
+    command
+        .env_clear()
+        .env("KUBECONFIG", cluster.kubeconfig_path())
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    tokio::task::spawn_blocking(move || command.output().expect("test setup"))
+        .await
+        .expect("the command ran")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_diff_end_quietly_when_the_reader_goes_away() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let cluster = Cluster::start().await;
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            control_plane_object("cp1", json!({"type": "k8s"})),
+        );
+        for (args, code) in [
+            (&["list"][..], 0),
+            (&["list", "-o", "json"][..], 0),
+            (&["ctx", "list"][..], 0),
+            // Nothing is applied yet: everything is a difference (exit 1, like kubectl diff).
+            (&["diff", "cp1"][..], 1),
+        ] {
+            let output = with_closed_stdout(&cluster, args).await;
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            assert!(
+                !stderr(&output).contains("panicked"),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+        }
+    })
+    .await
+    .expect("within the timeout");
+}
