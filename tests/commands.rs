@@ -1717,3 +1717,237 @@ async fn list_and_diff_end_quietly_when_the_reader_goes_away() {
     .await
     .expect("within the timeout");
 }
+
+/// A kubeconfig whose one context `x` talks to `server` (cluster `c`), with `extra` lines in the
+/// cluster entry (a CA).
+fn kubeconfig_for(dir: &std::path::Path, server: &str, extra: &str) -> PathBuf {
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n{extra}\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+             current-context: x\n"
+        ),
+    )
+    .expect("test setup");
+    path
+}
+
+/// `kflex list` against `server`: it fails with one line (no chain of library messages) that
+/// names the server; returns that line.
+async fn one_line_failure(server: &str, extra: &str) -> String {
+    let dir = tempfile::tempdir().expect("test setup");
+    let kubeconfig = kubeconfig_for(dir.path(), server, extra);
+    let mut command = Command::cargo_bin("kflex").expect("test setup");
+    command
+        .env_clear()
+        .args(["list", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .timeout(Duration::from_secs(60));
+    let output = tokio::task::spawn_blocking(move || command.output().expect("test setup"))
+        .await
+        .expect("the command ran");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    assert!(
+        text.starts_with(&format!(
+            "error: cannot use the Kubernetes API server {server} (context \"x\"): "
+        )),
+        "{text}"
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_cluster_is_named_with_the_reason_in_one_line() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        // Nothing listens: the port of a listener that was closed again.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("test setup");
+        let port = closed.local_addr().expect("test setup").port();
+        drop(closed);
+        let refused = one_line_failure(&format!("https://127.0.0.1:{port}"), "").await;
+        assert!(refused.contains("connection refused"), "{refused}");
+
+        // A web server that is not a Kubernetes API: 404 with a page.
+        let web = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("test setup");
+        let web_address = web.local_addr().expect("test setup");
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            while let Ok((mut stream, _)) = web.accept().await {
+                let mut request = [0_u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let page = "<html><body>Not Found</body></html>";
+                let response = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        let not_kubernetes = one_line_failure(&format!("http://{web_address}"), "").await;
+        assert!(
+            not_kubernetes.contains("answered 404")
+                && not_kubernetes.contains("not a Kubernetes API server"),
+            "{not_kubernetes}"
+        );
+
+        // A server that takes the connection and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("test setup");
+        let silent_address = silent.local_addr().expect("test setup");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                held.push(stream);
+            }
+        });
+        let started = std::time::Instant::now();
+        let hangs = one_line_failure(&format!("https://{silent_address}"), "").await;
+        assert!(hangs.contains("no answer"), "{hangs}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "it gave up in seconds, not minutes"
+        );
+    })
+    .await
+    .expect("within the timeout");
+}
+
+/// A TLS server presenting an API server certificate kflex's PKI made for `names` (no IP
+/// address), which answers nothing after the handshake; returns its address and the CA.
+async fn tls_server(names: &[&str]) -> (std::net::SocketAddr, String) {
+    use kflex::bootstrap::certificates::{ApiServerNames, k8s_certs};
+    use kflex::bootstrap::pki::{Lifetimes, text};
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let lifetimes = Lifetimes {
+        authority: Duration::from_secs(86_400),
+        leaf: Duration::from_secs(86_400),
+    };
+    let names = ApiServerNames {
+        dns_names: names.iter().map(|name| (*name).to_owned()).collect(),
+        ip_addresses: Vec::new(),
+    };
+    let certs = k8s_certs(None, &names, lifetimes, time::OffsetDateTime::now_utc())
+        .expect("test setup")
+        .expect("test setup");
+    let pem = |key: &str| text(&certs, key).expect("test setup").to_owned();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pem("apiserver.crt").as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("test setup");
+    let key = PrivateKeyDer::from_pem_slice(pem("apiserver.key").as_bytes()).expect("test setup");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("test setup")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("test setup");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("test setup");
+    let address = listener.local_addr().expect("test setup");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            // The client gives up during the handshake; nothing else happens.
+            tokio::spawn(async move {
+                let _ = acceptor.accept(stream).await;
+            });
+        }
+    });
+    (address, pem("ca.crt"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_say_which_name_and_which_ca() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let (address, ca) = tls_server(&["cp1.localtest.me"]).await;
+        let ca_data = format!("    certificate-authority-data: {}\n", base64(&ca));
+        let server = format!("https://{address}");
+        // The right CA, but a certificate for another name than the address used.
+        let wrong_name = one_line_failure(&server, &ca_data).await;
+        assert!(
+            wrong_name.contains("TLS: the server's certificate is not valid for \"127.0.0.1\"")
+                && wrong_name.contains("cp1.localtest.me"),
+            "{wrong_name}"
+        );
+        // A CA that did not sign it: another cluster's.
+        let (_, other_ca) = tls_server(&["other.localtest.me"]).await;
+        let other_data = format!("    certificate-authority-data: {}\n", base64(&other_ca));
+        let wrong_ca = one_line_failure(&server, &other_data).await;
+        assert!(
+            wrong_ca.contains(
+                "TLS: the server's certificate is not signed by the CA in \
+                 certificate-authority-data of cluster \"c\""
+            ),
+            "{wrong_ca}"
+        );
+    })
+    .await
+    .expect("within the timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_kflex_installed_is_asked_only_when_its_api_is_missing() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let cluster = Cluster::start().await;
+        let controlplanes = format!("/apis/{GROUP}/v1alpha1/controlplanes");
+        cluster
+            .fake
+            .fail(http::Method::GET, &controlplanes, 404, "NotFound", 1);
+        let missing = cluster.kflex(&["list"]).await;
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(
+            stderr(&missing).contains("(its CRD is missing); is kflex installed? (`kflex init`)"),
+            "{}",
+            stderr(&missing)
+        );
+        cluster
+            .fake
+            .fail(http::Method::GET, &controlplanes, 500, "InternalError", 1);
+        let failing = cluster.kflex(&["list"]).await;
+        assert_eq!(failing.status.code(), Some(1));
+        let text = stderr(&failing);
+        assert!(
+            !text.contains("is kflex installed") && text.contains("500 InternalError"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Status {"),
+            "no library debug output: {text}"
+        );
+    })
+    .await
+    .expect("within the timeout");
+}
+
+#[test]
+fn a_kubeconfig_that_does_not_exist_says_so() {
+    for (flag, env) in [(true, false), (false, true)] {
+        let mut command = Command::cargo_bin("kflex").unwrap();
+        command.env_clear().arg("list");
+        if flag {
+            command.args(["--kubeconfig", "/nonexistent/config"]);
+        }
+        if env {
+            command.env("KUBECONFIG", "/nonexistent/config");
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(
+            stderr(&output),
+            "error: the kubeconfig /nonexistent/config does not exist; create a cluster \
+             (`kflex init --create-kind`), or name another file with --kubeconfig or \
+             $KUBECONFIG\n"
+        );
+    }
+}

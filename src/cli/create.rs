@@ -167,8 +167,11 @@ pub(crate) async fn create(
     if api
         .get_opt(&name)
         .await
-        .with_context(|| {
-            format!("reading ControlPlanes on the hosting cluster (context {hosting:?}); is kflex installed? (`kflex init`)")
+        .map_err(|err| {
+            super::reach::on_kflex_api(
+                err,
+                format!("reading ControlPlanes on the hosting cluster (context {hosting:?})"),
+            )
         })?
         .is_some()
     {

@@ -1,6 +1,5 @@
 //! `kflex list`: the control planes of the hosting cluster and how they stand.
 
-use anyhow::Context as _;
 use kflex_core::api::{BackendDbType, ControlPlane, ControlPlaneType};
 use kube::Api;
 use serde::Serialize;
@@ -156,7 +155,12 @@ pub(crate) fn run(args: ListArgs) -> anyhow::Result<()> {
         let api: Api<ControlPlane> = Api::all(client);
         api.list(&Default::default())
             .await
-            .with_context(|| format!("listing ControlPlanes (hosting context {context:?})"))
+            .map_err(|err| {
+                super::reach::on_kflex_api(
+                    err,
+                    format!("listing ControlPlanes (hosting context {context:?})"),
+                )
+            })
             .map(|list| list.items)
     })?;
     control_planes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
