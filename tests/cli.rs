@@ -187,6 +187,37 @@ fn bad_settings_name_the_key_and_where_it_came_from() {
     );
     let stderr = refused(kflex().args(["render", "cp1", "--set", "domain"]));
     assert!(stderr.contains("expected KEY=VALUE"), "{stderr}");
+    assert!(
+        refused(kflex().args(["render", "cp1", "--set", "images.kine.tga=v1"]))
+            .contains("did you mean images.kine.tag?"),
+    );
+    // A misspelt variable would otherwise leave the setting at its default without a word.
+    let stderr = refused(
+        kflex()
+            .args(["render", "cp1"])
+            .env("KFLEX_EXTERNAL_PROT", "443"),
+    );
+    assert!(
+        stderr.contains(
+            "environment variable KFLEX_EXTERNAL_PROT is not a kflex setting (did you mean \
+             KFLEX_EXTERNAL_PORT?)"
+        ),
+        "{stderr}"
+    );
+    // kflex's own test and CI variables are not settings, and are not refused.
+    stdout(
+        kflex()
+            .args(["render", "cp1"])
+            .env("KFLEX_E2E_KUBECONFIG", "/nonexistent")
+            .env("KFLEX_YAML11_PYTHON", "/usr/bin/python3"),
+    );
+    let stderr = refused(kflex().args(["render", "cp1", "--external-port", "70000"]));
+    assert!(
+        stderr.contains(
+            "externalPort (from flag --external-port): must be between 1 and 65535, got 70000"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -200,7 +231,7 @@ fn bad_exposure_settings_are_refused_with_key_source_and_reason() {
             kflex()
                 .args(["render", "cp1"])
                 .env("KFLEX_EXPOSURE", "nodePort"),
-            "setting exposure (from environment variable KFLEX_EXPOSURE): unknown variant `nodePort`",
+            "setting exposure (from environment variable KFLEX_EXPOSURE): must be one of ingress, route, gateway, loadBalancer, got \"nodePort\"",
         ),
         (
             kflex().args(["render", "cp1", "--exposure", "route"]),

@@ -52,7 +52,7 @@ pub(crate) struct InitArgs {
 pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
     let settings = args
         .settings
-        .resolve(&mut crate::read::Reader::default(), std::env::vars())?;
+        .resolve(&mut crate::read::Reader::default(), super::environment())?;
     let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())
         .context("compiling the templates")?;
     let mut system = renderer.render_system()?.manifests;
