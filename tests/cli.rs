@@ -1273,10 +1273,11 @@ fn tokens_are_renewed_twice_within_the_last_third_of_their_lifetime() {
         ),
         (
             "tokenExpirationSeconds: 86400",
-            "23 * * * *",
+            "45 * * * *",
             "--token-expiration=86400s",
         ),
-        ("", "23 4 * * *", "--token-expiration=31536000s"),
+        // ext's own time of day (the renderer's spread of names).
+        ("", "45 0 * * *", "--token-expiration=31536000s"),
     ] {
         let cp = write_external(dir.path(), "ext", "kubeflex-system", expiration);
         let rendered = objects(&stdout(kflex().args(["render", "-f", &cp])));
@@ -1353,18 +1354,15 @@ fn routes_name_their_host_so_certificates_can_too() {
 
 /// vCluster's configuration as the Secret holds it, and the rendered objects.
 fn vcluster_config(args: &[&str]) -> (Value, Vec<Value>) {
-    use base64::Engine as _;
     let rendered = objects(&stdout(
         kflex()
             .args(["render", "vc1", "--type", "vcluster"])
             .args(args),
     ));
     let secret = find(&rendered, "Secret", "vc-config-vcluster");
-    let encoded = secret["data"]["config.yaml"].as_str().expect("base64");
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .expect("valid base64");
-    let config = serde_saphyr::from_str(&String::from_utf8(decoded).expect("UTF-8")).expect("YAML");
+    assert!(secret.get("data").is_none(), "readable stringData only");
+    let text = secret["stringData"]["config.yaml"].as_str().expect("text");
+    let config = serde_saphyr::from_str(text).expect("YAML");
     (config, rendered)
 }
 
@@ -1464,6 +1462,7 @@ fn vcluster_configuration_is_complete_and_carries_kubeflex_intent() {
 
 #[test]
 fn vcluster_pods_roll_when_its_configuration_changes() {
+    use base64::Engine as _;
     use sha2::Digest as _;
     let hash = |args: &[&str]| {
         let rendered = objects(&stdout(
@@ -1471,10 +1470,12 @@ fn vcluster_pods_roll_when_its_configuration_changes() {
                 .args(["render", "vc1", "--type", "vcluster"])
                 .args(args),
         ));
-        let encoded = find(&rendered, "Secret", "vc-config-vcluster")["data"]["config.yaml"]
-            .as_str()
-            .expect("base64")
-            .to_owned();
+        // The API server stores stringData base64-encoded in data: that text is hashed.
+        let encoded = base64::engine::general_purpose::STANDARD.encode(
+            find(&rendered, "Secret", "vc-config-vcluster")["stringData"]["config.yaml"]
+                .as_str()
+                .expect("text"),
+        );
         let annotations = &find(&rendered, "StatefulSet", "vcluster")["spec"]["template"]["metadata"]
             ["annotations"];
         // vCluster's own formula: sha256 of the base64 text.
