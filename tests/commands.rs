@@ -789,6 +789,121 @@ fn init_create_kind_without_kind_fails_clearly_and_changes_nothing() {
     assert!(!dir.path().join("config").exists(), "no kubeconfig written");
 }
 
+/// A `kind` that records its command lines in `log` and does what kflex needs: lists no
+/// clusters, "creates" one by writing a kubeconfig whose server refuses connections, and loads
+/// images with exit status `KIND_LOAD_STATUS`. Only shell builtins: PATH holds this alone.
+#[cfg(unix)]
+fn fake_kind(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let script = r#"#!/bin/sh
+echo "$*" >> "$KIND_LOG"
+case "$1 $2" in
+  "get clusters") exit 0 ;;
+  "create cluster")
+    while read -r _; do :; done
+    while [ $# -gt 0 ]; do [ "$1" = --kubeconfig ] && out="$2"; shift; done
+    printf 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: kind-kubeflex, context: {cluster: c, user: u}}]\ncurrent-context: kind-kubeflex\n' > "$out"
+    exit 0 ;;
+  "load docker-image") exit "${KIND_LOAD_STATUS:-0}" ;;
+esac
+exit 3
+"#;
+    let path = dir.join("kind");
+    std::fs::write(&path, script).expect("test setup");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("test setup");
+}
+
+#[cfg(unix)]
+#[test]
+fn init_create_kind_loads_the_kflex_image_it_renders() {
+    let run = |load_status: &str, args: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        fake_kind(dir.path());
+        let output = Command::cargo_bin("kflex")
+            .unwrap()
+            .env_clear()
+            .env("PATH", dir.path())
+            .env("KIND_LOG", dir.path().join("log"))
+            .env("KIND_LOAD_STATUS", load_status)
+            .env("KUBECONFIG", dir.path().join("config"))
+            .args(["init", "--create-kind", "--load-image"])
+            .args(args)
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+        (output, log)
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let (output, log) = run("0", &[]);
+    // After the image is loaded kflex goes on to install, and finds no API server (the fake's).
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[1].starts_with("create cluster --name kubeflex"),
+        "{log}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("load docker-image ghcr.io/kubestellar/kflex:{version} --name kubeflex")
+    );
+    // The image the pods would run, mirror included; a failed load says how to build it.
+    let (output, log) = run("1", &["--set", "imageRegistry=mirror.example.com"]);
+    assert_eq!(output.status.code(), Some(1));
+    let image = format!("mirror.example.com/kubestellar/kflex:{version}");
+    assert!(
+        log.ends_with(&format!("load docker-image {image} --name kubeflex\n")),
+        "{log}"
+    );
+    assert!(
+        stderr(&output).contains(&format!(
+            "failed (exit status: 1); is the image built on this machine? `podman build -f \
+             Containerfile -t {image} .`"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    // A digest cannot be loaded: refused before kind is run.
+    let digest = format!("images.kflex.digest=sha256:{}", "a".repeat(64));
+    let (output, log) = run("0", &["--set", &digest]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--load-image loads a tag"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(log, "", "kind was not run");
+    let (output, log) = run("0", &["--set", "imagePullPolicy=Always"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("imagePullPolicy Always"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(log, "", "kind was not run");
+}
+
+#[test]
+fn load_image_needs_create_kind() {
+    let output = Command::cargo_bin("kflex")
+        .unwrap()
+        .env_clear()
+        .args(["init", "--load-image"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--create-kind"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 /// The Gateway API objects a cluster with Gateway API has: the TLSRoute CRD serving v1 and a
 /// GatewayClass.
 fn install_gateway_api(fake: &FakeApi) {
