@@ -1758,3 +1758,55 @@ fn printing_commands_end_quietly_when_the_reader_goes_away() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// What README and examples/argocd/README.md say of the built-in database hook: its objects are
+/// the control plane's (its waves, no hook annotation), its Job before the API server that needs
+/// the Secret it writes; a hook of the user's comes after the control plane.
+#[test]
+fn the_built_in_database_hook_is_in_the_control_planes_waves() {
+    let rendered = objects(&stdout(kflex().args(["render", "cp1"])));
+    let wave = |object: &Value| {
+        object["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .as_str()
+            .expect("a wave")
+            .to_owned()
+    };
+    let job = find(&rendered, "Job", "db-cp1");
+    assert_eq!(job["metadata"]["namespace"], "kubeflex-system");
+    assert_eq!(wave(job), "3");
+    assert_eq!(wave(find(&rendered, "Deployment", "kube-apiserver")), "4");
+    for (kind, name) in [
+        ("Job", "db-cp1"),
+        ("ServiceAccount", "db-cp1"),
+        ("Role", "kflex-database"),
+        ("RoleBinding", "kflex-database"),
+    ] {
+        let annotations = &find(&rendered, kind, name)["metadata"]["annotations"];
+        assert!(
+            annotations["kflex.kubestellar.org/post-create-hook"].is_null(),
+            "{kind} {name}: {annotations}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("test setup");
+    let hooks = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/argocd/tenants/hooks/tenant-namespaces.yaml");
+    let cp = dir.path().join("cp.yaml");
+    std::fs::write(
+        &cp,
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata: {name: cp1}\nspec: {type: k8s, postCreateHooks: [{hookName: tenant-namespaces}]}\n",
+    )
+    .expect("test setup");
+    let rendered = objects(&stdout(
+        kflex()
+            .args(["render", "-f"])
+            .arg(&cp)
+            .arg("-f")
+            .arg(&hooks),
+    ));
+    let job = find(&rendered, "Job", "tenant-namespaces");
+    assert_eq!(
+        job["metadata"]["annotations"]["kflex.kubestellar.org/post-create-hook"],
+        "tenant-namespaces"
+    );
+    assert_eq!(wave(job), "13");
+}

@@ -724,6 +724,85 @@ fn every_command_for_people_has_help_with_examples() {
     }
 }
 
+/// The PostCreateHooks the repository ships (examples/), by name.
+fn shipped_hooks() -> Vec<String> {
+    fn walk(dir: &std::path::Path, names: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("readable") {
+            let path = entry.expect("readable").path();
+            if path.is_dir() {
+                walk(&path, names);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                for document in serde_saphyr::from_multiple::<Value>(&text).expect("YAML") {
+                    if document["kind"] == "PostCreateHook" {
+                        names.push(document["metadata"]["name"].as_str().expect("named").into());
+                    }
+                }
+            }
+        }
+    }
+    let mut names = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
+        &mut names,
+    );
+    names
+}
+
+/// Every example in the commands' help is a command line kflex accepts, and a hook it names
+/// (`-p`) is one the repository ships, so copying an example never fails on a missing hook.
+#[test]
+fn help_examples_are_accepted_and_name_shipped_hooks() {
+    let hooks = shipped_hooks();
+    assert!(hooks.iter().any(|h| h == "tenant-namespaces"), "{hooks:?}");
+    let mut checked = 0;
+    for command in [
+        "init",
+        "create",
+        "adopt",
+        "list",
+        "ctx",
+        "diff",
+        "delete",
+        "backup",
+        "restore",
+        "render",
+        "config",
+        "version",
+        "completion",
+    ] {
+        let output = Command::cargo_bin("kflex")
+            .unwrap()
+            .env_clear()
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(output.stdout).unwrap();
+        let examples = help.split_once("Examples:").map_or("", |(_, rest)| rest);
+        for line in examples.lines() {
+            let Some(example) = line.trim().strip_prefix("kflex ") else {
+                continue;
+            };
+            // The command alone: no comment, no pipe or redirection after it.
+            let example = example.split("  #").next().unwrap_or_default();
+            let example = example.split(['|', '>']).next().unwrap_or_default();
+            let words: Vec<&str> = example.split_whitespace().collect();
+            kflex::cli::accepts(&words).unwrap_or_else(|e| panic!("kflex {example}: {e}"));
+            for pair in words.windows(2) {
+                if matches!(pair[0], "-p" | "--postcreate-hook") {
+                    assert!(
+                        hooks.iter().any(|h| h == pair[1]),
+                        "kflex {example}: kflex ships no hook {:?} ({hooks:?})",
+                        pair[1]
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "{checked} examples");
+}
+
 #[test]
 fn completion_scripts_cover_the_commands() {
     for (shell, marker) in [
