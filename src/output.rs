@@ -82,16 +82,23 @@ pub fn write(target: &Target, sets: Vec<(String, Formatted)>) -> anyhow::Result<
     }
 }
 
-fn print(text: &str) -> anyhow::Result<()> {
+/// Writes `text` to stdout: every command's output goes through here. A reader that went away
+/// (`kflex list | head`) is not an error: nothing is left to tell it, so the command ends as it
+/// would have (`println!` would panic and exit 101 instead).
+pub fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
     {
-        // The reader went away (`| head`); nothing is left to tell it.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("failed to write to stdout"),
     }
+}
+
+/// [`print`] with a newline.
+pub fn print_line(text: &str) -> anyhow::Result<()> {
+    print(&format!("{text}\n"))
 }
 
 /// One file per object with a stable name, plus a `kustomization.yaml` listing them in install

@@ -187,6 +187,37 @@ fn bad_settings_name_the_key_and_where_it_came_from() {
     );
     let stderr = refused(kflex().args(["render", "cp1", "--set", "domain"]));
     assert!(stderr.contains("expected KEY=VALUE"), "{stderr}");
+    assert!(
+        refused(kflex().args(["render", "cp1", "--set", "images.kine.tga=v1"]))
+            .contains("did you mean images.kine.tag?"),
+    );
+    // A misspelt variable would otherwise leave the setting at its default without a word.
+    let stderr = refused(
+        kflex()
+            .args(["render", "cp1"])
+            .env("KFLEX_EXTERNAL_PROT", "443"),
+    );
+    assert!(
+        stderr.contains(
+            "environment variable KFLEX_EXTERNAL_PROT is not a kflex setting (did you mean \
+             KFLEX_EXTERNAL_PORT?)"
+        ),
+        "{stderr}"
+    );
+    // kflex's own test and CI variables are not settings, and are not refused.
+    stdout(
+        kflex()
+            .args(["render", "cp1"])
+            .env("KFLEX_E2E_KUBECONFIG", "/nonexistent")
+            .env("KFLEX_YAML11_PYTHON", "/usr/bin/python3"),
+    );
+    let stderr = refused(kflex().args(["render", "cp1", "--external-port", "70000"]));
+    assert!(
+        stderr.contains(
+            "externalPort (from flag --external-port): must be between 1 and 65535, got 70000"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -200,7 +231,7 @@ fn bad_exposure_settings_are_refused_with_key_source_and_reason() {
             kflex()
                 .args(["render", "cp1"])
                 .env("KFLEX_EXPOSURE", "nodePort"),
-            "setting exposure (from environment variable KFLEX_EXPOSURE): unknown variant `nodePort`",
+            "setting exposure (from environment variable KFLEX_EXPOSURE): must be one of ingress, route, gateway, loadBalancer, got \"nodePort\"",
         ),
         (
             kflex().args(["render", "cp1", "--exposure", "route"]),
@@ -1242,10 +1273,11 @@ fn tokens_are_renewed_twice_within_the_last_third_of_their_lifetime() {
         ),
         (
             "tokenExpirationSeconds: 86400",
-            "23 * * * *",
+            "45 * * * *",
             "--token-expiration=86400s",
         ),
-        ("", "23 4 * * *", "--token-expiration=31536000s"),
+        // ext's own time of day (the renderer's spread of names).
+        ("", "45 0 * * *", "--token-expiration=31536000s"),
     ] {
         let cp = write_external(dir.path(), "ext", "kubeflex-system", expiration);
         let rendered = objects(&stdout(kflex().args(["render", "-f", &cp])));
@@ -1322,18 +1354,15 @@ fn routes_name_their_host_so_certificates_can_too() {
 
 /// vCluster's configuration as the Secret holds it, and the rendered objects.
 fn vcluster_config(args: &[&str]) -> (Value, Vec<Value>) {
-    use base64::Engine as _;
     let rendered = objects(&stdout(
         kflex()
             .args(["render", "vc1", "--type", "vcluster"])
             .args(args),
     ));
     let secret = find(&rendered, "Secret", "vc-config-vcluster");
-    let encoded = secret["data"]["config.yaml"].as_str().expect("base64");
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .expect("valid base64");
-    let config = serde_saphyr::from_str(&String::from_utf8(decoded).expect("UTF-8")).expect("YAML");
+    assert!(secret.get("data").is_none(), "readable stringData only");
+    let text = secret["stringData"]["config.yaml"].as_str().expect("text");
+    let config = serde_saphyr::from_str(text).expect("YAML");
     (config, rendered)
 }
 
@@ -1433,6 +1462,7 @@ fn vcluster_configuration_is_complete_and_carries_kubeflex_intent() {
 
 #[test]
 fn vcluster_pods_roll_when_its_configuration_changes() {
+    use base64::Engine as _;
     use sha2::Digest as _;
     let hash = |args: &[&str]| {
         let rendered = objects(&stdout(
@@ -1440,10 +1470,12 @@ fn vcluster_pods_roll_when_its_configuration_changes() {
                 .args(["render", "vc1", "--type", "vcluster"])
                 .args(args),
         ));
-        let encoded = find(&rendered, "Secret", "vc-config-vcluster")["data"]["config.yaml"]
-            .as_str()
-            .expect("base64")
-            .to_owned();
+        // The API server stores stringData base64-encoded in data: that text is hashed.
+        let encoded = base64::engine::general_purpose::STANDARD.encode(
+            find(&rendered, "Secret", "vc-config-vcluster")["stringData"]["config.yaml"]
+                .as_str()
+                .expect("text"),
+        );
         let annotations = &find(&rendered, "StatefulSet", "vcluster")["spec"]["template"]["metadata"]
             ["annotations"];
         // vCluster's own formula: sha256 of the base64 text.
@@ -1690,4 +1722,91 @@ fn bad_backups_and_restores_name_object_field_and_reason() {
             "{input}\n{message}"
         );
     }
+}
+
+#[test]
+fn printing_commands_end_quietly_when_the_reader_goes_away() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n\
+         current-context: a\n",
+    )
+    .expect("test setup");
+    for args in [
+        &["render", "cp1"][..],
+        &["render", "--system", "-o", "json"][..],
+        &["crds"][..],
+        &["completion", "bash"][..],
+        &["version", "--client"][..],
+        &["ctx", "get"][..],
+        &["ctx", "list", "-o", "json"][..],
+    ] {
+        // `kflex … | head` once head has exited: the pipe has no reader.
+        let (reader, writer) = std::io::pipe().expect("test setup");
+        drop(reader);
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("kflex"))
+            .env_clear()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// What README and examples/argocd/README.md say of the built-in database hook: its objects are
+/// the control plane's (its waves, no hook annotation), its Job before the API server that needs
+/// the Secret it writes; a hook of the user's comes after the control plane.
+#[test]
+fn the_built_in_database_hook_is_in_the_control_planes_waves() {
+    let rendered = objects(&stdout(kflex().args(["render", "cp1"])));
+    let wave = |object: &Value| {
+        object["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .as_str()
+            .expect("a wave")
+            .to_owned()
+    };
+    let job = find(&rendered, "Job", "db-cp1");
+    assert_eq!(job["metadata"]["namespace"], "kubeflex-system");
+    assert_eq!(wave(job), "3");
+    assert_eq!(wave(find(&rendered, "Deployment", "kube-apiserver")), "4");
+    for (kind, name) in [
+        ("Job", "db-cp1"),
+        ("ServiceAccount", "db-cp1"),
+        ("Role", "kflex-database"),
+        ("RoleBinding", "kflex-database"),
+    ] {
+        let annotations = &find(&rendered, kind, name)["metadata"]["annotations"];
+        assert!(
+            annotations["kflex.kubestellar.org/post-create-hook"].is_null(),
+            "{kind} {name}: {annotations}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("test setup");
+    let hooks = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/argocd/tenants/hooks/tenant-namespaces.yaml");
+    let cp = dir.path().join("cp.yaml");
+    std::fs::write(
+        &cp,
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata: {name: cp1}\nspec: {type: k8s, postCreateHooks: [{hookName: tenant-namespaces}]}\n",
+    )
+    .expect("test setup");
+    let rendered = objects(&stdout(
+        kflex()
+            .args(["render", "-f"])
+            .arg(&cp)
+            .arg("-f")
+            .arg(&hooks),
+    ));
+    let job = find(&rendered, "Job", "tenant-namespaces");
+    assert_eq!(
+        job["metadata"]["annotations"]["kflex.kubestellar.org/post-create-hook"],
+        "tenant-namespaces"
+    );
+    assert_eq!(wave(job), "13");
 }

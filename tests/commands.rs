@@ -724,6 +724,85 @@ fn every_command_for_people_has_help_with_examples() {
     }
 }
 
+/// The PostCreateHooks the repository ships (examples/), by name.
+fn shipped_hooks() -> Vec<String> {
+    fn walk(dir: &std::path::Path, names: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("readable") {
+            let path = entry.expect("readable").path();
+            if path.is_dir() {
+                walk(&path, names);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                for document in serde_saphyr::from_multiple::<Value>(&text).expect("YAML") {
+                    if document["kind"] == "PostCreateHook" {
+                        names.push(document["metadata"]["name"].as_str().expect("named").into());
+                    }
+                }
+            }
+        }
+    }
+    let mut names = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
+        &mut names,
+    );
+    names
+}
+
+/// Every example in the commands' help is a command line kflex accepts, and a hook it names
+/// (`-p`) is one the repository ships, so copying an example never fails on a missing hook.
+#[test]
+fn help_examples_are_accepted_and_name_shipped_hooks() {
+    let hooks = shipped_hooks();
+    assert!(hooks.iter().any(|h| h == "tenant-namespaces"), "{hooks:?}");
+    let mut checked = 0;
+    for command in [
+        "init",
+        "create",
+        "adopt",
+        "list",
+        "ctx",
+        "diff",
+        "delete",
+        "backup",
+        "restore",
+        "render",
+        "config",
+        "version",
+        "completion",
+    ] {
+        let output = Command::cargo_bin("kflex")
+            .unwrap()
+            .env_clear()
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(output.stdout).unwrap();
+        let examples = help.split_once("Examples:").map_or("", |(_, rest)| rest);
+        for line in examples.lines() {
+            let Some(example) = line.trim().strip_prefix("kflex ") else {
+                continue;
+            };
+            // The command alone: no comment, no pipe or redirection after it.
+            let example = example.split("  #").next().unwrap_or_default();
+            let example = example.split(['|', '>']).next().unwrap_or_default();
+            let words: Vec<&str> = example.split_whitespace().collect();
+            kflex::cli::accepts(&words).unwrap_or_else(|e| panic!("kflex {example}: {e}"));
+            for pair in words.windows(2) {
+                if matches!(pair[0], "-p" | "--postcreate-hook") {
+                    assert!(
+                        hooks.iter().any(|h| h == pair[1]),
+                        "kflex {example}: kflex ships no hook {:?} ({hooks:?})",
+                        pair[1]
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "{checked} examples");
+}
+
 #[test]
 fn completion_scripts_cover_the_commands() {
     for (shell, marker) in [
@@ -787,6 +866,121 @@ fn init_create_kind_without_kind_fails_clearly_and_changes_nothing() {
         stderr(&output)
     );
     assert!(!dir.path().join("config").exists(), "no kubeconfig written");
+}
+
+/// A `kind` that records its command lines in `log` and does what kflex needs: lists no
+/// clusters, "creates" one by writing a kubeconfig whose server refuses connections, and loads
+/// images with exit status `KIND_LOAD_STATUS`. Only shell builtins: PATH holds this alone.
+#[cfg(unix)]
+fn fake_kind(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let script = r#"#!/bin/sh
+echo "$*" >> "$KIND_LOG"
+case "$1 $2" in
+  "get clusters") exit 0 ;;
+  "create cluster")
+    while read -r _; do :; done
+    while [ $# -gt 0 ]; do [ "$1" = --kubeconfig ] && out="$2"; shift; done
+    printf 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: kind-kubeflex, context: {cluster: c, user: u}}]\ncurrent-context: kind-kubeflex\n' > "$out"
+    exit 0 ;;
+  "load docker-image") exit "${KIND_LOAD_STATUS:-0}" ;;
+esac
+exit 3
+"#;
+    let path = dir.join("kind");
+    std::fs::write(&path, script).expect("test setup");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("test setup");
+}
+
+#[cfg(unix)]
+#[test]
+fn init_create_kind_loads_the_kflex_image_it_renders() {
+    let run = |load_status: &str, args: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        fake_kind(dir.path());
+        let output = Command::cargo_bin("kflex")
+            .unwrap()
+            .env_clear()
+            .env("PATH", dir.path())
+            .env("KIND_LOG", dir.path().join("log"))
+            .env("KIND_LOAD_STATUS", load_status)
+            .env("KUBECONFIG", dir.path().join("config"))
+            .args(["init", "--create-kind", "--load-image"])
+            .args(args)
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+        (output, log)
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let (output, log) = run("0", &[]);
+    // After the image is loaded kflex goes on to install, and finds no API server (the fake's).
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[1].starts_with("create cluster --name kubeflex"),
+        "{log}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("load docker-image ghcr.io/kubestellar/kflex:{version} --name kubeflex")
+    );
+    // The image the pods would run, mirror included; a failed load says how to build it.
+    let (output, log) = run("1", &["--set", "imageRegistry=mirror.example.com"]);
+    assert_eq!(output.status.code(), Some(1));
+    let image = format!("mirror.example.com/kubestellar/kflex:{version}");
+    assert!(
+        log.ends_with(&format!("load docker-image {image} --name kubeflex\n")),
+        "{log}"
+    );
+    assert!(
+        stderr(&output).contains(&format!(
+            "failed (exit status: 1); is the image built on this machine? `podman build -f \
+             Containerfile -t {image} .`"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    // A digest cannot be loaded: refused before kind is run.
+    let digest = format!("images.kflex.digest=sha256:{}", "a".repeat(64));
+    let (output, log) = run("0", &["--set", &digest]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--load-image loads a tag"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(log, "", "kind was not run");
+    let (output, log) = run("0", &["--set", "imagePullPolicy=Always"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("imagePullPolicy Always"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(log, "", "kind was not run");
+}
+
+#[test]
+fn load_image_needs_create_kind() {
+    let output = Command::cargo_bin("kflex")
+        .unwrap()
+        .env_clear()
+        .args(["init", "--load-image"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--create-kind"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// The Gateway API objects a cluster with Gateway API has: the TLSRoute CRD serving v1 and a
@@ -1666,4 +1860,288 @@ async fn restore_under_another_name_needs_the_administrators_permission_and_the_
     assert_eq!(staging["spec"]["replicas"], 3);
     assert!(staging["spec"].get("backup").is_none());
     assert_eq!(staging["spec"]["restoreFrom"]["controlPlane"], "prod");
+}
+
+/// Runs `kflex ARGS` with a stdout whose reader is already gone, as `kflex … | head` ends up.
+async fn with_closed_stdout(cluster: &Cluster, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("test setup");
+    drop(reader);
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kflex"));
+    command
+        .env_clear()
+        .env("KUBECONFIG", cluster.kubeconfig_path())
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    tokio::task::spawn_blocking(move || command.output().expect("test setup"))
+        .await
+        .expect("the command ran")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_diff_end_quietly_when_the_reader_goes_away() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let cluster = Cluster::start().await;
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            control_plane_object("cp1", json!({"type": "k8s"})),
+        );
+        for (args, code) in [
+            (&["list"][..], 0),
+            (&["list", "-o", "json"][..], 0),
+            (&["ctx", "list"][..], 0),
+            // Nothing is applied yet: everything is a difference (exit 1, like kubectl diff).
+            (&["diff", "cp1"][..], 1),
+        ] {
+            let output = with_closed_stdout(&cluster, args).await;
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            assert!(
+                !stderr(&output).contains("panicked"),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+        }
+    })
+    .await
+    .expect("within the timeout");
+}
+
+/// A kubeconfig whose one context `x` talks to `server` (cluster `c`), with `extra` lines in the
+/// cluster entry (a CA).
+fn kubeconfig_for(dir: &std::path::Path, server: &str, extra: &str) -> PathBuf {
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n{extra}\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+             current-context: x\n"
+        ),
+    )
+    .expect("test setup");
+    path
+}
+
+/// `kflex list` against `server`: it fails with one line (no chain of library messages) that
+/// names the server; returns that line.
+async fn one_line_failure(server: &str, extra: &str) -> String {
+    let dir = tempfile::tempdir().expect("test setup");
+    let kubeconfig = kubeconfig_for(dir.path(), server, extra);
+    let mut command = Command::cargo_bin("kflex").expect("test setup");
+    command
+        .env_clear()
+        .args(["list", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .timeout(Duration::from_secs(60));
+    let output = tokio::task::spawn_blocking(move || command.output().expect("test setup"))
+        .await
+        .expect("the command ran");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    assert!(
+        text.starts_with(&format!(
+            "error: cannot use the Kubernetes API server {server} (context \"x\"): "
+        )),
+        "{text}"
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_cluster_is_named_with_the_reason_in_one_line() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        // Nothing listens: the port of a listener that was closed again.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("test setup");
+        let port = closed.local_addr().expect("test setup").port();
+        drop(closed);
+        let refused = one_line_failure(&format!("https://127.0.0.1:{port}"), "").await;
+        assert!(refused.contains("connection refused"), "{refused}");
+
+        // A web server that is not a Kubernetes API: 404 with a page.
+        let web = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("test setup");
+        let web_address = web.local_addr().expect("test setup");
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            while let Ok((mut stream, _)) = web.accept().await {
+                let mut request = [0_u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let page = "<html><body>Not Found</body></html>";
+                let response = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        let not_kubernetes = one_line_failure(&format!("http://{web_address}"), "").await;
+        assert!(
+            not_kubernetes.contains("answered 404")
+                && not_kubernetes.contains("not a Kubernetes API server"),
+            "{not_kubernetes}"
+        );
+
+        // A server that takes the connection and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("test setup");
+        let silent_address = silent.local_addr().expect("test setup");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                held.push(stream);
+            }
+        });
+        let started = std::time::Instant::now();
+        let hangs = one_line_failure(&format!("https://{silent_address}"), "").await;
+        assert!(hangs.contains("no answer"), "{hangs}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "it gave up in seconds, not minutes"
+        );
+    })
+    .await
+    .expect("within the timeout");
+}
+
+/// A TLS server presenting an API server certificate kflex's PKI made for `names` (no IP
+/// address), which answers nothing after the handshake; returns its address and the CA.
+async fn tls_server(names: &[&str]) -> (std::net::SocketAddr, String) {
+    use kflex::bootstrap::certificates::{ApiServerNames, k8s_certs};
+    use kflex::bootstrap::pki::{Lifetimes, text};
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let lifetimes = Lifetimes {
+        authority: Duration::from_secs(86_400),
+        leaf: Duration::from_secs(86_400),
+    };
+    let names = ApiServerNames {
+        dns_names: names.iter().map(|name| (*name).to_owned()).collect(),
+        ip_addresses: Vec::new(),
+    };
+    let certs = k8s_certs(None, &names, lifetimes, time::OffsetDateTime::now_utc())
+        .expect("test setup")
+        .expect("test setup");
+    let pem = |key: &str| text(&certs, key).expect("test setup").to_owned();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pem("apiserver.crt").as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("test setup");
+    let key = PrivateKeyDer::from_pem_slice(pem("apiserver.key").as_bytes()).expect("test setup");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("test setup")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("test setup");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("test setup");
+    let address = listener.local_addr().expect("test setup");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            // The client gives up during the handshake; nothing else happens.
+            tokio::spawn(async move {
+                let _ = acceptor.accept(stream).await;
+            });
+        }
+    });
+    (address, pem("ca.crt"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_say_which_name_and_which_ca() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let (address, ca) = tls_server(&["cp1.localtest.me"]).await;
+        let ca_data = format!("    certificate-authority-data: {}\n", base64(&ca));
+        let server = format!("https://{address}");
+        // The right CA, but a certificate for another name than the address used.
+        let wrong_name = one_line_failure(&server, &ca_data).await;
+        assert!(
+            wrong_name.contains("TLS: the server's certificate is not valid for \"127.0.0.1\"")
+                && wrong_name.contains("cp1.localtest.me"),
+            "{wrong_name}"
+        );
+        // A CA that did not sign it: another cluster's.
+        let (_, other_ca) = tls_server(&["other.localtest.me"]).await;
+        let other_data = format!("    certificate-authority-data: {}\n", base64(&other_ca));
+        let wrong_ca = one_line_failure(&server, &other_data).await;
+        assert!(
+            wrong_ca.contains(
+                "TLS: the server's certificate is not signed by the CA in \
+                 certificate-authority-data of cluster \"c\""
+            ),
+            "{wrong_ca}"
+        );
+    })
+    .await
+    .expect("within the timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_kflex_installed_is_asked_only_when_its_api_is_missing() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let cluster = Cluster::start().await;
+        let controlplanes = format!("/apis/{GROUP}/v1alpha1/controlplanes");
+        cluster
+            .fake
+            .fail(http::Method::GET, &controlplanes, 404, "NotFound", 1);
+        let missing = cluster.kflex(&["list"]).await;
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(
+            stderr(&missing).contains("(its CRD is missing); is kflex installed? (`kflex init`)"),
+            "{}",
+            stderr(&missing)
+        );
+        cluster
+            .fake
+            .fail(http::Method::GET, &controlplanes, 500, "InternalError", 1);
+        let failing = cluster.kflex(&["list"]).await;
+        assert_eq!(failing.status.code(), Some(1));
+        let text = stderr(&failing);
+        assert!(
+            !text.contains("is kflex installed") && text.contains("500 InternalError"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Status {"),
+            "no library debug output: {text}"
+        );
+    })
+    .await
+    .expect("within the timeout");
+}
+
+#[test]
+fn a_kubeconfig_that_does_not_exist_says_so() {
+    for (flag, env) in [(true, false), (false, true)] {
+        let mut command = Command::cargo_bin("kflex").unwrap();
+        command.env_clear().arg("list");
+        if flag {
+            command.args(["--kubeconfig", "/nonexistent/config"]);
+        }
+        if env {
+            command.env("KUBECONFIG", "/nonexistent/config");
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(
+            stderr(&output),
+            "error: the kubeconfig /nonexistent/config does not exist; create a cluster \
+             (`kflex init --create-kind`), or name another file with --kubeconfig or \
+             $KUBECONFIG\n"
+        );
+    }
 }

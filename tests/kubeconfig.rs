@@ -307,30 +307,60 @@ fn writes_keep_permissions_follow_symbolic_links_and_leave_no_temporary_files() 
     );
 }
 
+/// The write fails half-way through whoever runs the tests: a file-size limit of zero makes
+/// the first write to the temporary file fail (`EFBIG`, root included, unlike a read-only
+/// directory, which root writes into regardless), with the signal that would kill kflex
+/// ignored so it reports the error itself.
 #[cfg(unix)]
 #[test]
 fn a_failed_write_leaves_the_kubeconfig_as_it_was() {
-    use std::os::unix::fs::PermissionsExt as _;
     let home = Home::new();
-    let locked = home.path("locked");
-    std::fs::create_dir(&locked).unwrap();
-    std::fs::copy(home.path("main.yaml"), locked.join("config")).unwrap();
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
-    if std::fs::write(locked.join("probe"), "").is_ok() {
-        // Running as root: directory permissions do not stop writes; nothing to show here.
-        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
-        return;
-    }
-    let before = std::fs::read(locked.join("config")).unwrap();
-    let output = home
-        .kflex(&["locked/config"])
-        .args(["ctx", "cp1"])
-        .output()
-        .unwrap();
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("locked"));
-    assert_eq!(std::fs::read(locked.join("config")).unwrap(), before);
+    let before = home.bytes("main.yaml");
+    let limited = |limit: &str| {
+        let kflex = home.kflex(&["main.yaml"]).get_program().to_owned();
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f {limit}; exec \"$0\" ctx cp1"
+            ))
+            .arg(kflex)
+            .env_clear()
+            .env("KUBECONFIG", home.path("main.yaml"))
+            .current_dir(home.dir.path())
+            .output()
+            .expect("test setup");
+        let leftovers: Vec<String> = std::fs::read_dir(home.dir.path())
+            .expect("test setup")
+            .map(|entry| {
+                entry
+                    .expect("test setup")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.starts_with(".kflex-kubeconfig"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        output
+    };
+    let output = limited("0");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "writing kubeconfig {}",
+            home.path("main.yaml")
+                .canonicalize()
+                .expect("test setup")
+                .display()
+        )) && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    assert_eq!(home.bytes("main.yaml"), before);
+    // The same command without the limit writes: the limit, not the command, failed above.
+    let output = limited("unlimited");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(home.read("main.yaml")["current-context"], "cp1");
 }
 
 #[test]

@@ -31,6 +31,7 @@ use super::progress::Progress;
 use super::session::{KubeconfigArgs, Session};
 use super::wait::Waiting;
 use crate::bootstrap::backup::Listed;
+use crate::output::print_line;
 
 const BACKUP_EXAMPLES: &str = "Examples:
   kflex backup create cp1            # back up cp1's database now; prints the backup's name
@@ -446,12 +447,6 @@ fn size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1}{}", UNITS[unit])
-}
-
-fn print_line(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}").context("writing to stdout")
 }
 
 /// The result a bootstrap program printed: the last line of its log that parses as one.

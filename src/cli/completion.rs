@@ -14,6 +14,8 @@ pub(crate) struct CompletionArgs {
 
 pub(crate) fn run(args: CompletionArgs) -> anyhow::Result<()> {
     let mut command = super::Cli::command();
-    clap_complete::generate(args.shell, &mut command, "kflex", &mut std::io::stdout());
-    Ok(())
+    // Into memory first: clap_complete panics on a failed write (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "kflex", &mut script);
+    crate::output::print(&String::from_utf8_lossy(&script))
 }

@@ -27,7 +27,8 @@ const EXAMPLES: &str = "Examples:
   kflex create cp1                               # type k8s, wait until Ready, switch to it
   kflex create cp2 --type vcluster
   kflex create cp5 --backend dedicated --replicas 3   # its own PostgreSQL, three API servers
-  kflex create cp3 --type k3s -p openshift-crds --set version=4.14
+  kflex create cp3 --type k3s -p tenant-namespaces --set Namespaces=staging
+                  # the hook examples/argocd/tenants/hooks/tenant-namespaces.yaml, applied first
   kflex create edge --type host                  # the hosting cluster itself
   kflex create cp4 --wait=false                  # return once created (`kflex ctx cp4` later)";
 
@@ -167,8 +168,11 @@ pub(crate) async fn create(
     if api
         .get_opt(&name)
         .await
-        .with_context(|| {
-            format!("reading ControlPlanes on the hosting cluster (context {hosting:?}); is kflex installed? (`kflex init`)")
+        .map_err(|err| {
+            super::reach::on_kflex_api(
+                err,
+                format!("reading ControlPlanes on the hosting cluster (context {hosting:?})"),
+            )
         })?
         .is_some()
     {

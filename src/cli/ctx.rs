@@ -99,10 +99,6 @@ pub(crate) fn run(args: CtxArgs) -> anyhow::Result<()> {
     }
 }
 
-#[allow(
-    clippy::print_stdout,
-    reason = "the current context is the command's output"
-)]
 fn get(kubeconfig: &KubeconfigArgs) -> anyhow::Result<()> {
     let session = Session::load(kubeconfig)?;
     let current = session.kubeconfigs.current_context().with_context(|| {
@@ -111,8 +107,7 @@ fn get(kubeconfig: &KubeconfigArgs) -> anyhow::Result<()> {
             session.kubeconfigs.describe_paths()
         )
     })?;
-    println!("{current}");
-    Ok(())
+    crate::output::print_line(current)
 }
 
 /// One row of `ctx list`.
@@ -136,13 +131,12 @@ fn rows(kubeconfigs: &Kubeconfigs) -> Vec<Value> {
         .collect()
 }
 
-#[allow(clippy::print_stdout, reason = "the list is the command's output")]
 fn list(kubeconfig: &KubeconfigArgs, format: ListFormat) -> anyhow::Result<()> {
     let session = Session::load(kubeconfig)?;
     let rows = rows(&session.kubeconfigs);
     match format {
         ListFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            crate::output::print_line(&serde_json::to_string_pretty(&rows)?)?;
         }
         ListFormat::Table => {
             let width = rows
@@ -152,7 +146,7 @@ fn list(kubeconfig: &KubeconfigArgs, format: ListFormat) -> anyhow::Result<()> {
                 .max()
                 .unwrap_or(0)
                 .max("CONTEXT".len());
-            println!("  {:<width$}  {:<8}  CONTROL PLANE", "CONTEXT", "MANAGED");
+            let mut text = format!("  {:<width$}  {:<8}  CONTROL PLANE\n", "CONTEXT", "MANAGED");
             for row in &rows {
                 let marker = if row["current"] == json!(true) {
                     "*"
@@ -164,12 +158,13 @@ fn list(kubeconfig: &KubeconfigArgs, format: ListFormat) -> anyhow::Result<()> {
                     (Some(true), _) => "yes",
                     _ => "no",
                 };
-                println!(
-                    "{marker} {:<width$}  {managed:<8}  {}",
+                text.push_str(&format!(
+                    "{marker} {:<width$}  {managed:<8}  {}\n",
                     row["name"].as_str().unwrap_or_default(),
                     row["controlPlane"].as_str().unwrap_or("")
-                );
+                ));
             }
+            crate::output::print(&text)?;
         }
     }
     Ok(())

@@ -118,16 +118,16 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<bool> {
     if text.is_empty() {
         return Ok(false);
     }
-    print(&text, colour);
+    crate::output::print(&coloured(&text, colour))?;
     Ok(true)
 }
 
-#[allow(clippy::print_stdout, reason = "the diff is the command's output")]
-fn print(text: &str, colour: bool) {
+/// The diff, with terminal colours when `colour`.
+fn coloured(text: &str, colour: bool) -> String {
     if !colour {
-        print!("{text}");
-        return;
+        return text.to_owned();
     }
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
     for line in text.lines() {
         let code = match line.as_bytes().first() {
             Some(b'+') if !line.starts_with("+++") => "32",
@@ -136,11 +136,13 @@ fn print(text: &str, colour: bool) {
             _ => "1",
         };
         if line.starts_with(' ') {
-            println!("{line}");
+            out.push_str(line);
         } else {
-            println!("\x1b[{code}m{line}\x1b[0m");
+            out.push_str(&format!("\x1b[{code}m{line}\x1b[0m"));
         }
+        out.push('\n');
     }
+    out
 }
 
 /// The unified diff of one control plane's objects: changed, added and removed.

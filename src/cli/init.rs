@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{Renderer, TemplateSet};
-use kflex_core::settings::{Exposure, PostgresMode, SYSTEM_NAMESPACE, Settings};
+use kflex_core::settings::{Exposure, PostgresMode, PullPolicy, SYSTEM_NAMESPACE, Settings};
 use kube::api::{DeleteParams, Patch, PatchParams};
 
 use super::kind;
@@ -26,6 +26,7 @@ use crate::controller::resources::Resources;
 const EXAMPLES: &str = "Examples:
   kflex init                                  # on the current context's cluster
   kflex init --create-kind                    # a kind cluster named kubeflex first
+  kflex init --create-kind --load-image       # ... with the kflex image built on this machine
   kflex init --domain kflex.example.com --external-port 443
   kflex init --exposure gateway --set gateway.create=true --set gateway.className=eg
   kflex init --openshift";
@@ -41,6 +42,12 @@ pub(crate) struct InitArgs {
     /// Create a kind cluster with ingress-nginx (TLS passthrough) first; needs `kind` on PATH
     #[arg(short = 'c', long)]
     create_kind: bool,
+    /// With --create-kind: load the kflex image (the `images.kflex` setting, by default
+    /// ghcr.io/kubestellar/kflex:<kflex version>) from this machine's container engine into the
+    /// kind cluster (`kind load docker-image`), for an image built from the repository rather
+    /// than pulled
+    #[arg(long, requires = "create_kind")]
+    load_image: bool,
     #[command(flatten)]
     waiting: super::wait::Waiting,
     #[command(flatten)]
@@ -52,7 +59,7 @@ pub(crate) struct InitArgs {
 pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
     let settings = args
         .settings
-        .resolve(&mut crate::read::Reader::default(), std::env::vars())?;
+        .resolve(&mut crate::read::Reader::default(), super::environment())?;
     let renderer = Renderer::new(settings.clone(), &TemplateSet::embedded())
         .context("compiling the templates")?;
     let mut system = renderer.render_system()?.manifests;
@@ -78,11 +85,19 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
                 settings.host_container
             );
         }
+        let image = if args.load_image {
+            Some(loadable_image(&settings)?)
+        } else {
+            None
+        };
         let kubeconfig_file = sources
             .paths
             .first()
             .context("no kubeconfig file for kind to write to")?;
         kind::create(&kind_cluster, kubeconfig_file)?;
+        if let Some(image) = image {
+            kind::load_image(&kind_cluster.name, &image)?;
+        }
     }
     let mut session = Session::load(&args.kubeconfig)?;
     let context = match (args.create_kind, session.kubeconfigs.current_context()) {
@@ -142,6 +157,27 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     Ok(())
+}
+
+/// The kflex image `--load-image` loads: the reference the pods run, checked before any cluster
+/// is created. kind loads a tag (not a digest), and the kubelet uses a loaded image only when it
+/// does not pull it anyway.
+fn loadable_image(settings: &Settings) -> anyhow::Result<String> {
+    let image = &settings.images.kflex;
+    if !image.digest.is_empty() {
+        bail!(
+            "--load-image loads a tag into kind, but the images.kflex.digest setting pins the \
+             pods to {}; unset it",
+            image.digest
+        );
+    }
+    if settings.image_pull_policy == PullPolicy::Always {
+        bail!(
+            "--load-image with imagePullPolicy Always: the kubelet would pull the image instead \
+             of using the loaded one; use IfNotPresent"
+        );
+    }
+    Ok(image.reference(&settings.image_registry, ""))
 }
 
 /// Applies `manifests` in order with server-side apply; CRDs are waited for until established

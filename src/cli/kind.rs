@@ -141,6 +141,24 @@ pub fn create(cluster: &Cluster, kubeconfig: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads `image` from this machine's container engine into cluster `name`'s node, so pods run
+/// an image built here without a registry.
+pub fn load_image(name: &str, image: &str) -> anyhow::Result<()> {
+    eprintln!("loading image {image} into kind cluster {name:?}");
+    let status = Command::new("kind")
+        .args(["load", "docker-image", image, "--name", name])
+        .status()
+        .context("running `kind load docker-image`")?;
+    if !status.success() {
+        bail!(
+            "`kind load docker-image {image} --name {name}` failed ({status}); is the image built \
+             on this machine? `podman build -f Containerfile -t {image} .` (or docker build) in \
+             the repository builds it"
+        );
+    }
+    Ok(())
+}
+
 /// The embedded ingress-nginx objects, in order.
 pub fn ingress_nginx() -> anyhow::Result<Vec<Manifest>> {
     let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(INGRESS_NGINX)

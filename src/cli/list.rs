@@ -1,11 +1,11 @@
 //! `kflex list`: the control planes of the hosting cluster and how they stand.
 
-use anyhow::Context as _;
 use kflex_core::api::{BackendDbType, ControlPlane, ControlPlaneType};
 use kube::Api;
 use serde::Serialize;
 
 use super::session::{KubeconfigArgs, Session};
+use crate::output::{print, print_line};
 
 const EXAMPLES: &str = "Examples:
   kflex list
@@ -147,7 +147,6 @@ pub(crate) fn table(rows: &[Row], now: i64, created: &[Option<i64>], wide: bool)
     text
 }
 
-#[allow(clippy::print_stdout, reason = "the list is the command's output")]
 pub(crate) fn run(args: ListArgs) -> anyhow::Result<()> {
     let session = Session::load(&args.kubeconfig)?;
     let runtime = super::runtime()?;
@@ -156,16 +155,21 @@ pub(crate) fn run(args: ListArgs) -> anyhow::Result<()> {
         let api: Api<ControlPlane> = Api::all(client);
         api.list(&Default::default())
             .await
-            .with_context(|| format!("listing ControlPlanes (hosting context {context:?})"))
+            .map_err(|err| {
+                super::reach::on_kflex_api(
+                    err,
+                    format!("listing ControlPlanes (hosting context {context:?})"),
+                )
+            })
             .map(|list| list.items)
     })?;
     control_planes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let rows: Vec<Row> = control_planes.iter().map(Row::of).collect();
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Json => print_line(&serde_json::to_string_pretty(&rows)?)?,
         Format::Yaml => {
             let value = serde_json::to_value(&rows)?;
-            print!("{}", kflex_core::manifest::to_yaml_document(&value)?);
+            print(&kflex_core::manifest::to_yaml_document(&value)?)?;
         }
         Format::Table | Format::Wide if rows.is_empty() => {
             eprintln!("No control planes found.");
@@ -181,10 +185,7 @@ pub(crate) fn run(args: ListArgs) -> anyhow::Result<()> {
                         .map(|time| time.0.as_second())
                 })
                 .collect();
-            print!(
-                "{}",
-                table(&rows, now, &created, args.output == Format::Wide)
-            );
+            print(&table(&rows, now, &created, args.output == Format::Wide))?;
         }
     }
     Ok(())

@@ -36,7 +36,7 @@ pub async fn hosting_hooks(client: &kube::Client) -> anyhow::Result<Vec<PostCrea
     Ok(hooks
         .list(&Default::default())
         .await
-        .context("listing PostCreateHooks (is kflex installed? `kflex init`)")?
+        .map_err(|err| super::reach::on_kflex_api(err, "listing PostCreateHooks".to_owned()))?
         .items)
 }
 

@@ -18,6 +18,7 @@ pub mod kubeconfig;
 mod list;
 mod live;
 mod progress;
+mod reach;
 mod render;
 mod session;
 mod settings;
@@ -129,6 +130,12 @@ pub fn describe_error(err: &anyhow::Error) -> String {
     let mut text = format!("error: {}", escape_unsafe(&err.to_string()));
     for cause in err.chain().skip(1) {
         text.push_str("\n  caused by: ");
+        // An API call's error is a chain of library messages ("client error (Connect)", "tcp
+        // connect error", …): say its cause once instead.
+        if let Some(api) = cause.downcast_ref::<kube::Error>() {
+            text.push_str(&escape_unsafe(&reach::describe(api)));
+            break;
+        }
         let cause = cause.to_string();
         // Some libraries start their own message with "error: "; say it once.
         let cause = cause.strip_prefix("error: ").unwrap_or(&cause);

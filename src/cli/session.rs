@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::kubeconfig::{Kubeconfigs, Sources};
+use super::kubeconfig::{Kubeconfigs, Section, Sources};
+use super::reach;
 
 /// The kubeconfig option of people-facing commands.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -42,6 +43,13 @@ impl Session {
                 );
             }
             return Ok(recorded);
+        }
+        if !self.kubeconfigs.any_exists() {
+            bail!(
+                "the kubeconfig {} does not exist; create a cluster (`kflex init --create-kind`), \
+                 or name another file with --kubeconfig or $KUBECONFIG",
+                self.kubeconfigs.describe_paths()
+            );
         }
         self.kubeconfigs
             .current_context()
@@ -83,10 +91,57 @@ impl Session {
             .await
             .with_context(|| format!("using kubeconfig context {context:?}"))?;
         // A person is waiting: an unreachable cluster should fail in seconds, not minutes.
-        config.connect_timeout = Some(Duration::from_secs(10));
+        config.connect_timeout = Some(reach::FIRST_ANSWER);
         config.read_timeout = Some(Duration::from_secs(60));
-        kube::Client::try_from(config)
-            .with_context(|| format!("connecting with kubeconfig context {context:?}"))
+        let server = reach::Server {
+            url: config
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_owned(),
+            context: context.to_owned(),
+            ca: self.trusted_ca(context),
+        };
+        let client = kube::Client::try_from(config)
+            .with_context(|| format!("connecting with kubeconfig context {context:?}"))?;
+        // One request that every API server answers, so that a cluster that cannot be used is
+        // reported once, in one line naming it, before any command's own work.
+        reach::check(&client, &server).await?;
+        Ok(client)
+    }
+
+    /// Which CA the kubeconfig trusts for `context`'s cluster, for messages.
+    fn trusted_ca(&self, context: &str) -> String {
+        let cluster = self
+            .kubeconfigs
+            .body(Section::Contexts, context)
+            .and_then(|body| body.get("cluster"))
+            .and_then(serde_json::Value::as_str);
+        let Some((file, entry)) =
+            cluster.and_then(|name| self.kubeconfigs.entry_with_file(Section::Clusters, name))
+        else {
+            return "the CAs this machine trusts".to_owned();
+        };
+        let name = cluster.unwrap_or_default();
+        let body = entry.get("cluster");
+        let field = |key: &str| body.and_then(|body| body.get(key));
+        if let Some(path) = field("certificate-authority").and_then(serde_json::Value::as_str) {
+            format!(
+                "the CA in {path} (certificate-authority of cluster {name:?} in {})",
+                file.display()
+            )
+        } else if field("certificate-authority-data").is_some() {
+            format!(
+                "the CA in certificate-authority-data of cluster {name:?} in {}",
+                file.display()
+            )
+        } else {
+            format!(
+                "the CAs this machine trusts (cluster {name:?} in {} names no \
+                 certificate-authority)",
+                file.display()
+            )
+        }
     }
 
     /// A client for the hosting cluster, and its context's name.

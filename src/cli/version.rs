@@ -17,9 +17,8 @@ pub(crate) struct VersionArgs {
     kubeconfig: KubeconfigArgs,
 }
 
-#[allow(clippy::print_stdout, reason = "the versions are the command's output")]
 pub(crate) fn run(args: VersionArgs) -> anyhow::Result<()> {
-    println!("kflex version: {}", env!("CARGO_PKG_VERSION"));
+    crate::output::print_line(&format!("kflex version: {}", env!("CARGO_PKG_VERSION")))?;
     if args.client {
         return Ok(());
     }
@@ -35,7 +34,9 @@ pub(crate) fn run(args: VersionArgs) -> anyhow::Result<()> {
         })
     });
     match server {
-        Ok(version) => println!("hosting cluster Kubernetes version: {version}"),
+        Ok(version) => {
+            crate::output::print_line(&format!("hosting cluster Kubernetes version: {version}"))?;
+        }
         Err(err) => eprintln!("hosting cluster: not reachable: {err:#}"),
     }
     Ok(())

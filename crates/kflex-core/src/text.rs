@@ -47,6 +47,35 @@ pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Levenshtein distance between `a` and `b`, in characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(previous + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate `wanted` is most likely a misspelling of, for a "did you mean": the nearest
+/// by [`edit_distance`] (ignoring case), if it is near enough to be a typo rather than another
+/// word (two edits, or one in five characters).
+pub fn nearest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let folded = wanted.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(&folded, &candidate.to_lowercase()), candidate))
+        .min_by_key(|(distance, _)| *distance)
+        .filter(|(distance, _)| *distance <= 2.max(wanted.chars().count() / 5))
+        .map(|(_, candidate)| candidate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +119,17 @@ mod tests {
         // Every code point, in one string: nothing unsafe comes out.
         let all: String = (0..=0x10FFFF_u32).filter_map(char::from_u32).collect();
         assert!(!escape_unsafe(&all).chars().any(is_unsafe_char));
+    }
+
+    #[test]
+    fn the_nearest_candidate_is_a_typo_away() {
+        assert_eq!(edit_distance("DOMIAN", "DOMAIN"), 2);
+        assert_eq!(edit_distance("KITTEN", "SITTING"), 3);
+        assert_eq!(edit_distance("", "ABC"), 3);
+        let keys = ["domain", "externalPort", "gateway.name"];
+        assert_eq!(nearest("domian", keys), Some("domain"));
+        assert_eq!(nearest("externalport", keys), Some("externalPort"));
+        assert_eq!(nearest("gateway.nmae", keys), Some("gateway.name"));
+        assert_eq!(nearest("registry", keys), None, "another word, not a typo");
     }
 }

@@ -554,6 +554,15 @@ impl FakeApi {
         let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
+        if path == "/version" && method == Method::GET {
+            // What every API server answers, even without credentials (`kubectl version`).
+            return json_response(
+                StatusCode::OK,
+                &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake",
+                        "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+                        "goVersion": "", "compiler": "", "platform": "linux/amd64"}),
+            );
+        }
         let Some(target) = parse_path(&path) else {
             return status(404, "NotFound", "no such path in the fake");
         };

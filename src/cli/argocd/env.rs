@@ -180,7 +180,7 @@ fn unknown(
     let wanted = squash(name);
     let nearest = registry
         .iter()
-        .map(|(squashed, known)| (distance(&wanted, squashed), known))
+        .map(|(squashed, known)| (kflex_core::text::edit_distance(&wanted, squashed), known))
         .min_by_key(|(d, _)| *d)
         .filter(|(d, _)| *d <= 2.max(wanted.len() / 5));
     let hint = nearest.map_or_else(String::new, |(_, known)| {
@@ -197,22 +197,6 @@ fn unknown(
         hint,
         known,
     }
-}
-
-/// Levenshtein distance, for suggesting the setting a misspelt variable meant.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(previous + 1).min(row[j] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// The hosting cluster's version as the `kubeVersion` setting (`1.33`) from what Argo CD gives:
@@ -579,12 +563,5 @@ mod tests {
                 .kube_version
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn edit_distance() {
-        assert_eq!(distance("DOMIAN", "DOMAIN"), 2);
-        assert_eq!(distance("", "ABC"), 3);
-        assert_eq!(distance("KITTEN", "SITTING"), 3);
     }
 }

@@ -414,6 +414,11 @@ impl Kubeconfigs {
     }
 
     /// The files, for messages: "a, b".
+    /// Whether any of the files exists (a missing one reads as empty).
+    pub fn any_exists(&self) -> bool {
+        self.files.iter().any(|file| file.existed)
+    }
+
     pub fn describe_paths(&self) -> String {
         self.paths()
             .map(|path| path.display().to_string())

@@ -23,10 +23,7 @@ pub(crate) fn annotate(manifests: &mut [Manifest]) {
             ("", "Secret") => "Secret",
             _ => continue,
         };
-        let content: Map<String, Value> = ["data", "binaryData", "stringData"]
-            .iter()
-            .filter_map(|field| Some(((*field).to_owned(), manifest.object().get(*field)?.clone())))
-            .collect();
+        let content = stored_content(manifest.object());
         let namespace = manifest.namespace().unwrap_or_default().to_owned();
         config.insert(
             (namespace, kind, manifest.name().to_owned()),
@@ -68,6 +65,35 @@ pub(crate) fn annotate(manifests: &mut [Manifest]) {
         submap(submap(template, "metadata"), "annotations")
             .insert(CONFIG_HASH_ANNOTATION.to_owned(), Value::String(digest));
     }
+}
+
+/// A ConfigMap's or Secret's content as the API server stores it: a Secret's `stringData`
+/// merged into `data`, base64-encoded (`stringData` wins, as it does in the API), so moving a
+/// value between the two fields changes no hash and rolls no pod.
+fn stored_content(object: &Map<String, Value>) -> Map<String, Value> {
+    use base64::Engine as _;
+    let mut content: Map<String, Value> = ["data", "binaryData"]
+        .iter()
+        .filter_map(|field| Some(((*field).to_owned(), object.get(*field)?.clone())))
+        .collect();
+    if let Some(Value::Object(strings)) = object.get("stringData") {
+        let data = content
+            .entry("data")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(data) = data {
+            for (key, value) in strings {
+                // Not a string: the API refuses the Secret; hash the value as it is.
+                let stored = match value {
+                    Value::String(text) => {
+                        Value::String(base64::engine::general_purpose::STANDARD.encode(text))
+                    }
+                    other => other.clone(),
+                };
+                data.insert(key.clone(), stored);
+            }
+        }
+    }
+    content
 }
 
 /// Lower-case hex of `bytes` (sha2 0.11 digests no longer format with `{:x}`).
@@ -168,6 +194,45 @@ mod tests {
             ))
             .and_then(Value::as_str)
             .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_secret_hashes_the_same_in_string_data_and_in_data() {
+        let hash = |secret: Value| {
+            let mut manifests = vec![
+                object(secret),
+                object(
+                    json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s", "namespace": "ns"},
+                    "spec": {"template": {"spec": {"volumes": [{"name": "v", "secret": {"secretName": "conf"}}], "containers": []}}}}),
+                ),
+            ];
+            annotate(&mut manifests);
+            hash_of(&manifests, "s").expect("annotated")
+        };
+        let secret = |content: Value| {
+            let mut secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "conf", "namespace": "ns"}});
+            secret
+                .as_object_mut()
+                .unwrap()
+                .extend(content.as_object().unwrap().clone());
+            secret
+        };
+        let readable = hash(secret(json!({"stringData": {"config.yaml": "a: 1\n"}})));
+        assert_eq!(
+            readable,
+            hash(secret(json!({"data": {"config.yaml": "YTogMQo="}})))
+        );
+        assert_ne!(
+            readable,
+            hash(secret(json!({"stringData": {"config.yaml": "a: 2\n"}})))
+        );
+        // stringData wins over data for the same key, as in the API.
+        assert_eq!(
+            readable,
+            hash(secret(
+                json!({"data": {"config.yaml": "eDogMQo="}, "stringData": {"config.yaml": "a: 1\n"}})
+            ))
+        );
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub(crate) struct ControlPlaneContext {
     /// When those tokens are refreshed: often enough that one never has less than a third of
     /// its lifetime left.
     pub token_refresh_schedule: String,
+    /// When the certificate renewal CronJob runs: daily, at a time of day of this control
+    /// plane's own (see [`spread`]).
+    pub renew_schedule: String,
     /// For type external: the Secret holding the adopted cluster's kubeconfig.
     pub bootstrap_secret: Option<BootstrapSecretContext>,
     /// For type vcluster: the images as vCluster's configuration spells them.
@@ -389,7 +392,11 @@ impl ControlPlaneContext {
             api_service,
             in_cluster_url,
             external_host,
-            token_refresh_schedule: refresh_schedule(token_expiration_seconds),
+            token_refresh_schedule: refresh_schedule(token_expiration_seconds, spread(&name)),
+            renew_schedule: {
+                let (minute, hour) = spread(&name);
+                format!("{minute} {hour} * * *")
+            },
             token_expiration_seconds,
             bootstrap_secret,
             vcluster,
@@ -411,21 +418,34 @@ const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 31_536_000;
 
 /// A cron schedule for renewing a token of `lifetime_seconds` once less than a third of its
 /// lifetime is left: it runs at least twice in that last third, so one failed or late run never
-/// lets the token expire. Times are off the hour so that not every CronJob starts at once.
-fn refresh_schedule(lifetime_seconds: i64) -> String {
+/// lets the token expire. Daily and hourly runs are at the control plane's own `(minute, hour)`
+/// ([`spread`]).
+fn refresh_schedule(lifetime_seconds: i64, (minute, hour): (u64, u64)) -> String {
     const MINUTE: i64 = 60;
     const HOUR: i64 = 60 * MINUTE;
     const DAY: i64 = 24 * HOUR;
     let interval = lifetime_seconds / 3 / 2;
     if interval >= DAY {
-        "23 4 * * *".to_owned()
+        format!("{minute} {hour} * * *")
     } else if interval >= HOUR {
-        "23 * * * *".to_owned()
+        format!("{minute} * * * *")
     } else {
         // The API's minimum lifetime, 600 s, gives every minute.
         let minutes = (interval / MINUTE).clamp(1, 30);
         format!("*/{minutes} * * * *")
     }
+}
+
+/// A minute (1–59) and an hour (0–23) of the control plane `name`'s own, so that the daily jobs
+/// of many control planes do not all start at one moment, while each control plane's schedule
+/// stays the same from one render to the next. FNV-1a, whose output is fixed by its definition
+/// (std's hasher may change between Rust releases). Never on the hour: that is when the
+/// cluster's `@hourly` and `@daily` jobs start.
+fn spread(name: &str) -> (u64, u64) {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (1 + hash % 59, (hash / 59) % 24)
 }
 
 impl ImageParts {
@@ -577,16 +597,37 @@ mod tests {
         for lifetime in [
             600, 899, 900, 3599, 3600, 21_599, 21_600, 86_400, 518_399, 518_400, 31_536_000,
         ] {
-            let schedule = refresh_schedule(lifetime);
+            let schedule = refresh_schedule(lifetime, (23, 4));
             let window = lifetime / 3;
             assert!(
                 2 * longest_gap_seconds(&schedule) <= window,
                 "{lifetime}: {schedule} leaves no room for a failed run"
             );
         }
-        assert_eq!(refresh_schedule(31_536_000), "23 4 * * *");
-        assert_eq!(refresh_schedule(86_400), "23 * * * *");
-        assert_eq!(refresh_schedule(600), "*/1 * * * *");
+        assert_eq!(refresh_schedule(31_536_000, (23, 4)), "23 4 * * *");
+        assert_eq!(refresh_schedule(86_400, (23, 4)), "23 * * * *");
+        assert_eq!(refresh_schedule(600, (23, 4)), "*/1 * * * *");
+    }
+
+    #[test]
+    fn control_planes_renew_at_times_of_their_own() {
+        // Fixed by FNV-1a's definition: a change here moves every existing CronJob.
+        assert_eq!(spread("cp1"), (53, 3));
+        assert_eq!(spread("cp2"), (54, 13));
+        let times: std::collections::BTreeSet<(u64, u64)> =
+            (0..200).map(|i| spread(&format!("cp{i}"))).collect();
+        assert!(
+            times
+                .iter()
+                .all(|&(minute, hour)| (1..=59).contains(&minute) && hour < 24)
+        );
+        assert!(
+            times.len() > 150,
+            "200 control planes share {} times",
+            times.len()
+        );
+        let hours: std::collections::BTreeSet<u64> = times.iter().map(|&(_, hour)| hour).collect();
+        assert_eq!(hours.len(), 24, "every hour of the day is used");
     }
 
     #[test]

@@ -41,11 +41,21 @@ impl fmt::Display for SettingSource {
 /// A setting could not be read or is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
-    #[error("unknown setting {key:?} (from {origin}); known settings: {known}")]
+    #[error("unknown setting {key:?} (from {origin}); {known}")]
     UnknownKey {
         key: String,
         origin: SettingSource,
+        /// "did you mean …?" or the settings there are.
         known: String,
+    },
+    #[error(
+        "environment variable {variable} is not a kflex setting{hint}; kflex reads KFLEX_ and a \
+         setting's key in upper snake case (KFLEX_EXTERNAL_PORT for externalPort)"
+    )]
+    UnknownVariable {
+        variable: String,
+        /// " (did you mean KFLEX_…?)", or empty.
+        hint: String,
     },
     #[error("setting {key} (from {origin}): {reason}")]
     InvalidValue {
@@ -136,7 +146,9 @@ impl Layer {
     /// The `KFLEX_*` variables among `vars` that name a setting (`KFLEX_EXTERNAL_PORT`,
     /// `KFLEX_IMAGES_KINE_TAG`), by exact name, so no two names set one setting; the same name
     /// twice (possible in a process's environment block) is refused rather than one winning.
-    /// Other variables are ignored.
+    /// Any other `KFLEX_*` variable is refused, with the setting it probably meant (a typo would
+    /// otherwise render with the default silently), except those kflex reads for other purposes
+    /// ([`OTHER_VARIABLES`]). Variables without that prefix are ignored.
     pub fn from_environment<K, V>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, SettingsError>
@@ -150,6 +162,17 @@ impl Layer {
         let mut entries = Vec::new();
         for (name, value) in vars {
             let name = name.as_ref();
+            if name.starts_with("KFLEX_")
+                && !by_env_name.contains_key(name)
+                && !is_other_variable(name)
+            {
+                let hint = crate::text::nearest(name, by_env_name.keys().map(String::as_str))
+                    .map_or_else(String::new, |known| format!(" (did you mean {known}?)"));
+                return Err(SettingsError::UnknownVariable {
+                    variable: name.to_owned(),
+                    hint,
+                });
+            }
             if let Some(key) = by_env_name.get(name) {
                 let source = SettingSource::Env(name.to_owned());
                 if entries.iter().any(|entry: &Entry| entry.key == **key) {
@@ -170,6 +193,25 @@ impl Layer {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// `KFLEX_*` variables that are not settings, never refused: the end-to-end suite's, the test
+/// suites' and CI's (and any `KFLEX_*_PYTHON`, the interpreters tests run checks with), and the
+/// image the example pull-request workflow renders with.
+pub const OTHER_VARIABLES: [&str; 9] = [
+    "KFLEX_E2E_KUBECONFIG",
+    "KFLEX_E2E_KEEP",
+    "KFLEX_E2E_FAKE_API",
+    "KFLEX_UPDATE_GOLDEN",
+    "KFLEX_HELM_CHART",
+    "KFLEX_BIN",
+    "KFLEX_GATEWAY_API_CRDS",
+    "KFLEX_SHARED_ACCEPTANCE",
+    "KFLEX_IMAGE",
+];
+
+fn is_other_variable(name: &str) -> bool {
+    OTHER_VARIABLES.contains(&name) || name.ends_with("_PYTHON")
 }
 
 /// Every setting key with the environment variable that sets it, in key order.
@@ -242,6 +284,19 @@ pub(super) fn merge_with_origins(
             (entry.value.clone(), entry.source.clone()),
         );
     }
+    // Before the types: a number too large for its field gets the range, not serde's "expected
+    // u16".
+    for (key, low, high) in super::validate::INTEGER_RANGES {
+        if let Some((value, source)) = merged.get(key)
+            && let Some(reason) = super::validate::out_of_range(value, low, high)
+        {
+            return Err(SettingsError::InvalidValue {
+                key: key.to_owned(),
+                origin: source.clone(),
+                reason,
+            });
+        }
+    }
     let mut nested = Map::new();
     for (key, (value, _)) in &merged {
         insert_dotted(&mut nested, key, value.clone());
@@ -258,7 +313,7 @@ pub(super) fn merge_with_origins(
             SettingsError::InvalidValue {
                 key,
                 origin: source,
-                reason: err.into_inner().to_string(),
+                reason: plain(&err.into_inner().to_string()),
             }
         })?;
     let origins = merged
@@ -266,6 +321,55 @@ pub(super) fn merge_with_origins(
         .map(|(key, (_, source))| (key, source))
         .collect();
     Ok((settings, origins))
+}
+
+/// serde's message about a value, in the words settings errors use: the values or fields there
+/// are, and a "did you mean" (never "unknown variant" or "expected u32").
+fn plain(message: &str) -> String {
+    // serde lists what it expected as "`a`", "`a` or `b`" or "one of `a`, `b`, `c`".
+    let names = |list: &str| -> Vec<String> {
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let quoted = |text: &str| text.split('`').nth(1).unwrap_or_default().to_owned();
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let (given, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let (given, allowed) = (quoted(given), names(expected));
+        let hint = crate::text::nearest(&given, allowed.iter().map(String::as_str))
+            .map_or_else(String::new, |near| format!(" (did you mean {near}?)"));
+        return format!("must be one of {}, got {given:?}{hint}", allowed.join(", "));
+    }
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let (given, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let (given, allowed) = (quoted(given), names(expected));
+        let hint = crate::text::nearest(&given, allowed.iter().map(String::as_str))
+            .map_or_else(String::new, |near| format!("did you mean {near}? "));
+        return format!(
+            "there is no field {given:?}; {hint}the fields are {}",
+            allowed.join(", ")
+        );
+    }
+    if let Some(field) = message.strip_prefix("missing field ") {
+        return format!("needs the field {}", quoted(field));
+    }
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    {
+        let (given, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let expected = match expected {
+            "u16" | "u32" | "u64" | "i32" | "i64" => "a whole number",
+            "a boolean" => "true or false",
+            "a sequence" => "a list",
+            other if other.starts_with("struct ") || other == "a map" => "a mapping",
+            other => other,
+        };
+        return format!("must be {expected}, got {}", given.replace('`', ""));
+    }
+    message.replace('`', "")
 }
 
 /// Maps each flat key to its kind, from the defaults.
@@ -321,8 +425,28 @@ fn lookup(
         .ok_or_else(|| SettingsError::UnknownKey {
             key: key.to_owned(),
             origin: source.clone(),
-            known: registry.keys().cloned().collect::<Vec<_>>().join(", "),
+            known: unknown_key_hint(key, registry),
         })
+}
+
+/// What to tell someone who set `key`, which is not a setting: the setting they probably
+/// meant, the settings under it when it is a group (`postgres`), or every setting.
+fn unknown_key_hint(key: &str, registry: &BTreeMap<String, KeyKind>) -> String {
+    if let Some(near) = crate::text::nearest(key, registry.keys().map(String::as_str)) {
+        return format!("did you mean {near}?");
+    }
+    let group = format!("{key}.");
+    let under: Vec<&str> = registry
+        .keys()
+        .map(String::as_str)
+        .filter(|known| known.starts_with(&group))
+        .collect();
+    if under.is_empty() {
+        let all: Vec<&str> = registry.keys().map(String::as_str).collect();
+        format!("known settings: {}", all.join(", "))
+    } else {
+        format!("it is a group; set one of {}", under.join(", "))
+    }
 }
 
 fn flatten_values(map: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<String, Value>) {
@@ -666,9 +790,148 @@ mod tests {
 
     #[test]
     fn unrelated_environment_variables_are_ignored() {
-        let layer =
-            Layer::from_environment([("KFLEX_E2E_KUBECONFIG", "/x"), ("HOME", "/root")]).unwrap();
+        let layer = Layer::from_environment([
+            ("KFLEX_E2E_KUBECONFIG", "/x"),
+            ("KFLEX_CEL_PYTHON", "/venv/bin/python"),
+            ("KFLEX_UPDATE_GOLDEN", "1"),
+            ("HOME", "/root"),
+        ])
+        .unwrap();
         assert!(layer.is_empty());
+    }
+
+    #[test]
+    fn a_misspelt_kflex_variable_is_refused_with_the_one_meant() {
+        let err = Layer::from_environment([("KFLEX_DOMIAN", "example.com")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "environment variable KFLEX_DOMIAN is not a kflex setting (did you mean \
+             KFLEX_DOMAIN?); kflex reads KFLEX_ and a setting's key in upper snake case \
+             (KFLEX_EXTERNAL_PORT for externalPort)"
+        );
+        let err = Layer::from_environment([("KFLEX_IMAGES_KINE_TGA", "v1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("(did you mean KFLEX_IMAGES_KINE_TAG?)"),
+            "{err}"
+        );
+        let err = Layer::from_environment([("KFLEX_VERBOSE", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("environment variable KFLEX_VERBOSE is not a kflex setting;"),
+            "no suggestion when nothing is near: {err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_gets_a_did_you_mean() {
+        let err = Layer::from_strings(|_| SettingSource::Set, [("domian", "x")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown setting \"domian\" (from --set); did you mean domain?"
+        );
+        let err = Layer::from_document(
+            SettingSource::File("v.yaml".into()),
+            &json!({"gateway": {"nmae": "x"}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.ends_with("did you mean gateway.name?"), "{err}");
+        let err = Layer::from_strings(|_| SettingSource::Set, [("gateway", "x")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown setting \"gateway\" (from --set); it is a group; set one of \
+             gateway.className, gateway.create, gateway.name, gateway.namespace, \
+             gateway.sectionName"
+        );
+    }
+
+    #[test]
+    fn bad_values_say_what_is_allowed_in_settings_words() {
+        let refused = |key: &str, value: &str| {
+            let layer = Layer::from_strings(|_| SettingSource::Set, [(key, value)]).unwrap();
+            merge(&[layer]).unwrap_err().to_string()
+        };
+        for (key, value, expected) in [
+            (
+                "externalPort",
+                "70000",
+                "must be between 1 and 65535, got 70000",
+            ),
+            (
+                "k8s.replicas",
+                "5000000000",
+                "must be between 1 and 2147483647, got 5000000000",
+            ),
+            (
+                "postgres.maxConnections",
+                "99999999999",
+                "must be between 10 and 100000, got 99999999999",
+            ),
+            (
+                "apiServerServiceType",
+                "LoadBalancer",
+                "must be one of ClusterIP, NodePort, got \"LoadBalancer\"",
+            ),
+            (
+                "imagePullPolicy",
+                "always",
+                "must be one of Always, IfNotPresent, Never, got \"always\" (did you mean Always?)",
+            ),
+            (
+                "postgres.mode",
+                "extrenal",
+                "must be one of inCluster, external, got \"extrenal\" (did you mean external?)",
+            ),
+            (
+                "backup.storage",
+                r#"[{"name": "x", "s3": {"bukcet": "b"}}]"#,
+                "there is no field \"bukcet\"; did you mean bucket? the fields are endpoint, bucket,",
+            ),
+        ] {
+            let err = refused(key, value);
+            assert!(err.contains(expected), "{key}={value}: {err}");
+            for serde_words in [
+                "unknown variant",
+                "unknown field",
+                "expected u",
+                "invalid value",
+                "`",
+            ] {
+                assert!(!err.contains(serde_words), "{key}={value}: {err}");
+            }
+        }
+        let err = Layer::from_document(
+            SettingSource::File("v.yaml".into()),
+            &json!({"k8s": {"replicas": -1}}),
+        )
+        .and_then(|layer| merge(&[layer]))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "setting k8s.replicas (from values file v.yaml): must be between 1 and 2147483647, got -1"
+        );
+        let err = Layer::from_document(
+            SettingSource::File("v.yaml".into()),
+            &json!({"externalPort": 443.5}),
+        )
+        .and_then(|layer| merge(&[layer]))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "setting externalPort (from values file v.yaml): must be a whole number between 1 \
+             and 65535, got 443.5"
+        );
     }
 
     #[test]
@@ -717,9 +980,8 @@ mod tests {
         let layer = Layer::from_environment([("KFLEX_EXPOSURE", "nodePort")]).unwrap();
         let err = merge(&[layer]).unwrap_err().to_string();
         assert!(
-            err.starts_with("setting exposure (from environment variable KFLEX_EXPOSURE): unknown variant `nodePort`")
-                && err.contains("`gateway`")
-                && err.contains("`loadBalancer`"),
+            err == "setting exposure (from environment variable KFLEX_EXPOSURE): must be one of \
+                    ingress, route, gateway, loadBalancer, got \"nodePort\"",
             "{err}"
         );
     }

@@ -300,7 +300,8 @@ mod tests {
             ),
             (
                 &[("exposure", "ingres")][..],
-                "setting exposure (from --set): unknown variant `ingres`, expected one of",
+                "setting exposure (from --set): must be one of ingress, route, gateway, \
+                 loadBalancer, got \"ingres\" (did you mean ingress?)",
             ),
         ] {
             let err = set(pairs).unwrap_err().to_string();

@@ -5,6 +5,27 @@ use super::{ImageRef, MIN_KUBE_MINOR, PostgresMode, Settings};
 /// An invalid setting: its key and why.
 pub(super) type Invalid = (String, String);
 
+/// The whole-number settings and the values each allows. `k8s.replicas` must fit a
+/// Deployment's replicas (an `i32`).
+pub(super) const INTEGER_RANGES: [(&str, u64, u64); 3] = [
+    ("externalPort", 1, 65_535),
+    ("k8s.replicas", 1, 2_147_483_647),
+    ("postgres.maxConnections", 10, 100_000),
+];
+
+/// Why `value` is not a whole number from `low` to `high`, if it is not.
+pub(super) fn out_of_range(value: &serde_json::Value, low: u64, high: u64) -> Option<String> {
+    match value.as_u64() {
+        Some(number) if (low..=high).contains(&number) => None,
+        // Not a number at all: the type check says so.
+        _ if !value.is_number() => None,
+        _ if value.is_f64() => Some(format!(
+            "must be a whole number between {low} and {high}, got {value}"
+        )),
+        _ => Some(format!("must be between {low} and {high}, got {value}")),
+    }
+}
+
 /// Validates `settings`; the error names the first offending key.
 pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
     let fail = |key: &str, reason: String| (key.to_owned(), reason);
@@ -18,11 +39,19 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
             return Err(fail(key, format!("{value:?} is not a DNS name")));
         }
     }
-    if settings.external_port == 0 {
-        return Err(fail(
-            "externalPort",
-            "must be between 1 and 65535".to_owned(),
-        ));
+    for (key, value) in [
+        ("externalPort", u64::from(settings.external_port)),
+        ("k8s.replicas", u64::from(settings.k8s.replicas)),
+        (
+            "postgres.maxConnections",
+            u64::from(settings.postgres.max_connections),
+        ),
+    ] {
+        if let Some((_, low, high)) = INTEGER_RANGES.iter().find(|(k, _, _)| *k == key)
+            && let Some(reason) = out_of_range(&serde_json::Value::from(value), *low, *high)
+        {
+            return Err(fail(key, reason));
+        }
     }
     match kube_minor(&settings.kube_version) {
         None => {
@@ -115,15 +144,6 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
             ));
         }
     }
-    if settings.k8s.replicas == 0 || i32::try_from(settings.k8s.replicas).is_err() {
-        return Err(fail(
-            "k8s.replicas",
-            format!(
-                "must be at least 1 (and fit a Deployment's replicas), got {}",
-                settings.k8s.replicas
-            ),
-        ));
-    }
     let secret = &settings.postgres.external.secret_name;
     if settings.postgres.mode == PostgresMode::External && secret.is_empty() {
         return Err(fail(
@@ -138,12 +158,6 @@ pub(super) fn check(settings: &Settings) -> Result<(), Invalid> {
         return Err(fail(
             "postgres.external.secretName",
             format!("{secret:?} is not a Secret name (a DNS subdomain)"),
-        ));
-    }
-    if !(10..=100_000).contains(&settings.postgres.max_connections) {
-        return Err(fail(
-            "postgres.maxConnections",
-            "must be between 10 and 100000".to_owned(),
         ));
     }
     for (key, kinds) in [
