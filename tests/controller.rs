@@ -2508,3 +2508,49 @@ fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// The controller's watches list in pages of 500, as an API server serves them; the fake pages
+/// too, so that a benchmark's restart costs what it would on a cluster.
+#[tokio::test]
+async fn the_fake_lists_in_pages() {
+    timed(async {
+        let fake = FakeApi::new();
+        for name in ["a", "b", "c"] {
+            fake.put(
+                "",
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "namespace": "x"}}),
+            );
+        }
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(fake.client(), "x");
+        let first = api
+            .list(&kube::api::ListParams::default().limit(2))
+            .await
+            .expect("listed");
+        let token = first.metadata.continue_.clone().expect("more to come");
+        let rest = api
+            .list(
+                &kube::api::ListParams::default()
+                    .limit(2)
+                    .continue_token(&token),
+            )
+            .await
+            .expect("listed");
+        let names = |list: &kube::api::ObjectList<k8s_openapi::api::core::v1::ConfigMap>| {
+            list.items
+                .iter()
+                .filter_map(|cm| cm.metadata.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&first), ["a", "b"]);
+        assert_eq!(names(&rest), ["c"]);
+        assert_eq!(rest.metadata.continue_, None, "the last page");
+        assert_eq!(
+            rest.metadata.resource_version, first.metadata.resource_version,
+            "one list, one version"
+        );
+    })
+    .await;
+}
