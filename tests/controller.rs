@@ -1156,26 +1156,53 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
 struct RunningController {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    metrics: Arc<Metrics>,
 }
 
 impl RunningController {
     fn start(fake: &FakeApi) -> Self {
+        Self::start_with(fake, Options::default())
+    }
+
+    fn start_with(fake: &FakeApi, options: Options) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = Running {
             system_namespace: "kubeflex-system".into(),
             concurrency: 2,
-            options: Options::default(),
+            options,
             identity: "test".into(),
         };
+        let metrics = Arc::new(Metrics::default());
         let task = tokio::spawn(run_controller(
             fake.client(),
             running,
-            Arc::new(Metrics::default()),
+            metrics.clone(),
             async move {
                 let _ = stopped.await;
             },
         ));
-        Self { stop, task }
+        Self {
+            stop,
+            task,
+            metrics,
+        }
+    }
+
+    /// Waits until no reconcile is waiting or counted for `quiet` (longer than the debounce);
+    /// the reconciles counted so far.
+    async fn settled(&self, quiet: std::time::Duration) -> u64 {
+        let mut last = self.metrics.reconciles_counted();
+        let mut since = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = self.metrics.reconciles_counted();
+            if now != last || self.metrics.queue_depth.get() > 0 {
+                last = now;
+                since = tokio::time::Instant::now();
+            } else if since.elapsed() >= quiet {
+                return now;
+            }
+        }
     }
 
     async fn stop(self) {
@@ -2276,6 +2303,254 @@ async fn scaling_api_servers_applies_only_the_deployments_and_budgets() {
             "no budget is left"
         );
         assert_eq!(h.condition("cp1", "Synced")["status"], "True");
+    })
+    .await;
+}
+
+/// Options under which every reconcile a test counts was caused by an event: a control plane
+/// that is not Ready is not polled again within the test.
+fn event_driven() -> Options {
+    Options {
+        not_ready_requeue: std::time::Duration::from_secs(3600),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn the_running_controller_creates_a_control_plane_in_at_most_two_passes() {
+    timed(async {
+        let fake = installed();
+        let running = RunningController::start_with(&fake, event_driven());
+        let quiet = std::time::Duration::from_millis(1500);
+        running.settled(quiet).await;
+        fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": "cp1"}, "spec": {"type": "k8s"}}),
+        );
+        eventually("Synced=True", || {
+            synced_reason(&fake, "cp1").as_deref() == Some("ReconcileSuccess")
+        })
+        .await;
+        let created = running.settled(quiet).await;
+        // The objects' watch events and the ControlPlane's own writes come while the first pass
+        // runs: folded into at most one more.
+        assert!(
+            (1..=2).contains(&created),
+            "{created} reconciles to create one control plane"
+        );
+        let text = running.metrics.encode();
+        assert!(
+            text.contains("kflex_reconcile_duration_seconds_count ")
+                && text.contains("kflex_reconcile_queue_depth 0"),
+            "{text}"
+        );
+
+        // Status, the ControlPlane's own or its Deployment's, is nothing to act on.
+        let mut cp = fake
+            .get(GROUP, "controlplanes", None, "cp1")
+            .expect("exists");
+        if let Some(conditions) = cp["status"]["conditions"].as_array_mut() {
+            conditions.push(json!({"type": "Custom", "status": "True", "reason": "Test",
+                                   "message": "", "lastUpdateTime": "2026-12-03T00:00:00Z",
+                                   "lastTransitionTime": "2026-12-03T00:00:00Z"}));
+        }
+        fake.put(GROUP, "controlplanes", cp);
+        fake.edit(
+            "apps",
+            "deployments",
+            Some("cp1-system"),
+            "kube-apiserver",
+            &json!({"status": {"replicas": 1, "readyReplicas": 0}}),
+        )
+        .expect("edited");
+        assert_eq!(
+            running.settled(quiet).await,
+            created,
+            "status changes woke a reconcile"
+        );
+
+        // Drift is still corrected by the running controller: a deleted object comes back, a
+        // changed one is put back.
+        fake.clear_log();
+        let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+            kube::Api::namespaced(fake.client(), "cp1-system");
+        let service = fake
+            .objects("", "services")
+            .into_iter()
+            .find_map(|s| {
+                (s["metadata"]["namespace"] == "cp1-system")
+                    .then(|| s["metadata"]["name"].as_str().map(str::to_owned))
+                    .flatten()
+            })
+            .expect("a k8s control plane has a Service");
+        services
+            .delete(&service, &Default::default())
+            .await
+            .expect("deleted");
+        fake.edit(
+            "apps",
+            "deployments",
+            Some("cp1-system"),
+            "kube-apiserver",
+            &json!({"spec": {"replicas": 7}}),
+        )
+        .expect("edited");
+        eventually("the Service created again", || {
+            fake.get("", "services", Some("cp1-system"), &service)
+                .is_some()
+        })
+        .await;
+        eventually("the Deployment put back", || {
+            fake.get("apps", "deployments", Some("cp1-system"), "kube-apiserver")
+                .is_some_and(|d| d["spec"]["replicas"] != 7)
+        })
+        .await;
+        running.settled(quiet).await;
+        running.stop().await;
+
+        // A restart with everything in place: one pass, nothing written.
+        fake.clear_log();
+        let restarted = RunningController::start_with(&fake, event_driven());
+        eventually("the first pass", || {
+            restarted.metrics.reconciles_counted() > 0
+        })
+        .await;
+        assert_eq!(restarted.settled(quiet).await, 1, "reconciles at a restart");
+        assert_eq!(fake.writes(), Vec::<Logged>::new(), "writes at a restart");
+        restarted.stop().await;
+    })
+    .await;
+}
+
+/// A plain-HTTP endpoint that holds each connection for `hold`, then drops it: a control
+/// plane API that makes the readiness probe, and so the pass, take that long. Counts
+/// connections.
+async fn slow_api(hold: std::time::Duration) -> (std::net::SocketAddr, Arc<AtomicI64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let address = listener.local_addr().expect("an address");
+    let connections = Arc::new(AtomicI64::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                drop(stream);
+            });
+        }
+    });
+    (address, connections)
+}
+
+#[tokio::test]
+async fn events_arriving_while_a_pass_runs_are_folded_into_one_more_pass() {
+    timed(async {
+        let fake = installed();
+        let (api, probes) = slow_api(std::time::Duration::from_millis(1500)).await;
+        fake.put(
+            "",
+            "secrets",
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "admin-kubeconfig", "namespace": "cp1-system"},
+                   "data": {"kubeconfig-incluster": base64_of(&FakeApi::kubeconfig(api))}}),
+        );
+        let running = RunningController::start_with(&fake, event_driven());
+        let quiet = std::time::Duration::from_millis(2500);
+        fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": "cp1"}, "spec": {"type": "host"}}),
+        );
+        eventually("Synced=True", || {
+            synced_reason(&fake, "cp1").as_deref() == Some("ReconcileSuccess")
+        })
+        .await;
+        let before = running.settled(quiet).await;
+        let probed = probes.load(Ordering::SeqCst);
+
+        // One edit wakes a pass; five more arrive while it waits on the slow API.
+        let touch = |round: i64| {
+            fake.edit(
+                "",
+                "serviceaccounts",
+                Some("cp1-system"),
+                "kflex-bootstrap",
+                &json!({"metadata": {"annotations": {"example.com/touched": round.to_string()}}}),
+            )
+            .expect("edited");
+        };
+        touch(0);
+        eventually("the pass probing the API", || {
+            probes.load(Ordering::SeqCst) > probed
+        })
+        .await;
+        for round in 1..=5 {
+            touch(round);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let after = running.settled(quiet).await;
+        assert_eq!(
+            after - before,
+            2,
+            "the pass, and one more for the five events that came while it ran"
+        );
+        running.stop().await;
+    })
+    .await;
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The controller's watches list in pages of 500, as an API server serves them; the fake pages
+/// too, so that a benchmark's restart costs what it would on a cluster.
+#[tokio::test]
+async fn the_fake_lists_in_pages() {
+    timed(async {
+        let fake = FakeApi::new();
+        for name in ["a", "b", "c"] {
+            fake.put(
+                "",
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "namespace": "x"}}),
+            );
+        }
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(fake.client(), "x");
+        let first = api
+            .list(&kube::api::ListParams::default().limit(2))
+            .await
+            .expect("listed");
+        let token = first.metadata.continue_.clone().expect("more to come");
+        let rest = api
+            .list(
+                &kube::api::ListParams::default()
+                    .limit(2)
+                    .continue_token(&token),
+            )
+            .await
+            .expect("listed");
+        let names = |list: &kube::api::ObjectList<k8s_openapi::api::core::v1::ConfigMap>| {
+            list.items
+                .iter()
+                .filter_map(|cm| cm.metadata.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&first), ["a", "b"]);
+        assert_eq!(names(&rest), ["c"]);
+        assert_eq!(rest.metadata.continue_, None, "the last page");
+        assert_eq!(
+            rest.metadata.resource_version, first.metadata.resource_version,
+            "one list, one version"
+        );
     })
     .await;
 }

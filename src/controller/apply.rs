@@ -17,7 +17,7 @@ use kube::core::ApiResource;
 use serde_json::Value;
 
 use super::caches::Cached;
-use super::context::{Context, Record};
+use super::context::{AppliedObject, Context, ObjectId, Record, object_id};
 use super::drift::{contains, fingerprint, owns_unrendered, rendered_digest};
 use super::readiness::ready;
 
@@ -39,10 +39,9 @@ pub struct Applied {
     pub written: Vec<ObjectKey>,
     pub unchanged: usize,
     pub replaced: Vec<Replaced>,
-    /// Each object's fingerprint after this pass (objects that failed have none).
-    pub fingerprints: HashMap<ObjectKey, String>,
-    /// Each object's rendered digest, for objects applied or found in sync.
-    pub rendered: HashMap<ObjectKey, String>,
+    /// Each object applied or found in sync, as it is after this pass (objects that failed
+    /// are not here).
+    pub objects: HashMap<ObjectId, AppliedObject>,
     /// One line per object that could not be applied.
     pub failures: Vec<String>,
 }
@@ -97,11 +96,11 @@ pub async fn apply_set(
             }
         };
         let api = api_for(&ctx.client, &resource, manifest.namespace());
-        let recorded = previous.and_then(|r| r.fingerprints.get(&key));
+        let id = object_id(&key);
+        let before = previous.and_then(|r| r.objects.get(&id));
+        let recorded = before.map(|b| b.fingerprint.as_ref());
         let digest = rendered_digest(&Value::Object(manifest.object().clone()));
-        let rendering_changed = previous
-            .and_then(|r| r.rendered.get(&key))
-            .is_some_and(|before| *before != digest);
+        let rendering_changed = before.is_some_and(|before| before.rendered != digest);
         let decision = decide(
             ctx,
             control_plane,
@@ -118,8 +117,13 @@ pub async fn apply_set(
         match decision {
             Ok(Decision::Keep(fingerprint)) => {
                 applied.unchanged += 1;
-                applied.fingerprints.insert(key.clone(), fingerprint);
-                applied.rendered.insert(key, digest);
+                applied.objects.insert(
+                    id,
+                    AppliedObject {
+                        fingerprint: fingerprint.into(),
+                        rendered: digest,
+                    },
+                );
             }
             Ok(Decision::Write) => match write_and_wait(&api, manifest).await {
                 Ok((live, replaced)) => {
@@ -130,10 +134,13 @@ pub async fn apply_set(
                             reason,
                         });
                     }
-                    applied
-                        .fingerprints
-                        .insert(key.clone(), fingerprint(&live.metadata));
-                    applied.rendered.insert(key.clone(), digest);
+                    applied.objects.insert(
+                        id,
+                        AppliedObject {
+                            fingerprint: fingerprint(&live.metadata).into(),
+                            rendered: digest,
+                        },
+                    );
                     applied.written.push(key);
                 }
                 Err(err) => applied.failures.push(format!("{err:#}")),
@@ -165,7 +172,7 @@ async fn decide(
     control_plane: &str,
     manifest: &Manifest,
     api: &Api<DynamicObject>,
-    recorded: Option<&String>,
+    recorded: Option<&str>,
     trust: Trust,
     rendering_changed: bool,
 ) -> Result<Decision, String> {
@@ -185,12 +192,12 @@ async fn decide(
             _,
         ) if other != control_plane => return Err(taken(&key, other)),
         (Cached::Present { fingerprint, .. }, Some(recorded))
-            if trust.same_set && fingerprint == recorded =>
+            if trust.same_set && fingerprint.as_str() == recorded =>
         {
-            return Ok(Decision::Keep(recorded.clone()));
+            return Ok(Decision::Keep(recorded.to_owned()));
         }
         (Cached::Unknown, Some(recorded)) if trust.same_set && !trust.verify_unwatched => {
-            return Ok(Decision::Keep(recorded.clone()));
+            return Ok(Decision::Keep(recorded.to_owned()));
         }
         // Never applied, and the cache (complete before any reconcile) has not seen it.
         (Cached::Absent, None) => return Ok(Decision::Write),
@@ -225,7 +232,7 @@ async fn decide(
         Ok(None) => Ok(Decision::Write),
         // A Secret the controller may write but not read: trust the record while it holds.
         Err(kube::Error::Api(status)) if status.code == 403 => Ok(match recorded {
-            Some(recorded) if trust.same_set => Decision::Keep(recorded.clone()),
+            Some(recorded) if trust.same_set => Decision::Keep(recorded.to_owned()),
             _ => Decision::Write,
         }),
         Err(err) => Err(format!("reading {key}: {}", describe(&err))),

@@ -1,5 +1,6 @@
 //! The controller's settings: kubeflex-system/kubeflex-config, the same keys `kflex render`
-//! takes, over the defaults; and one compiled renderer per distinct configuration.
+//! takes, over the defaults; and, computed once per configuration change rather than once per
+//! reconcile, the settings, the compiled renderer and the catalog of PostCreateHooks.
 //!
 //! A missing ConfigMap is an error, not "the defaults": rendering every control plane with the
 //! defaults and applying the result would reset the domain, replace Jobs and prune Routes on
@@ -10,8 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use kflex_core::render::{Renderer, TemplateSet};
+use kflex_core::api::PostCreateHook;
+use kflex_core::render::{CatalogError, HookCatalog, Renderer, TemplateSet};
 use kflex_core::settings::{Layer, SettingSource, Settings, SettingsError};
+use kube::runtime::reflector::Store;
 
 /// The ConfigMap holding the settings.
 pub const CONFIG_MAP: &str = "kubeflex-config";
@@ -63,13 +66,62 @@ pub fn settings(
     Settings::resolve(&[layer]).map_err(invalid)
 }
 
-/// The renderer for the current settings, compiled again only when they change.
+/// What every reconcile needs and no control plane changes: the settings, the renderer and the
+/// hook catalog, each computed again only when what it comes from changed.
 #[derive(Debug, Default)]
 pub struct RendererCache {
     current: Mutex<Option<(Settings, Arc<Renderer>)>>,
+    /// The ConfigMap's data and the settings it gives (valid ones only: an invalid
+    /// configuration is rare and reported on every reconcile anyway).
+    settings: Mutex<Option<(BTreeMap<String, String>, Settings)>>,
+    /// Each hook's identity and resourceVersion, and the catalog built from them.
+    catalog: Mutex<Option<HookCatalogEntry>>,
 }
 
+type HookCatalogEntry = (
+    Vec<(Option<String>, Option<String>)>,
+    Result<Arc<HookCatalog>, CatalogError>,
+);
+
 impl RendererCache {
+    /// [`settings`], parsed again only when the ConfigMap's data changed.
+    pub fn settings(
+        &self,
+        namespace: &str,
+        data: Option<&BTreeMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
+        let mut cached = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some((seen, settings)), Some(data)) = (cached.as_ref(), data)
+            && seen == data
+        {
+            return Ok(settings.clone());
+        }
+        let resolved = settings(namespace, data)?;
+        if let Some(data) = data {
+            *cached = Some((data.clone(), resolved.clone()));
+        }
+        Ok(resolved)
+    }
+
+    /// The catalog of the PostCreateHooks in `hooks`, built again only when one changed.
+    pub fn catalog(&self, hooks: &Store<PostCreateHook>) -> Result<Arc<HookCatalog>, CatalogError> {
+        let state = hooks.state();
+        let mut versions: Vec<_> = state
+            .iter()
+            .map(|h| (h.metadata.name.clone(), h.metadata.resource_version.clone()))
+            .collect();
+        versions.sort();
+        let mut cached = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, catalog)) = cached.as_ref()
+            && *seen == versions
+        {
+            return catalog.clone();
+        }
+        let catalog = HookCatalog::new(state.iter().map(|h| (**h).clone())).map(Arc::new);
+        *cached = Some((versions, catalog.clone()));
+        catalog
+    }
+
     pub fn get(&self, settings: &Settings) -> anyhow::Result<Arc<Renderer>> {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((cached, renderer)) = current.as_ref()

@@ -10,9 +10,11 @@ use kflex_core::api::PostCreateHook;
 use kflex_core::manifest::ObjectKey;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
+use sha2::{Digest as _, Sha256};
 
 use super::caches::MetaCaches;
 use super::config::{CONFIG_MAP, RendererCache};
+use super::drift::RenderedDigest;
 use super::metrics::Metrics;
 use super::readiness::ApiProbe;
 use super::resources::Resources;
@@ -41,17 +43,48 @@ impl Default for Options {
 /// The time as Unix seconds (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// An applied object's identity in a [`Record`]: a digest of its group, kind, namespace and
+/// name — 16 bytes where the key took about 200, kept for every object of every control plane.
+pub type ObjectId = [u8; 16];
+
+/// The [`ObjectId`] of `key`.
+pub fn object_id(key: &ObjectKey) -> ObjectId {
+    let mut hasher = Sha256::new();
+    for part in [
+        key.group.as_str(),
+        key.kind.as_str(),
+        key.namespace.as_deref().unwrap_or_default(),
+        key.name.as_str(),
+    ] {
+        // Lengths first, so that no two keys give the same bytes.
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut id = [0; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
+}
+
+/// What was applied of one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedObject {
+    /// Its fingerprint right after it was applied or found in sync.
+    pub fingerprint: Box<str>,
+    /// Its rendered digest (`drift::rendered_digest`) then: a rendering that changed since is
+    /// applied, even if the live object still holds every field (a field kflex no longer
+    /// renders is removed that way).
+    pub rendered: RenderedDigest,
+}
+
 /// What was applied for one control plane: the rendered set's hash and each object's
 /// fingerprint right after.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     /// Empty when the last pass did not complete (something failed to apply or prune).
     pub hash: String,
-    pub fingerprints: HashMap<ObjectKey, String>,
-    /// Each object's rendered digest (`drift::rendered_digest`) when it was applied or found
-    /// in sync: a rendering that changed since is applied, even if the live object still holds
-    /// every field (a field kflex no longer renders is removed that way).
-    pub rendered: HashMap<ObjectKey, String>,
+    /// The objects applied or found in sync (objects that failed are not here).
+    pub objects: HashMap<ObjectId, AppliedObject>,
     /// When objects of kinds no cache watches were last read (Unix seconds).
     pub verified_at: i64,
 }

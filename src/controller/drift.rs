@@ -16,12 +16,26 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectM
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// Annotations Kubernetes' controllers keep on kflex's objects (see [`fingerprint`]).
+const CLUSTER_ANNOTATIONS: [&str; 1] = ["deployment.kubernetes.io/revision"];
+
 /// The fingerprint of an object's metadata.
 pub fn fingerprint(meta: &ObjectMeta) -> String {
     match meta.generation {
         Some(generation) if generation > 0 => {
             let mut hasher = Sha256::new();
-            let parts = (&meta.labels, &meta.annotations, &meta.owner_references);
+            // Annotations the hosting cluster's own controllers write, which kflex never
+            // renders: a Deployment's revision moving is not drift.
+            let annotations: Option<Vec<_>> = meta
+                .annotations
+                .as_ref()
+                .map(|a| {
+                    a.iter()
+                        .filter(|(key, _)| !CLUSTER_ANNOTATIONS.contains(&key.as_str()))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|kept| !kept.is_empty());
+            let parts = (&meta.labels, &annotations, &meta.owner_references);
             hasher.update(serde_json::to_vec(&parts).unwrap_or_default());
             let digest = hasher.finalize();
             let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -67,10 +81,15 @@ fn field_matches(desired: &Value, live: Option<&Value>) -> bool {
     }
 }
 
+/// A digest of an object as rendered (see [`rendered_digest`]).
+pub type RenderedDigest = [u8; 16];
+
 /// A digest of an object as rendered, to notice that its rendering changed since it was applied.
-pub fn rendered_digest(desired: &Value) -> String {
+pub fn rendered_digest(desired: &Value) -> RenderedDigest {
     let digest = Sha256::digest(serde_json::to_vec(desired).unwrap_or_default());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    let mut short = [0; 16];
+    short.copy_from_slice(&digest[..16]);
+    short
 }
 
 /// Whether `manager` owns, by server-side apply, a field of the live object (`managed_fields`,
@@ -220,5 +239,16 @@ mod tests {
         );
         assert_eq!(fingerprint(&meta(None, "991", "a")), "v991");
         assert_eq!(fingerprint(&meta(Some(0), "7", "a")), "v7");
+        let annotated = |key: &str| {
+            let mut m = meta(Some(3), "994", "a");
+            m.annotations = Some(BTreeMap::from([(key.to_owned(), "2".to_owned())]));
+            fingerprint(&m)
+        };
+        assert_eq!(
+            annotated("deployment.kubernetes.io/revision"),
+            applied,
+            "the Deployment controller's revision is not drift"
+        );
+        assert_ne!(annotated("example.com/other"), applied);
     }
 }

@@ -1,5 +1,8 @@
-//! Prometheus metrics: reconciles, errors, durations, applied objects, readiness per control
-//! plane.
+//! Prometheus metrics: reconciles, errors, durations, the reconcile queue's depth, applied
+//! objects, readiness per control plane.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +32,14 @@ pub struct Metrics {
     pub registry: Registry,
     pub reconciles: Family<ResultLabel, Counter>,
     pub reconcile_seconds: Histogram,
+    pub queue_depth: Gauge,
+    /// The ControlPlanes woken by a change whose reconcile has not started yet (what
+    /// `queue_depth` counts): kube-runtime's queue holds one request per object, and so does
+    /// this set.
+    waiting: Mutex<HashSet<String>>,
+    /// Every reconcile, for [`Metrics::reconciles_counted`] (not exported: the sum of
+    /// `reconciles`).
+    passes: Counter,
     pub objects: Family<ActionLabel, Counter>,
     pub ready: Family<ControlPlaneLabel, Gauge>,
 }
@@ -48,6 +59,13 @@ impl Default for Metrics {
             "How long a reconcile took",
             reconcile_seconds.clone(),
         );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "reconcile_queue_depth",
+            "ControlPlanes woken by a change (of theirs, their objects, hooks or the \
+             configuration) whose reconcile has not started yet; timed requeues are not counted",
+            queue_depth.clone(),
+        );
         let objects = Family::<ActionLabel, Counter>::default();
         registry.register(
             "objects",
@@ -64,6 +82,9 @@ impl Default for Metrics {
             registry,
             reconciles,
             reconcile_seconds,
+            queue_depth,
+            waiting: Mutex::default(),
+            passes: Counter::default(),
             objects,
             ready,
         }
@@ -72,11 +93,37 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn count_reconcile(&self, result: &str) {
+        self.passes.inc();
         self.reconciles
             .get_or_create(&ResultLabel {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// ControlPlanes `names` were woken: each waits for one reconcile, however often woken.
+    pub fn woken<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            if !waiting.contains(name) {
+                waiting.insert(name.to_owned());
+            }
+        }
+        self.queue_depth
+            .set(i64::try_from(waiting.len()).unwrap_or(i64::MAX));
+    }
+
+    /// ControlPlane `name`'s reconcile started (or was dropped: it no longer exists).
+    pub fn dequeued(&self, name: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.remove(name);
+        self.queue_depth
+            .set(i64::try_from(waiting.len()).unwrap_or(i64::MAX));
+    }
+
+    /// How many reconciles were counted so far, whatever their result.
+    pub fn reconciles_counted(&self) -> u64 {
+        self.passes.get()
     }
 
     pub fn count_objects(&self, action: &str, n: usize) {

@@ -28,7 +28,8 @@ use context::Context;
 
 /// The settings from the configuration ConfigMap (an error when it does not exist).
 fn settings_for(ctx: &Context) -> Result<Settings, config::ConfigError> {
-    config::settings(&ctx.system_namespace, ctx.config_data().as_ref())
+    ctx.renderers
+        .settings(&ctx.system_namespace, ctx.config_data().as_ref())
 }
 
 /// The context's time as RFC 3339, as conditions hold it.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kflex_core::api::{ControlPlane, ControlPlaneType, SecretReference};
 use kflex_core::manifest::{Manifest, ObjectKey};
-use kflex_core::render::{HookCatalog, RenderError, SetError, facts, metadata};
+use kflex_core::render::{RenderError, SetError, facts, metadata};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::Action;
@@ -34,6 +34,7 @@ pub struct Error(#[from] anyhow::Error);
 /// Reconciles `cp`.
 pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
+    ctx.metrics.dequeued(&name);
     let timer = std::time::Instant::now();
     let outcome = reconcile_named(&ctx, &name).await;
     ctx.metrics
@@ -303,8 +304,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         }
     };
     let renderer = ctx.renderers.get(&settings)?;
-    let hooks: Vec<_> = ctx.hooks.state().iter().map(|h| (**h).clone()).collect();
-    let catalog = match HookCatalog::new(hooks) {
+    let catalog = match ctx.renderers.catalog(&ctx.hooks) {
         Ok(catalog) => catalog,
         Err(err) => return blocked(ctx, cp, "ReconcileError", err.to_string()).await,
     };
@@ -358,14 +358,13 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         )
         .await;
     }
-    let incomplete = |fingerprints, rendered| Record {
+    let incomplete = |objects| Record {
         hash: String::new(),
-        fingerprints,
-        rendered,
+        objects,
         verified_at,
     };
     if !applied.failures.is_empty() {
-        ctx.remember(&name, incomplete(applied.fingerprints, applied.rendered));
+        ctx.remember(&name, incomplete(applied.objects));
         return failed(ctx, cp, "ApplyFailed", &applied.failures).await;
     }
     if !trust.same_set || recorded != current {
@@ -393,7 +392,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
                 events::refused(ctx, cp, &pruned.refused).await;
             }
             Err(err) => {
-                ctx.remember(&name, incomplete(applied.fingerprints, applied.rendered));
+                ctx.remember(&name, incomplete(applied.objects));
                 return failed(ctx, cp, "PruneFailed", &[format!("{err:#}")]).await;
             }
         }
@@ -406,8 +405,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         &name,
         Record {
             hash,
-            fingerprints: applied.fingerprints,
-            rendered: applied.rendered,
+            objects: applied.objects,
             verified_at: if trust.verify_unwatched {
                 now
             } else {

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use futures::{FutureExt as _, StreamExt as _};
-use kflex_core::api::ControlPlane;
-use kube::api::Api;
+use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
+use kflex_core::api::{ControlPlane, PostCreateHook};
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::Controller;
 use kube::runtime::controller::Config as ControllerConfig;
+use kube::runtime::controller::Error as ControllerError;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{PredicateConfig, WatchStreamExt as _, watcher};
 
 use super::context::{Context, Options};
 use super::metrics::Metrics;
@@ -23,7 +24,7 @@ use super::readiness::KubeconfigProbe;
 use super::reconcile::{error_policy, reconcile};
 use super::resources::Resources;
 use super::server::{Endpoints, Health, serve};
-use super::watches::{Watches, owner_of, users_of};
+use super::watches::{Watches, control_plane_relevant, owner_of, users_of};
 use crate::bootstrap::duration;
 
 /// Log formats.
@@ -52,6 +53,10 @@ pub struct ControllerArgs {
     /// How often an unchanged, Ready control plane is looked at again.
     #[arg(long, value_parser = duration::parse, default_value = "10m")]
     resync: Duration,
+    /// How soon a control plane that is not Ready yet is looked at again (its readiness is
+    /// polled: no watch tells when its API starts answering).
+    #[arg(long, value_parser = duration::parse, default_value = "15s")]
+    not_ready_requeue: Duration,
     /// How long deletion waits for cleanup (the k8s database drop) before giving up on it.
     #[arg(long, value_parser = duration::parse, default_value = "10m")]
     cleanup_timeout: Duration,
@@ -198,8 +203,8 @@ async fn serve_until_stopped(args: ControllerArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         options: Options {
             resync: args.resync,
+            not_ready_requeue: args.not_ready_requeue,
             cleanup_timeout: args.cleanup_timeout,
-            ..Options::default()
         },
         identity: args.identity.clone(),
     };
@@ -280,23 +285,46 @@ pub async fn run_controller(
         client: client.clone(),
     });
 
-    let controller = Controller::new(
-        Api::<ControlPlane>::all(client.clone()),
-        watcher::Config::default(),
+    let metrics = ctx.metrics.clone();
+    // A ControlPlane wakes its reconcile when something it depends on changed, not on its own
+    // status writes (see `control_plane_relevant`).
+    let (control_planes, writer) = reflector::store();
+    let woken = metrics.clone();
+    let trigger = reflector::reflector(
+        writer,
+        watcher(
+            Api::<ControlPlane>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        // A reconcile reads the ControlPlane afresh; the cache serves names, specs and the
+        // predicate, so the rest (a kilobyte or more each) is not kept.
+        .modify(|cp| {
+            cp.metadata.managed_fields = None;
+            cp.status = None;
+        }),
     )
-    // The debounce folds the burst of member events that follows an apply into one reconcile.
-    .with_config(
-        ControllerConfig::default()
-            .concurrency(running.concurrency)
-            .debounce(Duration::from_millis(500)),
-    );
-    let control_planes = controller.store();
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(control_plane_relevant, PredicateConfig::default())
+    .inspect_ok(move |cp: &ControlPlane| woken.woken(cp.metadata.name.as_deref()));
+    let controller = Controller::for_stream(trigger, control_planes.clone())
+        // The debounce folds the burst of member events that follows an apply into one reconcile;
+        // kube-runtime holds the events that arrive while a pass runs and runs one pass after it.
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(running.concurrency)
+                .debounce(Duration::from_millis(500)),
+        );
     let all = control_planes.clone();
+    let woken = metrics.clone();
     let every = move || {
-        all.state()
+        let all: Vec<_> = all
+            .state()
             .iter()
             .map(|cp| ObjectRef::from_obj(cp.as_ref()))
-            .collect::<Vec<_>>()
+            .collect();
+        woken.woken(all.iter().map(|r| r.name.as_str()));
+        all
     };
     let Watches {
         config_stream,
@@ -304,20 +332,37 @@ pub async fn run_controller(
         member_streams,
         ..
     } = watches;
+    let woken = metrics.clone();
+    let users = move |hook: PostCreateHook| {
+        let users = users_of(&control_planes, &hook);
+        woken.woken(users.iter().map(|r| r.name.as_str()));
+        users
+    };
     let mut controller = controller
         .watches_stream(config_stream, move |_| every())
-        .watches_stream(hook_stream, move |hook| users_of(&control_planes, &hook));
+        .watches_stream(hook_stream, users);
     for (resource, stream) in member_streams {
-        controller = controller.watches_stream_with(stream, |meta| owner_of(&meta), resource);
+        let woken = metrics.clone();
+        let owner = move |meta: PartialObjectMeta<DynamicObject>| {
+            let owner = owner_of(&meta);
+            woken.woken(owner.iter().map(|r| r.name.as_str()));
+            owner
+        };
+        controller = controller.watches_stream_with(stream, owner, resource);
     }
     tracing::info!(namespace = %running.system_namespace, concurrency = running.concurrency, "reconciling ControlPlanes");
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(err) = result {
+        .for_each(|result| {
+            if let Err(err) = &result {
+                // A request for a ControlPlane gone meanwhile is dropped, not reconciled.
+                if let ControllerError::ObjectNotFound(gone) = err {
+                    metrics.dequeued(&gone.name);
+                }
                 tracing::debug!(error = %err, "controller event");
             }
+            futures::future::ready(())
         })
         .await;
     Ok(())

@@ -114,6 +114,11 @@ mod tests {
         let health = Arc::new(Health::default());
         let metrics = Arc::new(Metrics::default());
         metrics.count_reconcile("ok");
+        metrics.reconcile_seconds.observe(0.25);
+        // Woken three times, two ControlPlanes; one has started.
+        metrics.woken(["cp1", "cp2", "cp1"]);
+        metrics.woken(["cp3"]);
+        metrics.dequeued("cp3");
         let free = |a: &str| -> SocketAddr { a.parse().unwrap() };
         let probes = TcpListener::bind(free("127.0.0.1:0"))
             .await
@@ -137,7 +142,9 @@ mod tests {
         assert!(get(probes, "/readyz").await.starts_with("HTTP/1.1 200"));
         let text = get(scraped, "/metrics").await;
         assert!(
-            text.contains("kflex_reconciles_total{result=\"ok\"} 1"),
+            text.contains("kflex_reconciles_total{result=\"ok\"} 1")
+                && text.contains("kflex_reconcile_duration_seconds_count 1")
+                && text.contains("kflex_reconcile_queue_depth 2"),
             "{text}"
         );
         assert!(get(probes, "/metrics").await.starts_with("HTTP/1.1 404"));

@@ -2,10 +2,11 @@
 //! as JSON by resource, get / list (label selectors) / watch (full or metadata-only) / create /
 //! replace / delete, server-side apply (the body replaces what was there apart from status and
 //! identity — unlike Kubernetes, fields other managers set are dropped too — with Jobs'
-//! immutable template and bindings' immutable roleRef), merge patches (with resourceVersion
-//! preconditions, the status subresource, and finalizers that hold a deleted object), resource
-//! versions, generations where Kubernetes keeps them, RBAC-like denials of a verb on a
-//! resource, pods' logs as the test sets them, a log of every request, and injected failures.
+//! immutable template and bindings' immutable roleRef), lists in pages (`limit`, `continue`, as
+//! kube's watcher asks for them), merge patches (with resourceVersion preconditions, the status
+//! subresource, and finalizers that hold a deleted object), resource versions, generations where
+//! Kubernetes keeps them, RBAC-like denials of a verb on a resource, pods' logs as the test sets
+//! them, a log of every request, and injected failures.
 //! It is a tower `Service`, so `kube::Client::new(fake.clone(), "default")` talks to it
 //! directly.
 //!
@@ -162,6 +163,13 @@ impl std::fmt::Debug for FakeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeApi").finish_non_exhaustive()
     }
+}
+
+/// Which part of a list a request asks for (`limit`, `continue`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Page<'a> {
+    limit: Option<usize>,
+    from: Option<&'a str>,
 }
 
 /// A parsed request path.
@@ -607,6 +615,10 @@ impl FakeApi {
                 &target,
                 params.get("labelSelector").map(String::as_str),
                 metadata,
+                Page {
+                    limit: params.get("limit").and_then(|l| l.parse().ok()),
+                    from: params.get("continue").map(String::as_str),
+                },
             ),
             (&Method::GET, Some(name)) => self.read(&target, name, metadata),
             (&Method::POST, None) => self.create(&target, body),
@@ -645,9 +657,24 @@ impl FakeApi {
         }
     }
 
-    fn list(&self, target: &Target, selector: Option<&str>, metadata: bool) -> Response<Body> {
+    fn list(
+        &self,
+        target: &Target,
+        selector: Option<&str>,
+        metadata: bool,
+        page: Page<'_>,
+    ) -> Response<Body> {
         let state = self.lock();
-        let items: Vec<Value> = state
+        // A continue token is "<resourceVersion of the first page>/<items already listed>": the
+        // list as a whole has the first page's version, and a watch from it replays what changed
+        // while paging, as the API server's does.
+        let (version, skip) = page
+            .from
+            .and_then(|token| token.split_once('/'))
+            .and_then(|(version, skip)| Some((version.to_owned(), skip.parse::<usize>().ok()?)))
+            .unwrap_or_else(|| (state.version.to_string(), 0));
+        let limit = page.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let mut matching = state
             .objects
             .iter()
             .filter(|(k, _)| {
@@ -656,6 +683,10 @@ impl FakeApi {
                     && (target.namespace.is_none() || k.namespace == target.namespace)
             })
             .filter(|(_, o)| labels_match(o, selector))
+            .skip(skip);
+        let items: Vec<Value> = matching
+            .by_ref()
+            .take(limit)
             .map(|(_, o)| {
                 if metadata {
                     metadata_only(o)
@@ -676,10 +707,13 @@ impl FakeApi {
         } else {
             format!("{}/{}", target.group, target.version)
         };
+        let mut list_meta = json!({"resourceVersion": version});
+        if matching.next().is_some() {
+            list_meta["continue"] = json!(format!("{version}/{}", skip + items.len()));
+        }
         json_response(
             StatusCode::OK,
-            &json!({"apiVersion": api_version, "kind": kind,
-                    "metadata": {"resourceVersion": state.version.to_string()}, "items": items}),
+            &json!({"apiVersion": api_version, "kind": kind, "metadata": list_meta, "items": items}),
         )
     }
 
