@@ -168,10 +168,25 @@ mod tests {
             calls.set(calls.get() + 1);
             parse(text)
         };
+        // Single quotes are outside the fast reader's subset: serde-saphyr parses the shape.
         for name in ["a", "b", "no", "c"] {
-            let text = format!("name: \"{name}\"\nport: 443\n");
+            let text = format!("name: \"{name}\"\nport: 443\nmode: 'x'\n");
             assert_eq!(cache.documents(&text, counting), parse(&text));
         }
         assert_eq!(calls.get(), 1, "the marked text only");
+        assert_eq!(cache.slow_parses(), 1);
+    }
+
+    #[test]
+    fn text_in_the_readers_subset_is_never_given_to_serde_saphyr() {
+        let cache = ParseCache::default();
+        let never = |text: &str| -> Result<Vec<Value>, String> { panic!("parsed {text}") };
+        for text in [
+            "name: \"a\"\nport: 443\n",
+            "name: \"a\\n\"\nports: [1, 2]\n",
+        ] {
+            assert_eq!(cache.documents(text, never), parse(text));
+        }
+        assert_eq!(cache.slow_parses(), 0);
     }
 }
