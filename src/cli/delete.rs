@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kflex_core::api::ControlPlane;
+use kflex_core::api::conditions::READY;
 use kube::Api;
 use kube::api::DeleteParams;
 use serde_json::Value;
@@ -100,14 +101,10 @@ async fn delete(session: &Session, args: &DeleteArgs) -> anyhow::Result<String> 
                 ));
                 return Ok(hosting);
             }
-            (Some(cp), _) => cp
-                .status
-                .as_ref()
-                .and_then(|status| status.conditions.iter().find(|c| c.type_ == "Ready"))
-                .map_or_else(
-                    || "the kflex controller's cleanup".to_owned(),
-                    |ready| format!("cleanup ({}: {})", ready.reason, ready.message),
-                ),
+            (Some(cp), _) => cp.condition(READY).map_or_else(
+                || "the kflex controller's cleanup".to_owned(),
+                |ready| format!("cleanup ({}: {})", ready.reason, ready.message),
+            ),
             (None, true) => format!("namespace {namespace} to terminate"),
         };
         progress.status(&status);

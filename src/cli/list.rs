@@ -1,5 +1,6 @@
 //! `kflex list`: the control planes of the hosting cluster and how they stand.
 
+use kflex_core::api::conditions::{READY, SYNCED};
 use kflex_core::api::{BackendDbType, ControlPlane, ControlPlaneType};
 use kube::Api;
 use serde::Serialize;
@@ -52,17 +53,13 @@ pub(crate) struct Row {
 
 impl Row {
     fn of(cp: &ControlPlane) -> Self {
-        let condition = |type_: &str| {
-            cp.status
-                .as_ref()
-                .and_then(|status| status.conditions.iter().find(|c| c.type_ == type_))
-        };
         let status = |type_: &str| {
-            condition(type_).map_or_else(|| "Unknown".to_owned(), |c| c.status.clone())
+            cp.condition(type_)
+                .map_or_else(|| "Unknown".to_owned(), |c| c.status.clone())
         };
-        let message = ["Synced", "Ready"]
+        let message = [SYNCED, READY]
             .iter()
-            .filter_map(|type_| condition(type_))
+            .filter_map(|type_| cp.condition(type_))
             .filter(|c| c.status != "True")
             .map(|c| format!("{}: {}", c.reason, c.message))
             .collect::<Vec<_>>()
@@ -82,8 +79,8 @@ impl Row {
                 String::new()
             },
             replicas: if k8s { cp.spec.replicas } else { None },
-            synced: status("Synced"),
-            ready: status("Ready"),
+            synced: status(SYNCED),
+            ready: status(READY),
             message,
             created: cp
                 .metadata

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use kflex_core::api::{ControlPlane, ControlPlaneCondition};
+use kflex_core::api::ControlPlane;
+use kflex_core::api::conditions::{READY, REFUSALS, SYNCED};
 use kube::Api;
 
 use super::progress::{Progress, elapsed};
@@ -16,15 +17,6 @@ const POLL: Duration = Duration::from_secs(1);
 const FRAME: Duration = Duration::from_millis(100);
 /// After this long without any status, the wait says the controller may not be running.
 const NO_CONTROLLER_HINT: Duration = Duration::from_secs(15);
-
-/// Synced=False reasons that mean the controller will not go on until the user acts.
-const REFUSALS: [&str; 5] = [
-    "PostCreateHookNotFound",
-    "ReconcileError",
-    "Unsupported",
-    "ReconcilePaused",
-    "ConfigError",
-];
 
 /// Whether a command waits for what it started, and how long: shared by `init`, `create`,
 /// `adopt` and `delete`.
@@ -50,19 +42,11 @@ pub enum Standing {
     Waiting(String),
 }
 
-fn condition<'a>(cp: &'a ControlPlane, type_: &str) -> Option<&'a ControlPlaneCondition> {
-    cp.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|condition| condition.type_ == type_)
-}
-
 /// Judges `cp`'s status; only a status about its current generation counts.
 pub fn standing(cp: &ControlPlane) -> Standing {
     let generation = cp.metadata.generation.unwrap_or_default();
     let observed = cp.status.as_ref().map(|status| status.observed_generation);
-    let synced = condition(cp, "Synced");
+    let synced = cp.condition(SYNCED);
     if let Some(synced) = synced
         && synced.status == "False"
         && REFUSALS.contains(&synced.reason.as_str())
@@ -72,7 +56,7 @@ pub fn standing(cp: &ControlPlane) -> Standing {
     if observed.unwrap_or_default() < generation || synced.is_none() {
         return Standing::Waiting("the kflex controller to take it up".into());
     }
-    match condition(cp, "Ready") {
+    match cp.condition(READY) {
         Some(ready) if ready.status == "True" => Standing::Ready,
         Some(ready) => {
             let mut status = format!("Ready={} ({})", ready.status, ready.reason);

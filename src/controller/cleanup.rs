@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kflex_core::api::ControlPlane;
+use kflex_core::api::conditions::reason;
 use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{HookCatalog, Renderer, facts};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -238,11 +239,13 @@ pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action>
         Ok(true) => {}
         Ok(false) | Err(_) if !overdue => {
             let synced = match &outcome {
-                Err(problem) => Condition::new(SYNCED, false, "CleanupFailed", problem.clone()),
+                Err(problem) => {
+                    Condition::new(SYNCED, false, reason::CLEANUP_FAILED, problem.clone())
+                }
                 _ => Condition::new(
                     SYNCED,
                     true,
-                    "CleanupRunning",
+                    reason::CLEANUP_RUNNING,
                     "waiting for the cleanup Jobs",
                 ),
             };
@@ -251,7 +254,7 @@ pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action>
                 ready: Some(Condition::new(
                     READY,
                     false,
-                    "Deleting",
+                    reason::DELETING,
                     "the control plane is being deleted",
                 )),
                 ..Findings::default()

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use kflex_core::api::PostCreateHook;
+use kflex_core::api::conditions::reason;
 use kflex_core::render::{CatalogError, HookCatalog, Renderer, TemplateSet};
 use kflex_core::settings::{Layer, SettingSource, Settings, SettingsError};
 use kube::runtime::reflector::Store;
@@ -40,8 +41,8 @@ impl ConfigError {
     /// The reason a ControlPlane's `Synced` condition gives for it.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Missing { .. } => "ConfigMissing",
-            Self::Invalid { .. } => "ConfigError",
+            Self::Missing { .. } => reason::CONFIG_MISSING,
+            Self::Invalid { .. } => reason::CONFIG_ERROR,
         }
     }
 }

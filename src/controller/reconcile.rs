@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use kflex_core::api::conditions::reason;
 use kflex_core::api::{ControlPlane, ControlPlaneType, SecretReference};
 use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{RenderError, SetError, facts, metadata};
@@ -70,7 +71,7 @@ async fn reconcile_named(ctx: &Context, name: &str) -> anyhow::Result<(Action, &
         let action = blocked(
             ctx,
             &cp,
-            "ReconcilePaused",
+            reason::RECONCILE_PAUSED,
             format!("reconciliation is paused by annotation {PAUSED}=\"true\""),
         )
         .await?;
@@ -196,19 +197,19 @@ async fn not_rendered(
     message: String,
 ) -> anyhow::Result<Action> {
     let (synced, ready) = if cp.spec.type_ == ControlPlaneType::Ocm {
-        let ready = Condition::new(READY, false, "Unsupported", message.clone());
+        let ready = Condition::new(READY, false, reason::UNSUPPORTED, message.clone());
         (
-            Condition::new(SYNCED, false, "Unsupported", message),
+            Condition::new(SYNCED, false, reason::UNSUPPORTED, message),
             Some(ready),
         )
     } else if missing_hook {
         (
-            Condition::new(SYNCED, false, "PostCreateHookNotFound", message),
+            Condition::new(SYNCED, false, reason::POST_CREATE_HOOK_NOT_FOUND, message),
             None,
         )
     } else {
         (
-            Condition::new(SYNCED, false, "ReconcileError", message),
+            Condition::new(SYNCED, false, reason::RECONCILE_ERROR, message),
             None,
         )
     };
@@ -306,7 +307,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     let renderer = ctx.renderers.get(&settings)?;
     let catalog = match ctx.renderers.catalog(&ctx.hooks) {
         Ok(catalog) => catalog,
-        Err(err) => return blocked(ctx, cp, "ReconcileError", err.to_string()).await,
+        Err(err) => return blocked(ctx, cp, reason::RECONCILE_ERROR, err.to_string()).await,
     };
     if let Some(message) = foreign_restore_source(ctx, cp).await? {
         return not_rendered(ctx, cp, false, message).await;
@@ -365,7 +366,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     };
     if !applied.failures.is_empty() {
         ctx.remember(&name, incomplete(applied.objects));
-        return failed(ctx, cp, "ApplyFailed", &applied.failures).await;
+        return failed(ctx, cp, reason::APPLY_FAILED, &applied.failures).await;
     }
     if !trust.same_set || recorded != current {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
@@ -393,7 +394,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
             }
             Err(err) => {
                 ctx.remember(&name, incomplete(applied.objects));
-                return failed(ctx, cp, "PruneFailed", &[format!("{err:#}")]).await;
+                return failed(ctx, cp, reason::PRUNE_FAILED, &[format!("{err:#}")]).await;
             }
         }
         if recorded != current {
@@ -503,9 +504,9 @@ async fn readiness(
                 secret.name, secret.in_cluster_key
             ),
         };
-        Condition::new(READY, false, "Unavailable", message)
+        Condition::new(READY, false, reason::UNAVAILABLE, message)
     } else if let Some(problem) = unexposed {
-        Condition::new(READY, false, "Unavailable", problem)
+        Condition::new(READY, false, reason::UNAVAILABLE, problem)
     } else if wait && !completed {
         Condition::new(
             READY,
@@ -514,10 +515,10 @@ async fn readiness(
             "Waiting for PostCreateHook completion",
         )
     } else {
-        Condition::new(READY, true, "Available", "")
+        Condition::new(READY, true, reason::AVAILABLE, "")
     };
     Ok(Findings {
-        synced: Some(Condition::new(SYNCED, true, "ReconcileSuccess", "")),
+        synced: Some(Condition::new(SYNCED, true, reason::RECONCILE_SUCCESS, "")),
         ready: Some(ready),
         secret_ref: Some(secret_ref),
         hooks: Some(hooks),

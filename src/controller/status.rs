@@ -8,8 +8,7 @@ use kflex_core::api::{ControlPlane, ControlPlaneCondition, ControlPlaneStatus, S
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-pub const SYNCED: &str = "Synced";
-pub const READY: &str = "Ready";
+pub use kflex_core::api::conditions::{READY, SYNCED};
 
 /// One condition as the controller decides it.
 #[derive(Clone, Debug, PartialEq, Eq)]

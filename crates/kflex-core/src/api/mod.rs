@@ -4,6 +4,7 @@
 //! This module owns the Rust types, the CRDs generated from them and the checks a control plane
 //! must pass before anything is rendered. It does no I/O.
 
+pub mod conditions;
 mod controlplane;
 mod crd;
 pub mod cron;
