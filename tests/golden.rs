@@ -571,3 +571,127 @@ fn objects_with_dollar_signs_opt_out_of_flux_substitution() {
     }
     assert!(marked > 0, "the CRDs' patterns contain $");
 }
+
+/// The rules of the controller's ClusterRole in the system golden `case`, as (group, resource,
+/// verb) triples.
+fn controller_grants(case: &str) -> std::collections::HashSet<(String, String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(case)
+        .join("expected.yaml");
+    let text = std::fs::read_to_string(&path).expect("system golden exists");
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).expect("golden is YAML");
+    let role = documents
+        .iter()
+        .find(|d| {
+            d["kind"] == "ClusterRole" && d["metadata"]["name"] == "kubeflex-controller-manager"
+        })
+        .expect("the controller's ClusterRole");
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut grants = std::collections::HashSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    grants.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// The (group, plural resource) of an object's apiVersion and kind, as the controller's
+/// dynamic client names it.
+fn resource_of(api_version: &str, kind: &str) -> (String, String) {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    (
+        group.to_owned(),
+        kube::core::ApiResource::from_gvk(&gvk).plural,
+    )
+}
+
+/// The controller can do its job with the permissions `kflex init` gives it: its ClusterRole
+/// grants what applying, replacing and pruning needs for every kind kflex's own templates and
+/// built-in hooks render in any golden case (tenants' hooks are granted through
+/// `hookResources`, which the hook policy checks), and list and watch for every kind it watches.
+#[test]
+fn the_controllers_cluster_role_grants_every_kind_it_renders_and_watches() {
+    const APPLY: [&str; 5] = ["get", "create", "patch", "update", "delete"];
+    let mut missing = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for case in cases() {
+        let name = case
+            .file_name()
+            .expect("named")
+            .to_string_lossy()
+            .into_owned();
+        if renders_system(&name) {
+            continue;
+        }
+        let system = if name.contains("openshift") {
+            "system-openshift"
+        } else {
+            "system"
+        };
+        let grants = controller_grants(system);
+        let text = std::fs::read_to_string(case.join("expected.yaml")).expect("golden file");
+        for document in text.split("\n---\n") {
+            // Tenants' hooks ("PostCreateHook <name>, templates[i]") are theirs to grant.
+            if document.contains("# Source: PostCreateHook ") {
+                continue;
+            }
+            let Ok(object) = serde_saphyr::from_str::<Value>(document) else {
+                continue;
+            };
+            let (Some(api_version), Some(kind)) =
+                (object["apiVersion"].as_str(), object["kind"].as_str())
+            else {
+                continue;
+            };
+            let (group, resource) = resource_of(api_version, kind);
+            for verb in APPLY {
+                if !grants.contains(&(group.clone(), resource.clone(), verb.to_owned())) {
+                    missing.insert(format!(
+                        "{system}: {verb} {group}/{resource} (rendered in {name})"
+                    ));
+                }
+            }
+            checked += 1;
+        }
+    }
+    for system in ["system", "system-openshift"] {
+        let grants = controller_grants(system);
+        let optional = [kflex::controller::watches::TLS_ROUTE]
+            .into_iter()
+            .chain((system == "system-openshift").then_some(kflex::controller::watches::ROUTE));
+        for (api_version, kind) in kflex::controller::caches::WATCHED_KINDS
+            .into_iter()
+            .chain(optional)
+        {
+            let (group, resource) = resource_of(api_version, kind);
+            for verb in ["list", "watch"] {
+                if !grants.contains(&(group.clone(), resource.clone(), verb.to_owned())) {
+                    missing.insert(format!("{system}: {verb} {group}/{resource} (watched)"));
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "objects checked: {checked}");
+    assert!(
+        missing.is_empty(),
+        "the controller's ClusterRole lacks:\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
