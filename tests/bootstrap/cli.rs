@@ -1,15 +1,13 @@
 //! The `kflex bootstrap` programs as the rendered Jobs run them: the binary, its flags, its
 //! exit status and what it prints (never a secret).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::Output;
 
+use crate::support::postgres::Postgres;
 use assert_cmd::Command;
 use kflex::bootstrap::database::{self, Target};
 use kflex::bootstrap::secrets::MemorySecrets;
-use support::postgres::Postgres;
 
 fn kflex(args: &[&str]) -> Command {
     let mut cmd = Command::cargo_bin("kflex").expect("binary built");

@@ -2,7 +2,7 @@
 //! numeric non-root user, the kflex binary as entrypoint, a toolchain the crate accepts, and one
 //! image tag everywhere.
 
-const CONTAINERFILE: &str = include_str!("../Containerfile");
+const CONTAINERFILE: &str = include_str!("../../Containerfile");
 
 /// The instructions of the last stage (the runtime image).
 fn runtime_stage() -> Vec<&'static str> {
@@ -36,7 +36,7 @@ fn the_runtime_runs_kflex_as_numeric_user_65532() {
 #[test]
 fn the_build_uses_the_locked_dependencies_and_a_supported_toolchain() {
     assert!(CONTAINERFILE.contains("cargo build --release --locked --bin kflex"));
-    let manifest = include_str!("../Cargo.toml");
+    let manifest = include_str!("../../Cargo.toml");
     let rust_version = manifest
         .lines()
         .find_map(|l| l.strip_prefix("rust-version = \""))

@@ -8,18 +8,16 @@
 //! pinned, in its virtualenv and sets it); without the variable these tests say they were
 //! skipped, and with it they fail if moto cannot run.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::postgres::Postgres;
 use kflex::bootstrap::backup::store::{Credentials, S3Config, Store};
 use kflex::bootstrap::database::{self, Target};
 use kflex::bootstrap::run::backup::{self as backup_run, Restored, datastore_login};
 use kflex::bootstrap::secrets::MemorySecrets;
-use support::postgres::Postgres;
 
 const LIMIT: Duration = Duration::from_secs(180);
 

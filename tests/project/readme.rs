@@ -2,7 +2,7 @@
 
 #[test]
 fn every_setting_is_documented() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     for (key, _) in kflex_core::settings::known_keys() {
         let documented = if let Some(rest) = key.strip_prefix("images.") {
             let (image, field) = rest.split_once('.').expect("images.<image>.<field>");
@@ -17,7 +17,7 @@ fn every_setting_is_documented() {
 
 #[test]
 fn the_main_job_and_the_test_command_are_shown() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     assert!(readme.contains("cargo run --release -- render cp1"));
     assert!(readme.contains("\n.ci/run\n"));
 }

@@ -2,13 +2,11 @@
 //! database are created once, the role can reach its own database only, the Secret decides the
 //! password, `--drop` removes both, and any valid control-plane name works.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::postgres::Postgres;
 use kflex::bootstrap::database::{self, ConnectError, Login, Server, Target};
 use kflex::bootstrap::secrets::{MemorySecrets, Outcome};
-use support::postgres::Postgres;
 use tokio_postgres::error::SqlState;
 
 fn server(pg: &Postgres) -> Server {

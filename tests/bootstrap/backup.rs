@@ -5,19 +5,17 @@
 //! byte; a corrupted backup, an unknown schema and a target with data are refused with the
 //! reason and nothing loaded; two control planes' backups never mix.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::postgres::Postgres;
 use kflex::bootstrap::backup::store::{Found, Store};
 use kflex::bootstrap::backup::{DATA_OBJECT, MANIFEST_OBJECT, Manifest};
 use kflex::bootstrap::database::{self, Login, Target};
 use kflex::bootstrap::run::backup::{self as backup_run, Restored, datastore_login};
 use kflex::bootstrap::secrets::MemorySecrets;
-use support::postgres::Postgres;
 
 /// Every test here ends within this, whatever the server does.
 const LIMIT: Duration = Duration::from_secs(180);
