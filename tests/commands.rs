@@ -5,6 +5,10 @@
 //! the real controller in-process where the command's answer depends on what it applies
 //! (`diff`). Against a real cluster, tests/e2e runs them too.
 
+#[path = "support/within.rs"]
+mod time_limit;
+use time_limit::within;
+
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
@@ -170,164 +174,177 @@ current-context: cp1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_prints_a_table_and_stable_json() {
-    let cluster = Cluster::start().await;
-    let empty = cluster.kflex(&["list"]).await;
-    assert!(empty.status.success(), "{}", stderr(&empty));
-    assert!(stderr(&empty).contains("No control planes found."));
-    for (name, type_) in [("zeta", "k3s"), ("alpha", "host")] {
-        cluster.fake.put(
+    within(async move {
+        let cluster = Cluster::start().await;
+        let empty = cluster.kflex(&["list"]).await;
+        assert!(empty.status.success(), "{}", stderr(&empty));
+        assert!(stderr(&empty).contains("No control planes found."));
+        for (name, type_) in [("zeta", "k3s"), ("alpha", "host")] {
+            cluster.fake.put(
+                GROUP,
+                "controlplanes",
+                json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+                   "metadata": {"name": name}, "spec": {"type": type_}}),
+            );
+        }
+        cluster.fake.edit(
             GROUP,
             "controlplanes",
-            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
-                   "metadata": {"name": name}, "spec": {"type": type_}}),
+            None,
+            "zeta",
+            &json!({"status": {"observedGeneration": 1, "conditions": [
+                condition("Synced", "True", "ReconcileSuccess", ""),
+                condition("Ready", "False", "Unavailable", "StatefulSet k3s-server is not ready"),
+            ]}}),
         );
-    }
-    cluster.fake.edit(
-        GROUP,
-        "controlplanes",
-        None,
-        "zeta",
-        &json!({"status": {"observedGeneration": 1, "conditions": [
-            condition("Synced", "True", "ReconcileSuccess", ""),
-            condition("Ready", "False", "Unavailable", "StatefulSet k3s-server is not ready"),
-        ]}}),
-    );
-    let table = cluster.kflex(&["list"]).await;
-    let table = String::from_utf8(table.stdout).unwrap();
-    let lines: Vec<&str> = table.lines().collect();
-    let columns = |line: &str| {
-        line.split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        columns(lines[0]),
-        ["NAME", "SYNCED", "READY", "TYPE", "AGE"],
-        "{table}"
-    );
-    assert_eq!(
-        columns(lines[1]),
-        ["alpha", "Unknown", "Unknown", "host", "-"],
-        "{table}"
-    );
-    assert_eq!(
-        columns(lines[2]),
-        ["zeta", "True", "False", "k3s", "-"],
-        "{table}"
-    );
-    let json_output = cluster.kflex(&["list", "-o", "json"]).await;
-    let rows: Value = serde_json::from_slice(&json_output.stdout).unwrap();
-    assert_eq!(rows[1]["name"], "zeta");
-    assert_eq!(rows[1]["ready"], "False");
-    assert_eq!(
-        rows[1]["message"],
-        "Unavailable: StatefulSet k3s-server is not ready"
-    );
+        let table = cluster.kflex(&["list"]).await;
+        let table = String::from_utf8(table.stdout).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        let columns = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            columns(lines[0]),
+            ["NAME", "SYNCED", "READY", "TYPE", "AGE"],
+            "{table}"
+        );
+        assert_eq!(
+            columns(lines[1]),
+            ["alpha", "Unknown", "Unknown", "host", "-"],
+            "{table}"
+        );
+        assert_eq!(
+            columns(lines[2]),
+            ["zeta", "True", "False", "k3s", "-"],
+            "{table}"
+        );
+        let json_output = cluster.kflex(&["list", "-o", "json"]).await;
+        let rows: Value = serde_json::from_slice(&json_output.stdout).unwrap();
+        assert_eq!(rows[1]["name"], "zeta");
+        assert_eq!(rows[1]["ready"], "False");
+        assert_eq!(
+            rows[1]["message"],
+            "Unavailable: StatefulSet k3s-server is not ready"
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_with_a_missing_hook_fails_and_creates_nothing() {
-    let cluster = Cluster::start().await;
-    let before = std::fs::read(cluster.kubeconfig_path()).unwrap();
-    let output = cluster
-        .kflex(&["create", "cp1", "-p", "nonexistent", "--set", "a=b"])
-        .await;
-    assert_eq!(output.status.code(), Some(1), "KubeFlex #235: not 0");
-    assert!(
-        stderr(&output).contains("PostCreateHook nonexistent does not exist"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(cluster.control_plane("cp1").is_none());
-    assert_eq!(std::fs::read(cluster.kubeconfig_path()).unwrap(), before);
+    within(async move {
+        let cluster = Cluster::start().await;
+        let before = std::fs::read(cluster.kubeconfig_path()).unwrap();
+        let output = cluster
+            .kflex(&["create", "cp1", "-p", "nonexistent", "--set", "a=b"])
+            .await;
+        assert_eq!(output.status.code(), Some(1), "KubeFlex #235: not 0");
+        assert!(
+            stderr(&output).contains("PostCreateHook nonexistent does not exist"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(cluster.control_plane("cp1").is_none());
+        assert_eq!(std::fs::read(cluster.kubeconfig_path()).unwrap(), before);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_refuses_an_invalid_name_before_talking_to_the_cluster() {
-    let cluster = Cluster::start().await;
-    let output = cluster.kflex(&["create", "kube"]).await;
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("metadata.name"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(cluster.fake.log().is_empty(), "no request was made");
+    within(async move {
+        let cluster = Cluster::start().await;
+        let output = cluster.kflex(&["create", "kube"]).await;
+        assert!(!output.status.success());
+        assert!(
+            stderr(&output).contains("metadata.name"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(cluster.fake.log().is_empty(), "no request was made");
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_waits_for_ready_merges_the_kubeconfig_and_switches_to_it() {
-    let cluster = Cluster::start().await;
-    let command = cluster.kflex(&["create", "cp1", "--timeout", "50s"]);
-    let answer = async {
-        cluster.created("cp1").await;
-        // Still waiting: not Ready yet.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        cluster.make_ready(
-            "cp1",
-            Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG)),
+    within(async move {
+        let cluster = Cluster::start().await;
+        let command = cluster.kflex(&["create", "cp1", "--timeout", "50s"]);
+        let answer = async {
+            cluster.created("cp1").await;
+            // Still waiting: not Ready yet.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            cluster.make_ready(
+                "cp1",
+                Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG)),
+            );
+        };
+        let (output, ()) = tokio::join!(command, answer);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let created = cluster.control_plane("cp1").unwrap();
+        assert_eq!(created["spec"]["type"], "k8s");
+        assert_eq!(created["spec"]["backend"], "shared");
+        let kubeconfig = cluster.kubeconfig();
+        assert_eq!(kubeconfig["current-context"], "cp1");
+        let context = named(&kubeconfig, "contexts", "cp1").unwrap();
+        assert_eq!(context["context"]["cluster"], "cp1-cluster");
+        assert_eq!(context["context"]["user"], "cp1-admin");
+        assert_eq!(
+            named(&kubeconfig, "clusters", "cp1-cluster").unwrap()["cluster"]["server"],
+            "https://cp1.localtest.me:9443"
         );
-    };
-    let (output, ()) = tokio::join!(command, answer);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let created = cluster.control_plane("cp1").unwrap();
-    assert_eq!(created["spec"]["type"], "k8s");
-    assert_eq!(created["spec"]["backend"], "shared");
-    let kubeconfig = cluster.kubeconfig();
-    assert_eq!(kubeconfig["current-context"], "cp1");
-    let context = named(&kubeconfig, "contexts", "cp1").unwrap();
-    assert_eq!(context["context"]["cluster"], "cp1-cluster");
-    assert_eq!(context["context"]["user"], "cp1-admin");
-    assert_eq!(
-        named(&kubeconfig, "clusters", "cp1-cluster").unwrap()["cluster"]["server"],
-        "https://cp1.localtest.me:9443"
-    );
-    assert_eq!(
-        named(&kubeconfig, "users", "cp1-admin").unwrap()["user"]["token"],
-        "cp1-token"
-    );
-    let extension = &context["context"]["extensions"][0]["extension"]["data"];
-    assert_eq!(extension["controlplane-name"], "cp1");
-    let global = &kubeconfig["extensions"][0]["extension"]["data"];
-    assert_eq!(global["hosting-cluster-ctx-name"], "fake");
+        assert_eq!(
+            named(&kubeconfig, "users", "cp1-admin").unwrap()["user"]["token"],
+            "cp1-token"
+        );
+        let extension = &context["context"]["extensions"][0]["extension"]["data"];
+        assert_eq!(extension["controlplane-name"], "cp1");
+        let global = &kubeconfig["extensions"][0]["extension"]["data"];
+        assert_eq!(global["hosting-cluster-ctx-name"], "fake");
 
-    // `kflex ctx` goes back to the hosting cluster; `kflex ctx cp1` comes again.
-    assert!(cluster.kflex(&["ctx"]).await.status.success());
-    assert_eq!(cluster.kubeconfig()["current-context"], "fake");
-    assert!(cluster.kflex(&["ctx", "cp1"]).await.status.success());
-    assert_eq!(cluster.kubeconfig()["current-context"], "cp1");
+        // `kflex ctx` goes back to the hosting cluster; `kflex ctx cp1` comes again.
+        assert!(cluster.kflex(&["ctx"]).await.status.success());
+        assert_eq!(cluster.kubeconfig()["current-context"], "fake");
+        assert!(cluster.kflex(&["ctx", "cp1"]).await.status.success());
+        assert_eq!(cluster.kubeconfig()["current-context"], "cp1");
 
-    // A stale entry stays on a plain switch; `-o` fetches the kubeconfig again.
-    let server = |kubeconfig: &Value| {
-        named(kubeconfig, "clusters", "cp1-cluster").unwrap()["cluster"]["server"].clone()
-    };
-    let text = std::fs::read_to_string(cluster.kubeconfig_path()).unwrap();
-    let stale = text.replace(
-        "https://cp1.localtest.me:9443",
-        "https://stale.example:6443",
-    );
-    assert_ne!(stale, text);
-    std::fs::write(cluster.kubeconfig_path(), stale).unwrap();
-    assert!(cluster.kflex(&["ctx", "cp1"]).await.status.success());
-    assert_eq!(server(&cluster.kubeconfig()), "https://stale.example:6443");
-    let refetched = cluster.kflex(&["ctx", "cp1", "-o"]).await;
-    assert!(refetched.status.success(), "{}", stderr(&refetched));
-    let kubeconfig = cluster.kubeconfig();
-    assert_eq!(server(&kubeconfig), "https://cp1.localtest.me:9443");
-    assert_eq!(kubeconfig["current-context"], "cp1");
-    assert_eq!(
-        kubeconfig["clusters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["name"] == "cp1-cluster")
-            .count(),
-        1
-    );
+        // A stale entry stays on a plain switch; `-o` fetches the kubeconfig again.
+        let server = |kubeconfig: &Value| {
+            named(kubeconfig, "clusters", "cp1-cluster").unwrap()["cluster"]["server"].clone()
+        };
+        let text = std::fs::read_to_string(cluster.kubeconfig_path()).unwrap();
+        let stale = text.replace(
+            "https://cp1.localtest.me:9443",
+            "https://stale.example:6443",
+        );
+        assert_ne!(stale, text);
+        std::fs::write(cluster.kubeconfig_path(), stale).unwrap();
+        assert!(cluster.kflex(&["ctx", "cp1"]).await.status.success());
+        assert_eq!(server(&cluster.kubeconfig()), "https://stale.example:6443");
+        let refetched = cluster.kflex(&["ctx", "cp1", "-o"]).await;
+        assert!(refetched.status.success(), "{}", stderr(&refetched));
+        let kubeconfig = cluster.kubeconfig();
+        assert_eq!(server(&kubeconfig), "https://cp1.localtest.me:9443");
+        assert_eq!(kubeconfig["current-context"], "cp1");
+        assert_eq!(
+            kubeconfig["clusters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["name"] == "cp1-cluster")
+                .count(),
+            1
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_reports_the_controllers_refusal_and_exits_non_zero() {
+    within(async move {
     let cluster = Cluster::start().await;
     let command = cluster.kflex(&["create", "cp1", "--type", "vcluster"]);
     let answer = async {
@@ -351,113 +368,128 @@ async fn create_reports_the_controllers_refusal_and_exits_non_zero() {
     );
     assert!(message.contains("kflex delete cp1"), "{message}");
     assert_ne!(cluster.kubeconfig()["current-context"], "cp1");
+    })
+    .await;
 }
 
 /// Without the hosting cluster's configuration, rendering "as the controller would" would
 /// silently use the defaults; the controller refuses (ConfigMissing), and so do the commands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_and_diff_refuse_without_the_configuration() {
-    let body = async {
-        let cluster = Cluster::start().await;
-        let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-            kube::Api::namespaced(cluster.fake.client(), "kubeflex-system");
-        config_maps
-            .delete("kubeflex-config", &Default::default())
-            .await
-            .expect("deleted");
-        let says_why = |output: &Output| {
-            let message = stderr(output);
-            assert!(
-                message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
-                    && message.contains("kflex init"),
-                "{message}"
-            );
-        };
-        let created = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-        assert_eq!(created.status.code(), Some(1));
-        says_why(&created);
-        assert!(cluster.control_plane("cp1").is_none(), "nothing created");
+    within(async move {
+        let body = async {
+            let cluster = Cluster::start().await;
+            let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                kube::Api::namespaced(cluster.fake.client(), "kubeflex-system");
+            config_maps
+                .delete("kubeflex-config", &Default::default())
+                .await
+                .expect("deleted");
+            let says_why = |output: &Output| {
+                let message = stderr(output);
+                assert!(
+                    message.contains("ConfigMap kubeflex-system/kubeflex-config does not exist")
+                        && message.contains("kflex init"),
+                    "{message}"
+                );
+            };
+            let created = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+            assert_eq!(created.status.code(), Some(1));
+            says_why(&created);
+            assert!(cluster.control_plane("cp1").is_none(), "nothing created");
 
-        cluster.fake.put(
-            GROUP,
-            "controlplanes",
-            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+            cluster.fake.put(
+                GROUP,
+                "controlplanes",
+                json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
                    "metadata": {"name": "cp1"}, "spec": {"type": "k8s"}}),
-        );
-        let diffed = cluster.kflex(&["diff", "cp1"]).await;
-        assert_eq!(diffed.status.code(), Some(2), "an error, not a difference");
-        assert!(diffed.stdout.is_empty());
-        says_why(&diffed);
-    };
-    tokio::time::timeout(Duration::from_secs(120), body)
-        .await
-        .expect("the test finished within two minutes");
+            );
+            let diffed = cluster.kflex(&["diff", "cp1"]).await;
+            assert_eq!(diffed.status.code(), Some(2), "an error, not a difference");
+            assert!(diffed.stdout.is_empty());
+            says_why(&diffed);
+        };
+        tokio::time::timeout(Duration::from_secs(120), body)
+            .await
+            .expect("the test finished within two minutes");
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_host_gives_a_context_that_reaches_the_hosting_cluster() {
-    let cluster = Cluster::start().await;
-    let output = cluster
-        .create_and_make_ready(&["create", "edge", "--type", "host"], "edge", None)
-        .await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    let kubeconfig = cluster.kubeconfig();
-    assert_eq!(kubeconfig["current-context"], "edge");
-    let hosting_server =
-        named(&kubeconfig, "clusters", "fake").unwrap()["cluster"]["server"].clone();
-    assert_eq!(
-        named(&kubeconfig, "clusters", "edge-cluster").unwrap()["cluster"]["server"],
-        hosting_server
-    );
+    within(async move {
+        let cluster = Cluster::start().await;
+        let output = cluster
+            .create_and_make_ready(&["create", "edge", "--type", "host"], "edge", None)
+            .await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        let kubeconfig = cluster.kubeconfig();
+        assert_eq!(kubeconfig["current-context"], "edge");
+        let hosting_server =
+            named(&kubeconfig, "clusters", "fake").unwrap()["cluster"]["server"].clone();
+        assert_eq!(
+            named(&kubeconfig, "clusters", "edge-cluster").unwrap()["cluster"]["server"],
+            hosting_server
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_without_waiting_returns_once_created() {
-    let cluster = Cluster::start().await;
-    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(cluster.control_plane("cp1").is_some());
-    assert_eq!(cluster.kubeconfig()["current-context"], "fake");
-    let again = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-    assert!(!again.status.success());
-    assert!(
-        stderr(&again).contains("exists already"),
-        "{}",
-        stderr(&again)
-    );
+    within(async move {
+        let cluster = Cluster::start().await;
+        let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(cluster.control_plane("cp1").is_some());
+        assert_eq!(cluster.kubeconfig()["current-context"], "fake");
+        let again = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        assert!(!again.status.success());
+        assert!(
+            stderr(&again).contains("exists already"),
+            "{}",
+            stderr(&again)
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_removes_the_control_plane_and_its_context() {
-    let cluster = Cluster::start().await;
-    let served = Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG));
-    let output = cluster
-        .create_and_make_ready(&["create", "cp1"], "cp1", served)
-        .await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    let output = cluster.kflex(&["delete", "cp1"]).await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(cluster.control_plane("cp1").is_none());
-    let kubeconfig = cluster.kubeconfig();
-    assert!(named(&kubeconfig, "contexts", "cp1").is_none());
-    assert!(named(&kubeconfig, "clusters", "cp1-cluster").is_none());
-    assert!(named(&kubeconfig, "users", "cp1-admin").is_none());
-    assert_eq!(
-        kubeconfig["current-context"], "fake",
-        "back on the hosting cluster"
-    );
+    within(async move {
+        let cluster = Cluster::start().await;
+        let served = Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG));
+        let output = cluster
+            .create_and_make_ready(&["create", "cp1"], "cp1", served)
+            .await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        let output = cluster.kflex(&["delete", "cp1"]).await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(cluster.control_plane("cp1").is_none());
+        let kubeconfig = cluster.kubeconfig();
+        assert!(named(&kubeconfig, "contexts", "cp1").is_none());
+        assert!(named(&kubeconfig, "clusters", "cp1-cluster").is_none());
+        assert!(named(&kubeconfig, "users", "cp1-admin").is_none());
+        assert_eq!(
+            kubeconfig["current-context"], "fake",
+            "back on the hosting cluster"
+        );
 
-    let missing = cluster.kflex(&["delete", "cp1"]).await;
-    assert!(!missing.status.success());
-    assert!(
-        stderr(&missing).contains("no ControlPlane cp1"),
-        "{}",
-        stderr(&missing)
-    );
+        let missing = cluster.kflex(&["delete", "cp1"]).await;
+        assert!(!missing.status.success());
+        assert!(
+            stderr(&missing).contains("no ControlPlane cp1"),
+            "{}",
+            stderr(&missing)
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopt_stores_a_self_contained_kubeconfig_and_creates_the_control_plane() {
+    within(async move {
     let cluster = Cluster::start().await;
     let dir = cluster.dir.path();
     std::fs::create_dir(dir.join("certs")).unwrap();
@@ -546,10 +578,13 @@ async fn adopt_stores_a_self_contained_kubeconfig_and_creates_the_control_plane(
             .unwrap_or_default()
             .is_empty()
     );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
+    within(async move {
     let cluster = Cluster::start().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(run_controller(
@@ -686,6 +721,8 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
         Some(2),
         "errors exit 2, like kubectl diff"
     );
+    })
+    .await;
 }
 
 #[test]
@@ -1006,51 +1043,54 @@ fn install_gateway_api(fake: &FakeApi) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_refuses_an_exposure_the_hosting_cluster_cannot_serve() {
-    let cluster = Cluster::start().await;
-    cluster.fake.put(
-        "",
-        "configmaps",
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
+    within(async move {
+        let cluster = Cluster::start().await;
+        cluster.fake.put(
+            "",
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
                "data": {"exposure": "gateway"}}),
-    );
-    let refused = |output: &Output, why: &str| {
-        assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
-        assert!(
-            stderr(output).contains(why) && stderr(output).contains("nothing was created"),
-            "{}",
-            stderr(output)
         );
-        assert!(cluster.control_plane("cp1").is_none());
-        assert!(
-            !cluster
-                .fake
-                .writes()
-                .iter()
-                .any(|w| w.path.contains("/controlplanes")),
-            "no ControlPlane is written"
-        );
-    };
-    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-    refused(&output, "does not serve Gateway API's TLSRoute v1");
-    install_gateway_api(&cluster.fake);
-    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-    refused(&output, "Gateway kubeflex-system/kubeflex does not exist");
-    // A host control plane serves no API of its own: nothing to expose.
-    let host = cluster
-        .kflex(&["create", "edge", "--type", "host", "--wait=false"])
-        .await;
-    assert!(host.status.success(), "{}", stderr(&host));
-    cluster.fake.put(
-        "gateway.networking.k8s.io",
-        "gateways",
-        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        let refused = |output: &Output, why: &str| {
+            assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
+            assert!(
+                stderr(output).contains(why) && stderr(output).contains("nothing was created"),
+                "{}",
+                stderr(output)
+            );
+            assert!(cluster.control_plane("cp1").is_none());
+            assert!(
+                !cluster
+                    .fake
+                    .writes()
+                    .iter()
+                    .any(|w| w.path.contains("/controlplanes")),
+                "no ControlPlane is written"
+            );
+        };
+        let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        refused(&output, "does not serve Gateway API's TLSRoute v1");
+        install_gateway_api(&cluster.fake);
+        let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        refused(&output, "Gateway kubeflex-system/kubeflex does not exist");
+        // A host control plane serves no API of its own: nothing to expose.
+        let host = cluster
+            .kflex(&["create", "edge", "--type", "host", "--wait=false"])
+            .await;
+        assert!(host.status.success(), "{}", stderr(&host));
+        cluster.fake.put(
+            "gateway.networking.k8s.io",
+            "gateways",
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
                "metadata": {"name": "kubeflex", "namespace": "kubeflex-system"},
                "spec": {"gatewayClassName": "eg", "listeners": []}}),
-    );
-    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(cluster.control_plane("cp1").is_some());
+        );
+        let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(cluster.control_plane("cp1").is_some());
+    })
+    .await;
 }
 
 /// Answers as the API server does once a CRD is applied: established.
@@ -1077,69 +1117,72 @@ async fn establish_crds(fake: FakeApi, stop: tokio::sync::watch::Receiver<bool>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_says_which_exposures_the_cluster_serves_and_refuses_one_it_cannot() {
-    let cluster = Cluster::start().await;
-    cluster.fake.clear_log();
-    let output = cluster
-        .kflex(&["init", "--exposure", "gateway", "--wait=false"])
-        .await;
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let text = stderr(&output);
-    assert!(
-        text.contains("gateway       no: no TLSRoute v1 CustomResourceDefinition")
-            && text.contains("route         no: not OpenShift")
-            && text.contains("exposure gateway needs Gateway API's TLSRoute v1")
-            && text.contains("nothing was installed"),
-        "{text}"
-    );
-    assert!(
-        cluster.fake.writes().is_empty(),
-        "{:#?}",
-        cluster.fake.writes()
-    );
+    within(async move {
+        let cluster = Cluster::start().await;
+        cluster.fake.clear_log();
+        let output = cluster
+            .kflex(&["init", "--exposure", "gateway", "--wait=false"])
+            .await;
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        let text = stderr(&output);
+        assert!(
+            text.contains("gateway       no: no TLSRoute v1 CustomResourceDefinition")
+                && text.contains("route         no: not OpenShift")
+                && text.contains("exposure gateway needs Gateway API's TLSRoute v1")
+                && text.contains("nothing was installed"),
+            "{text}"
+        );
+        assert!(
+            cluster.fake.writes().is_empty(),
+            "{:#?}",
+            cluster.fake.writes()
+        );
 
-    // With Gateway API, init installs kflex with the exposure, and the Gateway it renders.
-    install_gateway_api(&cluster.fake);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let establishing = tokio::spawn(establish_crds(cluster.fake.clone(), stopped));
-    let output = cluster
-        .kflex(&[
-            "init",
-            "--exposure",
-            "gateway",
-            "--set",
-            "gateway.create=true",
-            "--set",
-            "gateway.className=eg",
-            "--wait=false",
-        ])
-        .await;
-    let _ = stop.send(true);
-    establishing.await.expect("joined");
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("gateway       yes: TLSRoute v1 and GatewayClasses eg"),
-        "{}",
-        stderr(&output)
-    );
-    let config = cluster
-        .fake
-        .get("", "configmaps", Some("kubeflex-system"), "kubeflex-config")
-        .expect("the configuration");
-    assert_eq!(config["data"]["exposure"], "gateway");
-    let gateway = cluster
-        .fake
-        .get(
-            "gateway.networking.k8s.io",
-            "gateways",
-            Some("kubeflex-system"),
-            "kubeflex",
-        )
-        .expect("the Gateway kflex renders");
-    assert_eq!(gateway["spec"]["gatewayClassName"], "eg");
-    assert_eq!(
-        gateway["spec"]["listeners"][0]["tls"]["mode"],
-        "Passthrough"
-    );
+        // With Gateway API, init installs kflex with the exposure, and the Gateway it renders.
+        install_gateway_api(&cluster.fake);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let establishing = tokio::spawn(establish_crds(cluster.fake.clone(), stopped));
+        let output = cluster
+            .kflex(&[
+                "init",
+                "--exposure",
+                "gateway",
+                "--set",
+                "gateway.create=true",
+                "--set",
+                "gateway.className=eg",
+                "--wait=false",
+            ])
+            .await;
+        let _ = stop.send(true);
+        establishing.await.expect("joined");
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("gateway       yes: TLSRoute v1 and GatewayClasses eg"),
+            "{}",
+            stderr(&output)
+        );
+        let config = cluster
+            .fake
+            .get("", "configmaps", Some("kubeflex-system"), "kubeflex-config")
+            .expect("the configuration");
+        assert_eq!(config["data"]["exposure"], "gateway");
+        let gateway = cluster
+            .fake
+            .get(
+                "gateway.networking.k8s.io",
+                "gateways",
+                Some("kubeflex-system"),
+                "kubeflex",
+            )
+            .expect("the Gateway kflex renders");
+        assert_eq!(gateway["spec"]["gatewayClassName"], "eg");
+        assert_eq!(
+            gateway["spec"]["listeners"][0]["tls"]["mode"],
+            "Passthrough"
+        );
+    })
+    .await;
 }
 
 /// `kflex diff` knows TLSRoutes: nothing to show once the controller applied a control plane
@@ -1147,83 +1190,86 @@ async fn init_says_which_exposures_the_cluster_serves_and_refuses_one_it_cannot(
 /// going and the Ingress coming, and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_shows_a_switch_of_exposure() {
-    let cluster = Cluster::start().await;
-    install_gateway_api(&cluster.fake);
-    let config = |exposure: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
+    within(async move {
+        let cluster = Cluster::start().await;
+        install_gateway_api(&cluster.fake);
+        let config = |exposure: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
                "data": {"exposure": exposure}})
-    };
-    cluster.fake.put("", "configmaps", config("gateway"));
-    cluster.fake.put(
-        "gateway.networking.k8s.io",
-        "gateways",
-        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        };
+        cluster.fake.put("", "configmaps", config("gateway"));
+        cluster.fake.put(
+            "gateway.networking.k8s.io",
+            "gateways",
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
                "metadata": {"name": "kubeflex", "namespace": "kubeflex-system"},
                "spec": {"gatewayClassName": "eg", "listeners": []}}),
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(run_controller(
-        cluster.fake.client(),
-        Running {
-            system_namespace: "kubeflex-system".into(),
-            concurrency: 2,
-            options: Options::default(),
-            identity: "test".into(),
-        },
-        Arc::new(Metrics::default()),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    for _ in 0..200 {
-        let applied = cluster
-            .fake
-            .get(
-                "gateway.networking.k8s.io",
-                "tlsroutes",
-                Some("cp1-system"),
-                "cp1",
-            )
-            .is_some();
-        if applied {
-            break;
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let controller = tokio::spawn(run_controller(
+            cluster.fake.client(),
+            Running {
+                system_namespace: "kubeflex-system".into(),
+                concurrency: 2,
+                options: Options::default(),
+                identity: "test".into(),
+            },
+            Arc::new(Metrics::default()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        for _ in 0..200 {
+            let applied = cluster
+                .fake
+                .get(
+                    "gateway.networking.k8s.io",
+                    "tlsroutes",
+                    Some("cp1-system"),
+                    "cp1",
+                )
+                .is_some();
+            if applied {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(());
-    let _ = controller.await;
-    let clean = cluster.kflex(&["diff", "cp1"]).await;
-    assert_eq!(
-        clean.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&clean.stdout),
-        stderr(&clean)
-    );
-    cluster.fake.put("", "configmaps", config("ingress"));
-    let switched = cluster.kflex(&["diff", "cp1"]).await;
-    assert_eq!(switched.status.code(), Some(1), "{}", stderr(&switched));
-    let text = String::from_utf8(switched.stdout).expect("UTF-8");
-    let files: Vec<&str> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("+++ rendered/"))
-        .collect();
-    assert_eq!(
-        files,
-        [
-            "Namespace/cp1-system",
-            "Ingress.networking.k8s.io/cp1-system/cp1",
-            "TLSRoute.gateway.networking.k8s.io/cp1-system/cp1"
-        ],
-        "{text}"
-    );
-    assert!(
-        text.contains("-    kflex.kubestellar.org/control-plane-namespace: cp1"),
-        "{text}"
-    );
+        let _ = stop.send(());
+        let _ = controller.await;
+        let clean = cluster.kflex(&["diff", "cp1"]).await;
+        assert_eq!(
+            clean.status.code(),
+            Some(0),
+            "{}{}",
+            String::from_utf8_lossy(&clean.stdout),
+            stderr(&clean)
+        );
+        cluster.fake.put("", "configmaps", config("ingress"));
+        let switched = cluster.kflex(&["diff", "cp1"]).await;
+        assert_eq!(switched.status.code(), Some(1), "{}", stderr(&switched));
+        let text = String::from_utf8(switched.stdout).expect("UTF-8");
+        let files: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("+++ rendered/"))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "Namespace/cp1-system",
+                "Ingress.networking.k8s.io/cp1-system/cp1",
+                "TLSRoute.gateway.networking.k8s.io/cp1-system/cp1"
+            ],
+            "{text}"
+        );
+        assert!(
+            text.contains("-    kflex.kubestellar.org/control-plane-namespace: cp1"),
+            "{text}"
+        );
+    })
+    .await;
 }
 
 /// `kflex init` again with another `postgres.mode`: the system manifests as rendered for it are
@@ -1232,230 +1278,240 @@ async fn diff_shows_a_switch_of_exposure() {
 /// manage; going back renders it again over the same data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_with_another_postgres_mode_applies_and_prunes_the_shared_postgresql() {
-    let cluster = Cluster::start().await;
-    let installed = cluster.kflex(&["init", "--wait=false"]).await;
-    assert!(installed.status.success(), "{}", stderr(&installed));
-    let present = |group: &str, plural: &str, name: &str| {
-        cluster
-            .fake
-            .get(group, plural, Some("kubeflex-system"), name)
-            .is_some()
-    };
-    let server_objects = [
-        ("apps", "statefulsets", "postgres-postgresql"),
-        ("", "services", "postgres-postgresql"),
-        ("", "services", "postgres-postgresql-hl"),
-        ("", "configmaps", "postgres-postgresql-configuration"),
-        ("", "serviceaccounts", "postgres-postgresql"),
-        (
-            "networking.k8s.io",
-            "networkpolicies",
-            "postgres-postgresql",
-        ),
-        ("batch", "jobs", "postgres-bootstrap"),
-        ("", "serviceaccounts", "kflex-postgres-bootstrap"),
-        (
-            "rbac.authorization.k8s.io",
-            "roles",
-            "kflex-postgres-bootstrap",
-        ),
-        (
-            "rbac.authorization.k8s.io",
-            "rolebindings",
-            "kflex-postgres-bootstrap",
-        ),
-    ];
-    for (group, plural, name) in server_objects {
-        assert!(present(group, plural, name), "{plural}/{name} installed");
-    }
-    // What the cluster made of it: the data, the password, and an object of the same kind that
-    // is not kflex's.
-    for (plural, kind, name) in [
-        (
-            "persistentvolumeclaims",
-            "PersistentVolumeClaim",
-            "data-postgres-postgresql-0",
-        ),
-        ("secrets", "Secret", "postgres-postgresql"),
-        ("configmaps", "ConfigMap", "postgres-notes"),
-    ] {
-        cluster.fake.put(
-            "",
-            plural,
-            json!({"apiVersion": "v1", "kind": kind,
+    within(async move {
+        let cluster = Cluster::start().await;
+        let installed = cluster.kflex(&["init", "--wait=false"]).await;
+        assert!(installed.status.success(), "{}", stderr(&installed));
+        let present = |group: &str, plural: &str, name: &str| {
+            cluster
+                .fake
+                .get(group, plural, Some("kubeflex-system"), name)
+                .is_some()
+        };
+        let server_objects = [
+            ("apps", "statefulsets", "postgres-postgresql"),
+            ("", "services", "postgres-postgresql"),
+            ("", "services", "postgres-postgresql-hl"),
+            ("", "configmaps", "postgres-postgresql-configuration"),
+            ("", "serviceaccounts", "postgres-postgresql"),
+            (
+                "networking.k8s.io",
+                "networkpolicies",
+                "postgres-postgresql",
+            ),
+            ("batch", "jobs", "postgres-bootstrap"),
+            ("", "serviceaccounts", "kflex-postgres-bootstrap"),
+            (
+                "rbac.authorization.k8s.io",
+                "roles",
+                "kflex-postgres-bootstrap",
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "rolebindings",
+                "kflex-postgres-bootstrap",
+            ),
+        ];
+        for (group, plural, name) in server_objects {
+            assert!(present(group, plural, name), "{plural}/{name} installed");
+        }
+        // What the cluster made of it: the data, the password, and an object of the same kind that
+        // is not kflex's.
+        for (plural, kind, name) in [
+            (
+                "persistentvolumeclaims",
+                "PersistentVolumeClaim",
+                "data-postgres-postgresql-0",
+            ),
+            ("secrets", "Secret", "postgres-postgresql"),
+            ("configmaps", "ConfigMap", "postgres-notes"),
+        ] {
+            cluster.fake.put(
+                "",
+                plural,
+                json!({"apiVersion": "v1", "kind": kind,
                    "metadata": {"name": name, "namespace": "kubeflex-system"}}),
+            );
+        }
+
+        let external = cluster
+            .kflex(&[
+                "init",
+                "--wait=false",
+                "--set",
+                "postgres.mode=external",
+                "--set",
+                "postgres.external.secretName=pg-admin",
+            ])
+            .await;
+        assert!(external.status.success(), "{}", stderr(&external));
+        assert!(
+            stderr(&external)
+                .contains("removed 10 objects that postgres.mode external does not use"),
+            "{}",
+            stderr(&external)
         );
-    }
+        for (group, plural, name) in server_objects {
+            assert!(!present(group, plural, name), "{plural}/{name} removed");
+        }
+        for (plural, name) in [
+            ("persistentvolumeclaims", "data-postgres-postgresql-0"),
+            ("secrets", "postgres-postgresql"),
+            ("configmaps", "postgres-notes"),
+        ] {
+            assert!(present("", plural, name), "{plural}/{name} kept");
+        }
+        assert!(present(
+            "apps",
+            "deployments",
+            "kubeflex-controller-manager"
+        ));
+        let config = cluster
+            .fake
+            .get("", "configmaps", Some("kubeflex-system"), "kubeflex-config")
+            .expect("the configuration");
+        assert_eq!(config["data"]["postgres.mode"], "external");
+        assert_eq!(config["data"]["postgres.external.secretName"], "pg-admin");
 
-    let external = cluster
-        .kflex(&[
-            "init",
-            "--wait=false",
-            "--set",
-            "postgres.mode=external",
-            "--set",
-            "postgres.external.secretName=pg-admin",
-        ])
-        .await;
-    assert!(external.status.success(), "{}", stderr(&external));
-    assert!(
-        stderr(&external).contains("removed 10 objects that postgres.mode external does not use"),
-        "{}",
-        stderr(&external)
-    );
-    for (group, plural, name) in server_objects {
-        assert!(!present(group, plural, name), "{plural}/{name} removed");
-    }
-    for (plural, name) in [
-        ("persistentvolumeclaims", "data-postgres-postgresql-0"),
-        ("secrets", "postgres-postgresql"),
-        ("configmaps", "postgres-notes"),
-    ] {
-        assert!(present("", plural, name), "{plural}/{name} kept");
-    }
-    assert!(present(
-        "apps",
-        "deployments",
-        "kubeflex-controller-manager"
-    ));
-    let config = cluster
-        .fake
-        .get("", "configmaps", Some("kubeflex-system"), "kubeflex-config")
-        .expect("the configuration");
-    assert_eq!(config["data"]["postgres.mode"], "external");
-    assert_eq!(config["data"]["postgres.external.secretName"], "pg-admin");
-
-    // Back: the server is rendered again, over the claim that kept the data.
-    let back = cluster.kflex(&["init", "--wait=false"]).await;
-    assert!(back.status.success(), "{}", stderr(&back));
-    assert!(!stderr(&back).contains("removed"), "{}", stderr(&back));
-    for (group, plural, name) in server_objects {
-        assert!(present(group, plural, name), "{plural}/{name} back");
-    }
+        // Back: the server is rendered again, over the claim that kept the data.
+        let back = cluster.kflex(&["init", "--wait=false"]).await;
+        assert!(back.status.success(), "{}", stderr(&back));
+        assert!(!stderr(&back).contains("removed"), "{}", stderr(&back));
+        for (group, plural, name) in server_objects {
+            assert!(present(group, plural, name), "{plural}/{name} back");
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_sets_the_backend_and_replicas_and_list_wide_shows_them() {
-    let cluster = Cluster::start().await;
-    let output = cluster
-        .kflex(&[
-            "create",
-            "own",
-            "--backend",
-            "dedicated",
-            "--replicas",
-            "3",
-            "--wait=false",
-        ])
-        .await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    let created = cluster.control_plane("own").expect("created");
-    assert_eq!(created["spec"]["backend"], "dedicated");
-    assert_eq!(created["spec"]["replicas"], 3);
-    // KubeFlex's flag name still works.
-    let output = cluster
-        .kflex(&["create", "kf", "--backend-type", "shared", "--wait=false"])
-        .await;
-    assert!(output.status.success(), "{}", stderr(&output));
-    cluster.fake.put(
-        GROUP,
-        "controlplanes",
-        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+    within(async move {
+        let cluster = Cluster::start().await;
+        let output = cluster
+            .kflex(&[
+                "create",
+                "own",
+                "--backend",
+                "dedicated",
+                "--replicas",
+                "3",
+                "--wait=false",
+            ])
+            .await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        let created = cluster.control_plane("own").expect("created");
+        assert_eq!(created["spec"]["backend"], "dedicated");
+        assert_eq!(created["spec"]["replicas"], 3);
+        // KubeFlex's flag name still works.
+        let output = cluster
+            .kflex(&["create", "kf", "--backend-type", "shared", "--wait=false"])
+            .await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
                "metadata": {"name": "plain"}, "spec": {"type": "k8s"}}),
-    );
-    cluster.fake.put(
-        GROUP,
-        "controlplanes",
-        json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
+        );
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            json!({"apiVersion": format!("{GROUP}/v1alpha1"), "kind": "ControlPlane",
                "metadata": {"name": "vc"}, "spec": {"type": "vcluster", "backend": "shared"}}),
-    );
+        );
 
-    let wide = cluster.kflex(&["list", "-o", "wide"]).await;
-    assert!(wide.status.success(), "{}", stderr(&wide));
-    let table = String::from_utf8(wide.stdout).unwrap();
-    let rows: Vec<Vec<&str>> = table
-        .lines()
-        .map(|line| line.split_whitespace().collect())
-        .collect();
-    assert_eq!(
-        rows[0],
-        [
-            "NAME", "SYNCED", "READY", "TYPE", "BACKEND", "REPLICAS", "AGE"
-        ],
-        "{table}"
-    );
-    let row = |name: &str| {
-        rows.iter()
-            .find(|row| row[0] == name)
-            .unwrap_or_else(|| panic!("{name} in {table}"))
-            .clone()
-    };
-    assert_eq!(&row("own")[3..6], ["k8s", "dedicated", "3"], "{table}");
-    assert_eq!(&row("kf")[3..6], ["k8s", "shared", "default"], "{table}");
-    // A KubeFlex object without backend is on the shared server.
-    assert_eq!(&row("plain")[3..6], ["k8s", "shared", "default"], "{table}");
-    assert_eq!(&row("vc")[3..6], ["vcluster", "-", "-"], "{table}");
-    let plain = cluster.kflex(&["list"]).await;
-    let plain = String::from_utf8(plain.stdout).unwrap();
-    assert!(!plain.contains("BACKEND"), "{plain}");
+        let wide = cluster.kflex(&["list", "-o", "wide"]).await;
+        assert!(wide.status.success(), "{}", stderr(&wide));
+        let table = String::from_utf8(wide.stdout).unwrap();
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows[0],
+            [
+                "NAME", "SYNCED", "READY", "TYPE", "BACKEND", "REPLICAS", "AGE"
+            ],
+            "{table}"
+        );
+        let row = |name: &str| {
+            rows.iter()
+                .find(|row| row[0] == name)
+                .unwrap_or_else(|| panic!("{name} in {table}"))
+                .clone()
+        };
+        assert_eq!(&row("own")[3..6], ["k8s", "dedicated", "3"], "{table}");
+        assert_eq!(&row("kf")[3..6], ["k8s", "shared", "default"], "{table}");
+        // A KubeFlex object without backend is on the shared server.
+        assert_eq!(&row("plain")[3..6], ["k8s", "shared", "default"], "{table}");
+        assert_eq!(&row("vc")[3..6], ["vcluster", "-", "-"], "{table}");
+        let plain = cluster.kflex(&["list"]).await;
+        let plain = String::from_utf8(plain.stdout).unwrap();
+        assert!(!plain.contains("BACKEND"), "{plain}");
 
-    let json_output = cluster.kflex(&["list", "-o", "json"]).await;
-    let listed: Value = serde_json::from_slice(&json_output.stdout).unwrap();
-    let own = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "own")
-        .unwrap();
-    assert_eq!(
-        (&own["backend"], &own["replicas"]),
-        (&json!("dedicated"), &json!(3))
-    );
+        let json_output = cluster.kflex(&["list", "-o", "json"]).await;
+        let listed: Value = serde_json::from_slice(&json_output.stdout).unwrap();
+        let own = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "own")
+            .unwrap();
+        assert_eq!(
+            (&own["backend"], &own["replicas"]),
+            (&json!("dedicated"), &json!(3))
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_refuses_a_backend_or_replicas_the_type_cannot_have() {
-    let cluster = Cluster::start().await;
-    for (args, field, says) in [
-        (
-            &[
-                "create",
-                "vc",
-                "--type",
-                "vcluster",
-                "--backend",
-                "dedicated",
-            ][..],
-            "spec.backend",
-            "dedicated is for type k8s",
-        ),
-        (
-            &["create", "edge", "--type", "k3s", "--replicas", "2"][..],
-            "spec.replicas",
-            "type k3s cannot run 2 API servers",
-        ),
-        (
-            &["create", "cp1", "--replicas", "0"][..],
-            "spec.replicas",
-            "must be at least 1",
-        ),
-    ] {
-        let output = cluster.kflex(args).await;
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
-        let text = stderr(&output);
-        assert!(
-            text.contains(&format!("ControlPlane {:?}", args[1])),
-            "{args:?}: the object is named: {text}"
-        );
-        assert!(
-            text.contains(field) && text.contains(says),
-            "{args:?}: {text}"
-        );
-        assert!(
-            cluster.fake.log().is_empty(),
-            "{args:?}: no request was made"
-        );
-    }
+    within(async move {
+        let cluster = Cluster::start().await;
+        for (args, field, says) in [
+            (
+                &[
+                    "create",
+                    "vc",
+                    "--type",
+                    "vcluster",
+                    "--backend",
+                    "dedicated",
+                ][..],
+                "spec.backend",
+                "dedicated is for type k8s",
+            ),
+            (
+                &["create", "edge", "--type", "k3s", "--replicas", "2"][..],
+                "spec.replicas",
+                "type k3s cannot run 2 API servers",
+            ),
+            (
+                &["create", "cp1", "--replicas", "0"][..],
+                "spec.replicas",
+                "must be at least 1",
+            ),
+        ] {
+            let output = cluster.kflex(args).await;
+            assert_eq!(output.status.code(), Some(1), "{args:?}");
+            let text = stderr(&output);
+            assert!(
+                text.contains(&format!("ControlPlane {:?}", args[1])),
+                "{args:?}: the object is named: {text}"
+            );
+            assert!(
+                text.contains(field) && text.contains(says),
+                "{args:?}: {text}"
+            );
+            assert!(
+                cluster.fake.log().is_empty(),
+                "{args:?}: no request was made"
+            );
+        }
+    })
+    .await;
 }
 
 /// The cluster's side of a command's Job in kubeflex-system whose name starts with `prefix` (one
@@ -1530,54 +1586,58 @@ const CREATED_LOG: &str = "backup 20261203-041700-k3x9qa of cp1: 812 rows (revis
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_create_runs_the_cronjob_now_and_prints_the_backups_name() {
-    let cluster = Cluster::start().await;
-    let cp = control_plane_object(
-        "cp1",
-        json!({"type": "k8s", "backup": {"schedule": "@daily"}}),
-    );
-    cluster.fake.put(GROUP, "controlplanes", cp.clone());
-    apply_rendered(&cluster.fake, &cp, Default::default());
-    let cron = cluster
-        .fake
-        .get("batch", "cronjobs", Some("kubeflex-system"), "backup-cp1")
-        .expect("the rendered CronJob");
+    within(async move {
+        let cluster = Cluster::start().await;
+        let cp = control_plane_object(
+            "cp1",
+            json!({"type": "k8s", "backup": {"schedule": "@daily"}}),
+        );
+        cluster.fake.put(GROUP, "controlplanes", cp.clone());
+        apply_rendered(&cluster.fake, &cp, Default::default());
+        let cron = cluster
+            .fake
+            .get("batch", "cronjobs", Some("kubeflex-system"), "backup-cp1")
+            .expect("the rendered CronJob");
 
-    let (output, job) = tokio::join!(
-        cluster.kflex(&["backup", "create", "cp1"]),
-        answer_job(&cluster.fake, "backup-cp1-m", CREATED_LOG, true)
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "20261203-041700-k3x9qa\n"
-    );
-    let said = stderr(&output);
-    assert!(
-        said.contains("812 rows") && said.contains("retention removed 20261125-041700-aaaaaa"),
-        "{said}"
-    );
-    // Exactly the CronJob's Job, owned by it (as `kubectl create job --from` makes it).
-    assert_eq!(
-        job["spec"]["template"],
-        cron["spec"]["jobTemplate"]["spec"]["template"]
-    );
-    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
-    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "backup-cp1");
-    assert!(job["metadata"]["name"].as_str().unwrap().len() <= 63);
+        let (output, job) = tokio::join!(
+            cluster.kflex(&["backup", "create", "cp1"]),
+            answer_job(&cluster.fake, "backup-cp1-m", CREATED_LOG, true)
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "20261203-041700-k3x9qa\n"
+        );
+        let said = stderr(&output);
+        assert!(
+            said.contains("812 rows") && said.contains("retention removed 20261125-041700-aaaaaa"),
+            "{said}"
+        );
+        // Exactly the CronJob's Job, owned by it (as `kubectl create job --from` makes it).
+        assert_eq!(
+            job["spec"]["template"],
+            cron["spec"]["jobTemplate"]["spec"]["template"]
+        );
+        assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+        assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "backup-cp1");
+        assert!(job["metadata"]["name"].as_str().unwrap().len() <= 63);
 
-    let (output, _) = tokio::join!(
-        cluster.kflex(&["backup", "create", "cp1", "-o", "json"]),
-        answer_job(&cluster.fake, "backup-cp1-m", CREATED_LOG, true)
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let created: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(created["name"], "20261203-041700-k3x9qa");
-    assert_eq!(created["bytes"], 1_048_576);
-    assert_eq!(created["controlPlane"], "cp1");
+        let (output, _) = tokio::join!(
+            cluster.kflex(&["backup", "create", "cp1", "-o", "json"]),
+            answer_job(&cluster.fake, "backup-cp1-m", CREATED_LOG, true)
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let created: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(created["name"], "20261203-041700-k3x9qa");
+        assert_eq!(created["bytes"], 1_048_576);
+        assert_eq!(created["controlPlane"], "cp1");
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_create_says_why_it_cannot_and_reports_a_failed_backup() {
+    within(async move {
     let cluster = Cluster::start().await;
     cluster.fake.put(
         GROUP,
@@ -1618,6 +1678,8 @@ async fn backup_create_says_why_it_cannot_and_reports_a_failed_backup() {
         "{said}"
     );
     assert!(output.stdout.is_empty());
+    })
+    .await;
 }
 
 const LISTING_LOG: &str = "2 backups of cp1 in backup store offsite (bucket b at https://s3.example.com)
@@ -1638,91 +1700,95 @@ const TWO_STORES: &str = r#"[{"name":"local","pvc":{}},{"name":"offsite","s3":{"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_list_reads_the_storage_in_a_job_and_prints_a_table_or_json() {
-    let cluster = Cluster::start().await;
-    with_settings(&cluster, json!({"backup.storage": TWO_STORES}));
-    cluster.fake.put(
-        GROUP,
-        "controlplanes",
-        control_plane_object(
-            "cp1",
-            json!({"type": "k8s", "backup": {"schedule": "@daily", "storage": "offsite"}}),
-        ),
-    );
-    let (output, job) = tokio::join!(
-        cluster.kflex(&["backup", "list", "cp1"]),
-        answer_job(&cluster.fake, "kflex-backup-list-", LISTING_LOG, true)
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let table = String::from_utf8(output.stdout).unwrap();
-    let rows: Vec<Vec<&str>> = table
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(rows[0], ["NAME", "TIME", "SIZE", "ROWS"], "{table}");
-    assert_eq!(
-        rows[2],
-        [
-            "20261203-021700-bbbbbb",
-            "2026-12-03T02:17:00Z",
-            "3.0MiB",
-            "12"
-        ],
-        "{table}"
-    );
-    // The control plane's own storage, mounted read-only; no API access, no datastore.
-    let pod = &job["spec"]["template"]["spec"];
-    let args: Vec<&str> = pod["containers"][0]["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assert_eq!(
-        &args[..4],
-        ["bootstrap", "backup", "list", "--control-plane=cp1"]
-    );
-    assert!(
-        args.contains(&"--store=offsite") && args.contains(&"--s3-bucket=acme-backups"),
-        "{args:?}"
-    );
-    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "backup-s3");
-    assert_eq!(pod["automountServiceAccountToken"], false);
-    assert_eq!(pod["containers"][0]["volumeMounts"][0]["readOnly"], true);
-    assert!(
-        cluster.fake.objects("batch", "jobs").is_empty(),
-        "the listing Job is removed once read"
-    );
+    within(async move {
+        let cluster = Cluster::start().await;
+        with_settings(&cluster, json!({"backup.storage": TWO_STORES}));
+        cluster.fake.put(
+            GROUP,
+            "controlplanes",
+            control_plane_object(
+                "cp1",
+                json!({"type": "k8s", "backup": {"schedule": "@daily", "storage": "offsite"}}),
+            ),
+        );
+        let (output, job) = tokio::join!(
+            cluster.kflex(&["backup", "list", "cp1"]),
+            answer_job(&cluster.fake, "kflex-backup-list-", LISTING_LOG, true)
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let table = String::from_utf8(output.stdout).unwrap();
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["NAME", "TIME", "SIZE", "ROWS"], "{table}");
+        assert_eq!(
+            rows[2],
+            [
+                "20261203-021700-bbbbbb",
+                "2026-12-03T02:17:00Z",
+                "3.0MiB",
+                "12"
+            ],
+            "{table}"
+        );
+        // The control plane's own storage, mounted read-only; no API access, no datastore.
+        let pod = &job["spec"]["template"]["spec"];
+        let args: Vec<&str> = pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &args[..4],
+            ["bootstrap", "backup", "list", "--control-plane=cp1"]
+        );
+        assert!(
+            args.contains(&"--store=offsite") && args.contains(&"--s3-bucket=acme-backups"),
+            "{args:?}"
+        );
+        assert_eq!(pod["volumes"][0]["secret"]["secretName"], "backup-s3");
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["containers"][0]["volumeMounts"][0]["readOnly"], true);
+        assert!(
+            cluster.fake.objects("batch", "jobs").is_empty(),
+            "the listing Job is removed once read"
+        );
 
-    // A control plane that is gone, another entry, JSON.
-    let (output, job) = tokio::join!(
-        cluster.kflex(&["backup", "list", "gone", "--storage", "local", "-o", "json"]),
-        answer_job(
-            &cluster.fake,
-            "kflex-backup-list-",
-            "{\"controlPlane\":\"gone\",\"store\":\"local\",\"backups\":[]}\n",
-            true
-        )
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let listing: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(listing["backups"], json!([]));
-    assert_eq!(
-        job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
-        "kflex-backups"
-    );
-    let output = cluster
-        .kflex(&["backup", "list", "cp1", "--storage", "tape"])
-        .await;
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("no entry \"tape\" (it has: local, offsite)"),
-        "{}",
-        stderr(&output)
-    );
+        // A control plane that is gone, another entry, JSON.
+        let (output, job) = tokio::join!(
+            cluster.kflex(&["backup", "list", "gone", "--storage", "local", "-o", "json"]),
+            answer_job(
+                &cluster.fake,
+                "kflex-backup-list-",
+                "{\"controlPlane\":\"gone\",\"store\":\"local\",\"backups\":[]}\n",
+                true
+            )
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let listing: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(listing["backups"], json!([]));
+        assert_eq!(
+            job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "kflex-backups"
+        );
+        let output = cluster
+            .kflex(&["backup", "list", "cp1", "--storage", "tape"])
+            .await;
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).contains("no entry \"tape\" (it has: local, offsite)"),
+            "{}",
+            stderr(&output)
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_checks_the_backup_and_creates_the_control_plane_with_restore_from() {
+    within(async move {
     let cluster = Cluster::start().await;
     let listing = "{\"controlPlane\":\"cp1\",\"store\":\"local\",\"backups\":[{\"name\":\"20261203-021700-bbbbbb\",\"time\":\"2026-12-03T02:17:00Z\",\"bytes\":2048,\"rows\":10,\"revision\":20,\"kflexVersion\":\"0.1.0\"}]}\n";
     // cp1 was lost: it is created again, type k8s, from its backup.
@@ -1782,10 +1848,13 @@ async fn restore_checks_the_backup_and_creates_the_control_plane_with_restore_fr
         stderr(&output)
     );
     assert!(cluster.control_plane("cp2").is_none());
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_under_another_name_needs_the_administrators_permission_and_the_same_type() {
+    within(async move {
     let cluster = Cluster::start().await;
     cluster.fake.put(
         GROUP,
@@ -1860,6 +1929,8 @@ async fn restore_under_another_name_needs_the_administrators_permission_and_the_
     assert_eq!(staging["spec"]["replicas"], 3);
     assert!(staging["spec"].get("backup").is_none());
     assert_eq!(staging["spec"]["restoreFrom"]["controlPlane"], "prod");
+    })
+    .await;
 }
 
 /// Runs `kflex ARGS` with a stdout whose reader is already gone, as `kflex … | head` ends up.
@@ -1880,36 +1951,39 @@ async fn with_closed_stdout(cluster: &Cluster, args: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_and_diff_end_quietly_when_the_reader_goes_away() {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        let cluster = Cluster::start().await;
-        cluster.fake.put(
-            GROUP,
-            "controlplanes",
-            control_plane_object("cp1", json!({"type": "k8s"})),
-        );
-        for (args, code) in [
-            (&["list"][..], 0),
-            (&["list", "-o", "json"][..], 0),
-            (&["ctx", "list"][..], 0),
-            // Nothing is applied yet: everything is a difference (exit 1, like kubectl diff).
-            (&["diff", "cp1"][..], 1),
-        ] {
-            let output = with_closed_stdout(&cluster, args).await;
-            assert_eq!(
-                output.status.code(),
-                Some(code),
-                "{args:?}: {}",
-                stderr(&output)
+    within(async move {
+        tokio::time::timeout(Duration::from_secs(120), async {
+            let cluster = Cluster::start().await;
+            cluster.fake.put(
+                GROUP,
+                "controlplanes",
+                control_plane_object("cp1", json!({"type": "k8s"})),
             );
-            assert!(
-                !stderr(&output).contains("panicked"),
-                "{args:?}: {}",
-                stderr(&output)
-            );
-        }
+            for (args, code) in [
+                (&["list"][..], 0),
+                (&["list", "-o", "json"][..], 0),
+                (&["ctx", "list"][..], 0),
+                // Nothing is applied yet: everything is a difference (exit 1, like kubectl diff).
+                (&["diff", "cp1"][..], 1),
+            ] {
+                let output = with_closed_stdout(&cluster, args).await;
+                assert_eq!(
+                    output.status.code(),
+                    Some(code),
+                    "{args:?}: {}",
+                    stderr(&output)
+                );
+                assert!(
+                    !stderr(&output).contains("panicked"),
+                    "{args:?}: {}",
+                    stderr(&output)
+                );
+            }
+        })
+        .await
+        .expect("within the timeout");
     })
-    .await
-    .expect("within the timeout");
+    .await;
 }
 
 /// A kubeconfig whose one context `x` talks to `server` (cluster `c`), with `extra` lines in the
@@ -1956,6 +2030,7 @@ async fn one_line_failure(server: &str, extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_cluster_is_named_with_the_reason_in_one_line() {
+    within(async move {
     tokio::time::timeout(Duration::from_secs(120), async {
         // Nothing listens: the port of a listener that was closed again.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("test setup");
@@ -2010,6 +2085,8 @@ async fn an_unusable_cluster_is_named_with_the_reason_in_one_line() {
     })
     .await
     .expect("within the timeout");
+    })
+    .await;
 }
 
 /// A TLS server presenting an API server certificate kflex's PKI made for `names` (no IP
@@ -2063,65 +2140,72 @@ async fn tls_server(names: &[&str]) -> (std::net::SocketAddr, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_failures_say_which_name_and_which_ca() {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        let (address, ca) = tls_server(&["cp1.localtest.me"]).await;
-        let ca_data = format!("    certificate-authority-data: {}\n", base64(&ca));
-        let server = format!("https://{address}");
-        // The right CA, but a certificate for another name than the address used.
-        let wrong_name = one_line_failure(&server, &ca_data).await;
-        assert!(
-            wrong_name.contains("TLS: the server's certificate is not valid for \"127.0.0.1\"")
-                && wrong_name.contains("cp1.localtest.me"),
-            "{wrong_name}"
-        );
-        // A CA that did not sign it: another cluster's.
-        let (_, other_ca) = tls_server(&["other.localtest.me"]).await;
-        let other_data = format!("    certificate-authority-data: {}\n", base64(&other_ca));
-        let wrong_ca = one_line_failure(&server, &other_data).await;
-        assert!(
-            wrong_ca.contains(
-                "TLS: the server's certificate is not signed by the CA in \
+    within(async move {
+        tokio::time::timeout(Duration::from_secs(120), async {
+            let (address, ca) = tls_server(&["cp1.localtest.me"]).await;
+            let ca_data = format!("    certificate-authority-data: {}\n", base64(&ca));
+            let server = format!("https://{address}");
+            // The right CA, but a certificate for another name than the address used.
+            let wrong_name = one_line_failure(&server, &ca_data).await;
+            assert!(
+                wrong_name.contains("TLS: the server's certificate is not valid for \"127.0.0.1\"")
+                    && wrong_name.contains("cp1.localtest.me"),
+                "{wrong_name}"
+            );
+            // A CA that did not sign it: another cluster's.
+            let (_, other_ca) = tls_server(&["other.localtest.me"]).await;
+            let other_data = format!("    certificate-authority-data: {}\n", base64(&other_ca));
+            let wrong_ca = one_line_failure(&server, &other_data).await;
+            assert!(
+                wrong_ca.contains(
+                    "TLS: the server's certificate is not signed by the CA in \
                  certificate-authority-data of cluster \"c\""
-            ),
-            "{wrong_ca}"
-        );
+                ),
+                "{wrong_ca}"
+            );
+        })
+        .await
+        .expect("within the timeout");
     })
-    .await
-    .expect("within the timeout");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn is_kflex_installed_is_asked_only_when_its_api_is_missing() {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        let cluster = Cluster::start().await;
-        let controlplanes = format!("/apis/{GROUP}/v1alpha1/controlplanes");
-        cluster
-            .fake
-            .fail(http::Method::GET, &controlplanes, 404, "NotFound", 1);
-        let missing = cluster.kflex(&["list"]).await;
-        assert_eq!(missing.status.code(), Some(1));
-        assert!(
-            stderr(&missing).contains("(its CRD is missing); is kflex installed? (`kflex init`)"),
-            "{}",
-            stderr(&missing)
-        );
-        cluster
-            .fake
-            .fail(http::Method::GET, &controlplanes, 500, "InternalError", 1);
-        let failing = cluster.kflex(&["list"]).await;
-        assert_eq!(failing.status.code(), Some(1));
-        let text = stderr(&failing);
-        assert!(
-            !text.contains("is kflex installed") && text.contains("500 InternalError"),
-            "{text}"
-        );
-        assert!(
-            !text.contains("Status {"),
-            "no library debug output: {text}"
-        );
+    within(async move {
+        tokio::time::timeout(Duration::from_secs(120), async {
+            let cluster = Cluster::start().await;
+            let controlplanes = format!("/apis/{GROUP}/v1alpha1/controlplanes");
+            cluster
+                .fake
+                .fail(http::Method::GET, &controlplanes, 404, "NotFound", 1);
+            let missing = cluster.kflex(&["list"]).await;
+            assert_eq!(missing.status.code(), Some(1));
+            assert!(
+                stderr(&missing)
+                    .contains("(its CRD is missing); is kflex installed? (`kflex init`)"),
+                "{}",
+                stderr(&missing)
+            );
+            cluster
+                .fake
+                .fail(http::Method::GET, &controlplanes, 500, "InternalError", 1);
+            let failing = cluster.kflex(&["list"]).await;
+            assert_eq!(failing.status.code(), Some(1));
+            let text = stderr(&failing);
+            assert!(
+                !text.contains("is kflex installed") && text.contains("500 InternalError"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("Status {"),
+                "no library debug output: {text}"
+            );
+        })
+        .await
+        .expect("within the timeout");
     })
-    .await
-    .expect("within the timeout");
+    .await;
 }
 
 #[test]

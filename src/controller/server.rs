@@ -109,44 +109,54 @@ mod tests {
         response
     }
 
+    /// A hang fails this test instead of stalling the run.
+    async fn within<T>(test: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(60), test)
+            .await
+            .expect("the test finished within a minute")
+    }
+
     #[tokio::test]
     async fn probes_and_metrics_answer() {
-        let health = Arc::new(Health::default());
-        let metrics = Arc::new(Metrics::default());
-        metrics.count_reconcile("ok");
-        metrics.reconcile_seconds.observe(0.25);
-        // Woken three times, two ControlPlanes; one has started.
-        metrics.woken(["cp1", "cp2", "cp1"]);
-        metrics.woken(["cp3"]);
-        metrics.dequeued("cp3");
-        let free = |a: &str| -> SocketAddr { a.parse().unwrap() };
-        let probes = TcpListener::bind(free("127.0.0.1:0"))
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let _p = serve(probes, Endpoints::Probes, health.clone(), metrics.clone())
-            .await
-            .unwrap();
-        let scraped = TcpListener::bind(free("127.0.0.1:0"))
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let _m = serve(scraped, Endpoints::Metrics, health.clone(), metrics.clone())
-            .await
-            .unwrap();
-        assert!(get(probes, "/healthz").await.starts_with("HTTP/1.1 200"));
-        assert!(get(probes, "/readyz").await.starts_with("HTTP/1.1 503"));
-        health.ready.store(true, Ordering::SeqCst);
-        assert!(get(probes, "/readyz").await.starts_with("HTTP/1.1 200"));
-        let text = get(scraped, "/metrics").await;
-        assert!(
-            text.contains("kflex_reconciles_total{result=\"ok\"} 1")
-                && text.contains("kflex_reconcile_duration_seconds_count 1")
-                && text.contains("kflex_reconcile_queue_depth 2"),
-            "{text}"
-        );
-        assert!(get(probes, "/metrics").await.starts_with("HTTP/1.1 404"));
+        within(async move {
+            let health = Arc::new(Health::default());
+            let metrics = Arc::new(Metrics::default());
+            metrics.count_reconcile("ok");
+            metrics.reconcile_seconds.observe(0.25);
+            // Woken three times, two ControlPlanes; one has started.
+            metrics.woken(["cp1", "cp2", "cp1"]);
+            metrics.woken(["cp3"]);
+            metrics.dequeued("cp3");
+            let free = |a: &str| -> SocketAddr { a.parse().unwrap() };
+            let probes = TcpListener::bind(free("127.0.0.1:0"))
+                .await
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let _p = serve(probes, Endpoints::Probes, health.clone(), metrics.clone())
+                .await
+                .unwrap();
+            let scraped = TcpListener::bind(free("127.0.0.1:0"))
+                .await
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let _m = serve(scraped, Endpoints::Metrics, health.clone(), metrics.clone())
+                .await
+                .unwrap();
+            assert!(get(probes, "/healthz").await.starts_with("HTTP/1.1 200"));
+            assert!(get(probes, "/readyz").await.starts_with("HTTP/1.1 503"));
+            health.ready.store(true, Ordering::SeqCst);
+            assert!(get(probes, "/readyz").await.starts_with("HTTP/1.1 200"));
+            let text = get(scraped, "/metrics").await;
+            assert!(
+                text.contains("kflex_reconciles_total{result=\"ok\"} 1")
+                    && text.contains("kflex_reconcile_duration_seconds_count 1")
+                    && text.contains("kflex_reconcile_queue_depth 2"),
+                "{text}"
+            );
+            assert!(get(probes, "/metrics").await.starts_with("HTTP/1.1 404"));
+        })
+        .await;
     }
 }

@@ -108,151 +108,155 @@ async fn restore_into(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_while_rows_are_written_is_one_consistent_revision() {
-    tokio::time::timeout(LIMIT, async {
-        let pg = Postgres::start();
-        let mut source = control_plane(&pg, "cp1").await;
-        source
-            .batch_execute(KINE_TABLE)
-            .await
-            .expect("kine's table");
-        let dir = tempfile::tempdir().expect("a directory");
-        let store = directory_store(&dir);
+    crate::within(async move {
+        tokio::time::timeout(LIMIT, async {
+            let pg = Postgres::start();
+            let mut source = control_plane(&pg, "cp1").await;
+            source
+                .batch_execute(KINE_TABLE)
+                .await
+                .expect("kine's table");
+            let dir = tempfile::tempdir().expect("a directory");
+            let store = directory_store(&dir);
 
-        // kine writes each revision in one transaction; here each transaction writes a group of
-        // three rows, so a torn snapshot would hold part of a group.
-        let writer = control_plane(&pg, "cp1").await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let writing = {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut writer = writer;
-                let mut groups = 0i32;
-                while !stop.load(Ordering::Relaxed) && groups < 20_000 {
-                    let transaction = writer.transaction().await.expect("a transaction");
-                    for part in ["a", "b", "c"] {
-                        transaction
-                            .execute(
-                                "INSERT INTO kine (name, created, deleted, create_revision, \
+            // kine writes each revision in one transaction; here each transaction writes a group of
+            // three rows, so a torn snapshot would hold part of a group.
+            let writer = control_plane(&pg, "cp1").await;
+            let stop = Arc::new(AtomicBool::new(false));
+            let writing = {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut writer = writer;
+                    let mut groups = 0i32;
+                    while !stop.load(Ordering::Relaxed) && groups < 20_000 {
+                        let transaction = writer.transaction().await.expect("a transaction");
+                        for part in ["a", "b", "c"] {
+                            transaction
+                                .execute(
+                                    "INSERT INTO kine (name, created, deleted, create_revision, \
                                  prev_revision, lease, value, old_value) \
                                  VALUES ($1, $2, 0, 0, 0, 0, $3, NULL)",
-                                &[
-                                    &format!("/registry/groups/{groups}/{part}"),
-                                    &groups,
-                                    &vec![7u8; 512],
-                                ],
-                            )
-                            .await
-                            .expect("a write");
+                                    &[
+                                        &format!("/registry/groups/{groups}/{part}"),
+                                        &groups,
+                                        &vec![7u8; 512],
+                                    ],
+                                )
+                                .await
+                                .expect("a write");
+                        }
+                        transaction.commit().await.expect("a commit");
+                        groups += 1;
                     }
-                    transaction.commit().await.expect("a commit");
-                    groups += 1;
-                }
-                groups
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut names = Vec::new();
-        for i in 0..3 {
-            let name = format!("20261203-04170{i}-concur");
-            let manifest = backup_run::take(&mut source, &store, "cp1", &name)
-                .await
-                .expect("a backup");
-            assert!(manifest.rows > 0);
-            names.push((name, manifest));
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-        stop.store(true, Ordering::Relaxed);
-        let written = writing.await.expect("the writer");
-        assert!(
-            written > 10,
-            "the writer kept writing during the backups ({written})"
-        );
-
-        let mut previous = 0;
-        for (i, (name, manifest)) in names.iter().enumerate() {
-            let mut target = control_plane(&pg, &format!("restored-{i}")).await;
-            let restored = restore_into(&mut target, &store, "cp1", name)
-                .await
-                .expect("a restore");
-            assert_eq!(restored, Restored::Loaded(manifest.rows));
-            let torn = target
-                .query(
-                    "SELECT created, count(*) FROM kine GROUP BY created HAVING count(*) <> 3",
-                    &[],
-                )
-                .await
-                .expect("groups");
+                    groups
+                })
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut names = Vec::new();
+            for i in 0..3 {
+                let name = format!("20261203-04170{i}-concur");
+                let manifest = backup_run::take(&mut source, &store, "cp1", &name)
+                    .await
+                    .expect("a backup");
+                assert!(manifest.rows > 0);
+                names.push((name, manifest));
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            stop.store(true, Ordering::Relaxed);
+            let written = writing.await.expect("the writer");
             assert!(
-                torn.is_empty(),
-                "backup {name} tore {} revisions",
-                torn.len()
+                written > 10,
+                "the writer kept writing during the backups ({written})"
             );
-            let count: i64 = target
-                .query_one("SELECT count(*) FROM kine", &[])
-                .await
-                .expect("count")
-                .get(0);
-            assert_eq!(u64::try_from(count).unwrap(), manifest.rows);
-            assert!(manifest.rows >= previous, "later backups hold more");
-            previous = manifest.rows;
-        }
+
+            let mut previous = 0;
+            for (i, (name, manifest)) in names.iter().enumerate() {
+                let mut target = control_plane(&pg, &format!("restored-{i}")).await;
+                let restored = restore_into(&mut target, &store, "cp1", name)
+                    .await
+                    .expect("a restore");
+                assert_eq!(restored, Restored::Loaded(manifest.rows));
+                let torn = target
+                    .query(
+                        "SELECT created, count(*) FROM kine GROUP BY created HAVING count(*) <> 3",
+                        &[],
+                    )
+                    .await
+                    .expect("groups");
+                assert!(
+                    torn.is_empty(),
+                    "backup {name} tore {} revisions",
+                    torn.len()
+                );
+                let count: i64 = target
+                    .query_one("SELECT count(*) FROM kine", &[])
+                    .await
+                    .expect("count")
+                    .get(0);
+                assert_eq!(u64::try_from(count).unwrap(), manifest.rows);
+                assert!(manifest.rows >= previous, "later backups hold more");
+                previous = manifest.rows;
+            }
+        })
+        .await
+        .expect("within the time limit");
     })
-    .await
-    .expect("within the time limit");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_reproduces_every_row_byte_for_byte() {
-    tokio::time::timeout(LIMIT, async {
-        let pg = Postgres::start();
-        let mut source = control_plane(&pg, "cp1").await;
-        // An older kine's table (integer ids, varchar names) backs up into today's schema.
-        source
-            .batch_execute(
-                "CREATE TABLE kine (id SERIAL PRIMARY KEY, name VARCHAR(630), created INTEGER, \
+    crate::within(async move {
+        tokio::time::timeout(LIMIT, async {
+            let pg = Postgres::start();
+            let mut source = control_plane(&pg, "cp1").await;
+            // An older kine's table (integer ids, varchar names) backs up into today's schema.
+            source
+                .batch_execute(
+                    "CREATE TABLE kine (id SERIAL PRIMARY KEY, name VARCHAR(630), created INTEGER, \
                  deleted INTEGER, create_revision INTEGER, prev_revision INTEGER, lease INTEGER, \
                  value bytea, old_value bytea)",
-            )
-            .await
-            .expect("kine's table");
-        let every_byte: Vec<u8> = (0..=255u8).collect();
-        let large: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
-        let inserts: [Insert<'_>; 6] = [
-            ("compact_rev_key", Some(b"".as_slice()), None, 0),
-            ("/registry/secrets/default/s1", Some(&every_byte), None, 0),
-            (
-                "/registry/configmaps/kube-system/ünïcödé",
-                Some(b"{\"a\":1}"),
-                Some(b"{}"),
-                0,
-            ),
-            ("/registry/pods/default/p1", None, Some(&every_byte), 1),
-            ("/registry/big", Some(&large), Some(&large[..1000]), 0),
-            ("/registry/leases/x", Some(b"\0\0\0"), None, -5),
-        ];
-        for (index, (name, value, old, deleted)) in inserts.iter().enumerate() {
-            source
-                .execute(
-                    "INSERT INTO kine (name, created, deleted, create_revision, prev_revision, \
-                     lease, value, old_value) VALUES ($1, 1, $2, $3, $4, 60, $5, $6)",
-                    &[
-                        name,
-                        deleted,
-                        &i32::try_from(index).unwrap(),
-                        &(i32::try_from(index).unwrap() - 1),
-                        value,
-                        old,
-                    ],
                 )
                 .await
-                .expect("a row");
-        }
-        // Gaps in the revisions stay gaps.
-        source
-            .batch_execute("DELETE FROM kine WHERE name = '/registry/leases/x'")
-            .await
-            .expect("a gap");
-        source
+                .expect("kine's table");
+            let every_byte: Vec<u8> = (0..=255u8).collect();
+            let large: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+            let inserts: [Insert<'_>; 6] = [
+                ("compact_rev_key", Some(b"".as_slice()), None, 0),
+                ("/registry/secrets/default/s1", Some(&every_byte), None, 0),
+                (
+                    "/registry/configmaps/kube-system/ünïcödé",
+                    Some(b"{\"a\":1}"),
+                    Some(b"{}"),
+                    0,
+                ),
+                ("/registry/pods/default/p1", None, Some(&every_byte), 1),
+                ("/registry/big", Some(&large), Some(&large[..1000]), 0),
+                ("/registry/leases/x", Some(b"\0\0\0"), None, -5),
+            ];
+            for (index, (name, value, old, deleted)) in inserts.iter().enumerate() {
+                source
+                    .execute(
+                        "INSERT INTO kine (name, created, deleted, create_revision, prev_revision, \
+                     lease, value, old_value) VALUES ($1, 1, $2, $3, $4, 60, $5, $6)",
+                        &[
+                            name,
+                            deleted,
+                            &i32::try_from(index).unwrap(),
+                            &(i32::try_from(index).unwrap() - 1),
+                            value,
+                            old,
+                        ],
+                    )
+                    .await
+                    .expect("a row");
+            }
+            // Gaps in the revisions stay gaps.
+            source
+                .batch_execute("DELETE FROM kine WHERE name = '/registry/leases/x'")
+                .await
+                .expect("a gap");
+            source
             .execute(
                 "INSERT INTO kine (name, created, deleted, create_revision, prev_revision, lease, \
                  value) VALUES ('/registry/last', 1, 0, 0, 0, 0, 'x')",
@@ -260,25 +264,25 @@ async fn a_restore_reproduces_every_row_byte_for_byte() {
             )
             .await
             .expect("a row");
-        let dir = tempfile::tempdir().expect("a directory");
-        let store = directory_store(&dir);
-        let manifest = backup_run::take(&mut source, &store, "cp1", "20261203-041700-bytes1")
-            .await
-            .expect("a backup");
-        assert_eq!(manifest.rows, 6);
-        assert_eq!(manifest.revision, 7);
-        assert_eq!(manifest.kine_schema, 1);
+            let dir = tempfile::tempdir().expect("a directory");
+            let store = directory_store(&dir);
+            let manifest = backup_run::take(&mut source, &store, "cp1", "20261203-041700-bytes1")
+                .await
+                .expect("a backup");
+            assert_eq!(manifest.rows, 6);
+            assert_eq!(manifest.revision, 7);
+            assert_eq!(manifest.kine_schema, 1);
 
-        let mut target = control_plane(&pg, "cp1-clone").await;
-        let restored = restore_into(&mut target, &store, "cp1", "20261203-041700-bytes1")
-            .await
-            .expect("a restore");
-        assert_eq!(restored, Restored::Loaded(6));
-        let (from, to) = (rows(&source).await, rows(&target).await);
-        assert_eq!(from.len(), 6);
-        assert_eq!(from, to, "every row, every byte");
-        // kine's next revision follows the highest restored one, and the restore is marked.
-        let next: i64 = target
+            let mut target = control_plane(&pg, "cp1-clone").await;
+            let restored = restore_into(&mut target, &store, "cp1", "20261203-041700-bytes1")
+                .await
+                .expect("a restore");
+            assert_eq!(restored, Restored::Loaded(6));
+            let (from, to) = (rows(&source).await, rows(&target).await);
+            assert_eq!(from.len(), 6);
+            assert_eq!(from, to, "every row, every byte");
+            // kine's next revision follows the highest restored one, and the restore is marked.
+            let next: i64 = target
             .query_one(
                 "INSERT INTO kine (name, created, deleted, create_revision, prev_revision, lease) \
                  VALUES ('/registry/new', 1, 0, 0, 0, 0) RETURNING id",
@@ -287,15 +291,17 @@ async fn a_restore_reproduces_every_row_byte_for_byte() {
             .await
             .expect("kine writes on")
             .get(0);
-        assert_eq!(next, 8);
-        // Running again (the Job after a restart) finds its own restore and changes nothing.
-        let again = restore_into(&mut target, &store, "cp1", "20261203-041700-bytes1")
-            .await
-            .expect("again");
-        assert_eq!(again, Restored::AlreadyThere);
+            assert_eq!(next, 8);
+            // Running again (the Job after a restart) finds its own restore and changes nothing.
+            let again = restore_into(&mut target, &store, "cp1", "20261203-041700-bytes1")
+                .await
+                .expect("again");
+            assert_eq!(again, Restored::AlreadyThere);
+        })
+        .await
+        .expect("within the time limit");
     })
-    .await
-    .expect("within the time limit");
+    .await;
 }
 
 fn rewrite_manifest(
@@ -325,14 +331,15 @@ fn copy_backup(dir: &std::path::Path, from: (&str, &str), to: (&str, &str)) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_backups_and_targets_with_data_are_refused_and_nothing_is_loaded() {
-    tokio::time::timeout(LIMIT, async {
-        let pg = Postgres::start();
-        let mut source = control_plane(&pg, "cp1").await;
-        source
-            .batch_execute(KINE_TABLE)
-            .await
-            .expect("kine's table");
-        source
+    crate::within(async move {
+        tokio::time::timeout(LIMIT, async {
+            let pg = Postgres::start();
+            let mut source = control_plane(&pg, "cp1").await;
+            source
+                .batch_execute(KINE_TABLE)
+                .await
+                .expect("kine's table");
+            source
             .batch_execute(
                 "INSERT INTO kine (name, created, deleted, create_revision, prev_revision, lease, \
                  value) SELECT '/registry/k/' || i, 1, 0, i, 0, 0, decode(md5(i::text), 'hex') \
@@ -340,73 +347,76 @@ async fn bad_backups_and_targets_with_data_are_refused_and_nothing_is_loaded() {
             )
             .await
             .expect("rows");
-        let dir = tempfile::tempdir().expect("a directory");
-        let store = directory_store(&dir);
-        let good = "20261203-041700-good00";
-        backup_run::take(&mut source, &store, "cp1", good)
-            .await
-            .expect("a backup");
-        let mut target = control_plane(&pg, "cp2").await;
-        let refused = |result: anyhow::Result<Restored>| format!("{:#}", result.unwrap_err());
+            let dir = tempfile::tempdir().expect("a directory");
+            let store = directory_store(&dir);
+            let good = "20261203-041700-good00";
+            backup_run::take(&mut source, &store, "cp1", good)
+                .await
+                .expect("a backup");
+            let mut target = control_plane(&pg, "cp2").await;
+            let refused = |result: anyhow::Result<Restored>| format!("{:#}", result.unwrap_err());
 
-        // A byte changed in the data.
-        copy_backup(dir.path(), ("cp1", good), ("cp1", "corrupted"));
-        let data = dir.path().join("cp1/corrupted").join(DATA_OBJECT);
-        let mut bytes = std::fs::read(&data).expect("the data");
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x55;
-        std::fs::write(&data, bytes).expect("written");
-        rewrite_manifest(dir.path(), "cp1", "corrupted", |m| {
-            m.name = "corrupted".into()
-        });
-        let message = refused(restore_into(&mut target, &store, "cp1", "corrupted").await);
-        assert!(message.contains("does not match its manifest"), "{message}");
-        assert!(message.contains("sha256"), "{message}");
+            // A byte changed in the data.
+            copy_backup(dir.path(), ("cp1", good), ("cp1", "corrupted"));
+            let data = dir.path().join("cp1/corrupted").join(DATA_OBJECT);
+            let mut bytes = std::fs::read(&data).expect("the data");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x55;
+            std::fs::write(&data, bytes).expect("written");
+            rewrite_manifest(dir.path(), "cp1", "corrupted", |m| {
+                m.name = "corrupted".into()
+            });
+            let message = refused(restore_into(&mut target, &store, "cp1", "corrupted").await);
+            assert!(message.contains("does not match its manifest"), "{message}");
+            assert!(message.contains("sha256"), "{message}");
 
-        // A kine schema this kflex does not know, and a schema that does not match its number.
-        copy_backup(dir.path(), ("cp1", good), ("cp1", "newer"));
-        rewrite_manifest(dir.path(), "cp1", "newer", |m| {
-            m.name = "newer".into();
-            m.kine_schema = 2;
-        });
-        let message = refused(restore_into(&mut target, &store, "cp1", "newer").await);
-        assert!(message.contains("kine schema 2"), "{message}");
-        copy_backup(dir.path(), ("cp1", good), ("cp1", "columns"));
-        rewrite_manifest(dir.path(), "cp1", "columns", |m| {
-            m.name = "columns".into();
-            m.columns.pop();
-        });
-        let message = refused(restore_into(&mut target, &store, "cp1", "columns").await);
-        assert!(message.contains("schema does not match"), "{message}");
-        // A backup that does not exist.
-        let message = refused(restore_into(&mut target, &store, "cp1", "nothing-here").await);
-        assert!(message.contains("no such backup"), "{message}");
+            // A kine schema this kflex does not know, and a schema that does not match its number.
+            copy_backup(dir.path(), ("cp1", good), ("cp1", "newer"));
+            rewrite_manifest(dir.path(), "cp1", "newer", |m| {
+                m.name = "newer".into();
+                m.kine_schema = 2;
+            });
+            let message = refused(restore_into(&mut target, &store, "cp1", "newer").await);
+            assert!(message.contains("kine schema 2"), "{message}");
+            copy_backup(dir.path(), ("cp1", good), ("cp1", "columns"));
+            rewrite_manifest(dir.path(), "cp1", "columns", |m| {
+                m.name = "columns".into();
+                m.columns.pop();
+            });
+            let message = refused(restore_into(&mut target, &store, "cp1", "columns").await);
+            assert!(message.contains("schema does not match"), "{message}");
+            // A backup that does not exist.
+            let message = refused(restore_into(&mut target, &store, "cp1", "nothing-here").await);
+            assert!(message.contains("no such backup"), "{message}");
 
-        // None of that loaded anything: the target is still empty.
-        let empty: bool = target
-            .query_one("SELECT to_regclass('kine') IS NULL", &[])
-            .await
-            .expect("query")
-            .get(0);
-        assert!(empty, "a refused restore leaves the database as it was");
+            // None of that loaded anything: the target is still empty.
+            let empty: bool = target
+                .query_one("SELECT to_regclass('kine') IS NULL", &[])
+                .await
+                .expect("query")
+                .get(0);
+            assert!(empty, "a refused restore leaves the database as it was");
 
-        // A database with data is never overwritten, whatever the backup.
-        let message = refused(restore_into(&mut source, &store, "cp1", good).await);
-        assert!(message.contains("already has data"), "{message}");
-        assert!(message.contains("200 rows"), "{message}");
-        assert_eq!(rows(&source).await.len(), 200);
-        // The good one still loads.
-        let restored = restore_into(&mut target, &store, "cp1", good)
-            .await
-            .expect("the good backup");
-        assert_eq!(restored, Restored::Loaded(200));
+            // A database with data is never overwritten, whatever the backup.
+            let message = refused(restore_into(&mut source, &store, "cp1", good).await);
+            assert!(message.contains("already has data"), "{message}");
+            assert!(message.contains("200 rows"), "{message}");
+            assert_eq!(rows(&source).await.len(), 200);
+            // The good one still loads.
+            let restored = restore_into(&mut target, &store, "cp1", good)
+                .await
+                .expect("the good backup");
+            assert_eq!(restored, Restored::Loaded(200));
+        })
+        .await
+        .expect("within the time limit");
     })
-    .await
-    .expect("within the time limit");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_control_planes_backups_never_mix() {
+    crate::within(async move {
     tokio::time::timeout(LIMIT, async {
         let pg = Postgres::start();
         let dir = tempfile::tempdir().expect("a directory");
@@ -512,4 +522,6 @@ async fn two_control_planes_backups_never_mix() {
     })
     .await
     .expect("within the time limit");
+    })
+    .await;
 }

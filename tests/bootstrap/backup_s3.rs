@@ -136,188 +136,196 @@ async fn control_plane(pg: &Postgres, name: &str) -> tokio_postgres::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_upload_list_expire_and_restore_through_s3() {
-    let Some(moto) = moto("backups_upload_list_expire_and_restore_through_s3") else {
-        return;
-    };
-    tokio::time::timeout(LIMIT, async {
-        let pg = Postgres::start();
-        let mut source = control_plane(&pg, "cp1").await;
-        source
-            .batch_execute(
-                "CREATE TABLE kine (id BIGSERIAL PRIMARY KEY, name text COLLATE \"C\", \
+    crate::within(async move {
+        let Some(moto) = moto("backups_upload_list_expire_and_restore_through_s3") else {
+            return;
+        };
+        tokio::time::timeout(LIMIT, async {
+            let pg = Postgres::start();
+            let mut source = control_plane(&pg, "cp1").await;
+            source
+                .batch_execute(
+                    "CREATE TABLE kine (id BIGSERIAL PRIMARY KEY, name text COLLATE \"C\", \
                  created INTEGER, deleted INTEGER, create_revision BIGINT, prev_revision BIGINT, \
                  lease INTEGER, value bytea, old_value bytea); \
                  INSERT INTO kine (name, created, deleted, create_revision, prev_revision, lease, \
                  value) SELECT '/registry/k/' || i, 1, 0, i, 0, 0, \
                  decode(repeat(md5(i::text), 128), 'hex') FROM generate_series(1, 3000) i",
-            )
-            .await
-            .expect("kine's rows");
-        let store = moto.store();
-        let names = [
-            "20261201-021700-aaaaaa",
-            "20261202-021700-bbbbbb",
-            "20261203-021700-cccccc",
-        ];
-        let mut manifests = Vec::new();
-        for name in names {
-            manifests.push(
-                backup_run::take(&mut source, &store, "cp1", name)
+                )
+                .await
+                .expect("kine's rows");
+            let store = moto.store();
+            let names = [
+                "20261201-021700-aaaaaa",
+                "20261202-021700-bbbbbb",
+                "20261203-021700-cccccc",
+            ];
+            let mut manifests = Vec::new();
+            for name in names {
+                manifests.push(
+                    backup_run::take(&mut source, &store, "cp1", name)
+                        .await
+                        .expect("a backup to S3"),
+                );
+            }
+            // Several megabytes: the upload is a multipart one.
+            assert!(manifests[0].bytes > 5_000_000, "{}", manifests[0].bytes);
+            assert!(
+                backup_run::take(&mut source, &store, "cp1", names[0])
                     .await
-                    .expect("a backup to S3"),
+                    .unwrap_err()
+                    .to_string()
+                    .contains("never overwritten")
             );
-        }
-        // Several megabytes: the upload is a multipart one.
-        assert!(manifests[0].bytes > 5_000_000, "{}", manifests[0].bytes);
-        assert!(
-            backup_run::take(&mut source, &store, "cp1", names[0])
-                .await
-                .unwrap_err()
-                .to_string()
-                .contains("never overwritten")
-        );
-        let listed = backup_run::backups(&store, "cp1").await.expect("a listing");
-        assert_eq!(
-            listed.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
-            names
-        );
-        assert_eq!(listed[2].rows, 3000);
-        assert_eq!(listed[2].bytes, manifests[2].bytes);
+            let listed = backup_run::backups(&store, "cp1").await.expect("a listing");
+            assert_eq!(
+                listed.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+                names
+            );
+            assert_eq!(listed[2].rows, 3000);
+            assert_eq!(listed[2].bytes, manifests[2].bytes);
 
-        let removed = backup_run::apply_retention(&store, "cp1", 2, names[2])
-            .await
-            .expect("retention");
-        assert_eq!(removed, [names[0]]);
-        let listed = backup_run::backups(&store, "cp1").await.expect("a listing");
-        assert_eq!(listed.len(), 2);
-        assert!(
-            backup_run::backups(&store, "cp2")
+            let removed = backup_run::apply_retention(&store, "cp1", 2, names[2])
                 .await
-                .expect("a listing")
-                .is_empty()
-        );
-
-        let manifest = backup_run::verify(&store, "cp1", names[2])
-            .await
-            .expect("the backup matches its manifest");
-        let mut target = control_plane(&pg, "cp1-restored").await;
-        let restored = backup_run::load(&mut target, &store, &manifest, "cp1_restored")
-            .await
-            .expect("a restore from S3");
-        assert_eq!(restored, Restored::Loaded(3000));
-        let same: bool = target
-            .query_one(
-                "SELECT md5(string_agg(name || encode(value, 'hex'), ',' ORDER BY id)) = $1 \
-                 FROM kine",
-                &[&source
-                    .query_one(
-                        "SELECT md5(string_agg(name || encode(value, 'hex'), ',' ORDER BY id)) \
-                         FROM kine",
-                        &[],
-                    )
+                .expect("retention");
+            assert_eq!(removed, [names[0]]);
+            let listed = backup_run::backups(&store, "cp1").await.expect("a listing");
+            assert_eq!(listed.len(), 2);
+            assert!(
+                backup_run::backups(&store, "cp2")
                     .await
-                    .expect("the source's digest")
-                    .get::<_, String>(0)],
-            )
-            .await
-            .expect("the target's digest")
-            .get(0);
-        assert!(same, "the restored rows are the source's");
+                    .expect("a listing")
+                    .is_empty()
+            );
+
+            let manifest = backup_run::verify(&store, "cp1", names[2])
+                .await
+                .expect("the backup matches its manifest");
+            let mut target = control_plane(&pg, "cp1-restored").await;
+            let restored = backup_run::load(&mut target, &store, &manifest, "cp1_restored")
+                .await
+                .expect("a restore from S3");
+            assert_eq!(restored, Restored::Loaded(3000));
+            let same: bool = target
+                .query_one(
+                    "SELECT md5(string_agg(name || encode(value, 'hex'), ',' ORDER BY id)) = $1 \
+                 FROM kine",
+                    &[&source
+                        .query_one(
+                            "SELECT md5(string_agg(name || encode(value, 'hex'), ',' ORDER BY id)) \
+                         FROM kine",
+                            &[],
+                        )
+                        .await
+                        .expect("the source's digest")
+                        .get::<_, String>(0)],
+                )
+                .await
+                .expect("the target's digest")
+                .get(0);
+            assert!(same, "the restored rows are the source's");
+        })
+        .await
+        .expect("within the time limit");
     })
-    .await
-    .expect("within the time limit");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_failures_say_what_is_wrong_and_never_print_a_credential() {
-    let Some(moto) = moto("s3_failures_say_what_is_wrong_and_never_print_a_credential") else {
-        return;
-    };
-    tokio::time::timeout(LIMIT, async {
-        let secrets = [moto.access_key_id.clone(), moto.secret_access_key.clone()];
-        let shows_none = |message: &str| {
-            for secret in &secrets {
-                assert!(
-                    !message.contains(secret.as_str()),
-                    "a credential in: {message}"
-                );
-            }
+    crate::within(async move {
+        let Some(moto) = moto("s3_failures_say_what_is_wrong_and_never_print_a_credential") else {
+            return;
         };
-        // The bucket does not exist.
-        let missing = Store::s3(
-            "offsite",
-            &moto.config("no-such-bucket"),
-            &moto.credentials(),
-        )
-        .expect("a store");
-        let message = format!(
-            "{:#}",
-            backup_run::backups(&missing, "cp1").await.unwrap_err()
-        );
-        assert!(message.contains("bucket does not exist"), "{message}");
-        assert!(message.contains("no-such-bucket"), "{message}");
-        assert!(message.contains("backup store offsite"), "{message}");
-        shows_none(&message);
+        tokio::time::timeout(LIMIT, async {
+            let secrets = [moto.access_key_id.clone(), moto.secret_access_key.clone()];
+            let shows_none = |message: &str| {
+                for secret in &secrets {
+                    assert!(
+                        !message.contains(secret.as_str()),
+                        "a credential in: {message}"
+                    );
+                }
+            };
+            // The bucket does not exist.
+            let missing = Store::s3(
+                "offsite",
+                &moto.config("no-such-bucket"),
+                &moto.credentials(),
+            )
+            .expect("a store");
+            let message = format!(
+                "{:#}",
+                backup_run::backups(&missing, "cp1").await.unwrap_err()
+            );
+            assert!(message.contains("bucket does not exist"), "{message}");
+            assert!(message.contains("no-such-bucket"), "{message}");
+            assert!(message.contains("backup store offsite"), "{message}");
+            shows_none(&message);
 
-        // A wrong secret key, and an access key the store does not know.
-        let mut wrong = moto.credentials();
-        wrong.secret_access_key = "not-the-secret-key-0123456789".to_owned();
-        let store = Store::s3("offsite", &moto.config("kflex-backups"), &wrong).expect("a store");
-        let message = format!(
-            "{:#}",
-            backup_run::backups(&store, "cp1").await.unwrap_err()
-        );
-        assert!(message.contains("refused the credentials"), "{message}");
-        shows_none(&message);
-        assert!(!message.contains("not-the-secret-key"), "{message}");
-        let mut unknown = moto.credentials();
-        unknown.access_key_id = "AKIAUNKNOWNKEY000000".to_owned();
-        let store = Store::s3("offsite", &moto.config("kflex-backups"), &unknown).expect("a store");
-        let message = format!(
-            "{:#}",
-            backup_run::backups(&store, "cp1").await.unwrap_err()
-        );
-        assert!(message.contains("refused the credentials"), "{message}");
-        assert!(!message.contains("AKIAUNKNOWNKEY000000"), "{message}");
-        shows_none(&message);
+            // A wrong secret key, and an access key the store does not know.
+            let mut wrong = moto.credentials();
+            wrong.secret_access_key = "not-the-secret-key-0123456789".to_owned();
+            let store =
+                Store::s3("offsite", &moto.config("kflex-backups"), &wrong).expect("a store");
+            let message = format!(
+                "{:#}",
+                backup_run::backups(&store, "cp1").await.unwrap_err()
+            );
+            assert!(message.contains("refused the credentials"), "{message}");
+            shows_none(&message);
+            assert!(!message.contains("not-the-secret-key"), "{message}");
+            let mut unknown = moto.credentials();
+            unknown.access_key_id = "AKIAUNKNOWNKEY000000".to_owned();
+            let store =
+                Store::s3("offsite", &moto.config("kflex-backups"), &unknown).expect("a store");
+            let message = format!(
+                "{:#}",
+                backup_run::backups(&store, "cp1").await.unwrap_err()
+            );
+            assert!(message.contains("refused the credentials"), "{message}");
+            assert!(!message.contains("AKIAUNKNOWNKEY000000"), "{message}");
+            shows_none(&message);
 
-        // A store that does not answer: named, quickly.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a port")
-            .local_addr()
-            .expect("an address")
-            .port();
-        let mut config = moto.config("kflex-backups");
-        config.endpoint = format!("http://127.0.0.1:{closed}");
-        let store = Store::s3("offsite", &config, &moto.credentials()).expect("a store");
-        let started = std::time::Instant::now();
-        let message = format!(
-            "{:#}",
-            backup_run::backups(&store, "cp1").await.unwrap_err()
-        );
-        assert!(
-            message.contains(&format!("127.0.0.1:{closed}")),
-            "{message}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{:?}",
-            started.elapsed()
-        );
-        shows_none(&message);
+            // A store that does not answer: named, quickly.
+            let closed = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("a port")
+                .local_addr()
+                .expect("an address")
+                .port();
+            let mut config = moto.config("kflex-backups");
+            config.endpoint = format!("http://127.0.0.1:{closed}");
+            let store = Store::s3("offsite", &config, &moto.credentials()).expect("a store");
+            let started = std::time::Instant::now();
+            let message = format!(
+                "{:#}",
+                backup_run::backups(&store, "cp1").await.unwrap_err()
+            );
+            assert!(
+                message.contains(&format!("127.0.0.1:{closed}")),
+                "{message}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{:?}",
+                started.elapsed()
+            );
+            shows_none(&message);
 
-        // Plain HTTP is refused unless the settings allow it.
-        let mut config = moto.config("kflex-backups");
-        config.allow_http = false;
-        let message = format!(
-            "{:#}",
-            Store::s3("offsite", &config, &moto.credentials()).unwrap_err()
-        );
-        assert!(message.contains("plain HTTP"), "{message}");
-        shows_none(&message);
+            // Plain HTTP is refused unless the settings allow it.
+            let mut config = moto.config("kflex-backups");
+            config.allow_http = false;
+            let message = format!(
+                "{:#}",
+                Store::s3("offsite", &config, &moto.credentials()).unwrap_err()
+            );
+            assert!(message.contains("plain HTTP"), "{message}");
+            shows_none(&message);
+        })
+        .await
+        .expect("within the time limit");
     })
-    .await
-    .expect("within the time limit");
+    .await;
 }
 
 #[test]

@@ -64,6 +64,7 @@ async fn role_exists(pg: &Postgres) -> bool {
 
 #[tokio::test]
 async fn the_database_program_drops_what_it_made() {
+    crate::within(async move {
     let pg = Postgres::start();
     let (server, admin) = (pg.server(), pg.admin());
     let target = Target {
@@ -95,10 +96,13 @@ async fn the_database_program_drops_what_it_made() {
     );
     assert!(!role_exists(&pg).await);
     assert!(output.stdout.is_empty());
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn without_the_kubernetes_api_nothing_is_changed_and_no_secret_is_printed() {
+    crate::within(async move {
     let pg = Postgres::start();
     let (dir, password, ca) = mounted(&pg);
     // A kubeconfig whose API server is not there.
@@ -128,6 +132,8 @@ async fn without_the_kubernetes_api_nothing_is_changed_and_no_secret_is_printed(
         !role_exists(&pg).await,
         "the Secret is read before anything is created"
     );
+    })
+    .await;
 }
 
 /// An existing server's Secret, mounted as the external database Job mounts it: one file per
@@ -171,64 +177,70 @@ fn server_dir_args(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn an_existing_server_is_read_from_its_mounted_secret() {
-    let pg = Postgres::start();
-    let dir = mounted_secret(&pg, &pg.admin_password, &pg.ca_pem);
-    let args = server_dir_args(dir.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = kflex(&args).output().expect("runs");
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains(&format!(
-            "role \"cp_1\" on localhost:{}: already absent",
-            pg.port
-        )),
-        "{}",
-        stderr(&output)
-    );
+    crate::within(async move {
+        let pg = Postgres::start();
+        let dir = mounted_secret(&pg, &pg.admin_password, &pg.ca_pem);
+        let args = server_dir_args(dir.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = kflex(&args).output().expect("runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!(
+                "role \"cp_1\" on localhost:{}: already absent",
+                pg.port
+            )),
+            "{}",
+            stderr(&output)
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_wrong_password_or_an_unverifiable_server_is_named_never_the_password() {
-    let pg = Postgres::start();
-    let wrong = "wrong-password-that-must-not-show";
-    let dir = mounted_secret(&pg, wrong, &pg.ca_pem);
-    let args = server_dir_args(dir.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = kflex(&args).output().expect("runs");
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
-    assert!(
-        text.contains(&format!(
-            "password authentication failed for user \"postgres\" at PostgreSQL localhost:{}",
-            pg.port
-        )),
-        "{text}"
-    );
-    assert!(
-        !text.contains(wrong) && !text.contains(&pg.admin_password),
-        "{text}"
-    );
+    crate::within(async move {
+        let pg = Postgres::start();
+        let wrong = "wrong-password-that-must-not-show";
+        let dir = mounted_secret(&pg, wrong, &pg.ca_pem);
+        let args = server_dir_args(dir.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = kflex(&args).output().expect("runs");
+        assert_eq!(output.status.code(), Some(1));
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!(
+                "password authentication failed for user \"postgres\" at PostgreSQL localhost:{}",
+                pg.port
+            )),
+            "{text}"
+        );
+        assert!(
+            !text.contains(wrong) && !text.contains(&pg.admin_password),
+            "{text}"
+        );
 
-    let other = kflex::bootstrap::pki::Authority::generate(
-        "other",
-        time::OffsetDateTime::now_utc(),
-        std::time::Duration::from_secs(3600),
-    )
-    .expect("CA");
-    let dir = mounted_secret(&pg, &pg.admin_password, other.cert_pem.as_bytes());
-    let args = server_dir_args(dir.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = kflex(&args).output().expect("runs");
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
-    assert!(
-        text.contains(&format!(
-            "connecting to PostgreSQL localhost:{} (verify-full)",
-            pg.port
-        )) && text.contains("certificate"),
-        "{text}"
-    );
-    assert!(!text.contains(&pg.admin_password), "{text}");
+        let other = kflex::bootstrap::pki::Authority::generate(
+            "other",
+            time::OffsetDateTime::now_utc(),
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("CA");
+        let dir = mounted_secret(&pg, &pg.admin_password, other.cert_pem.as_bytes());
+        let args = server_dir_args(dir.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = kflex(&args).output().expect("runs");
+        assert_eq!(output.status.code(), Some(1));
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!(
+                "connecting to PostgreSQL localhost:{} (verify-full)",
+                pg.port
+            )) && text.contains("certificate"),
+            "{text}"
+        );
+        assert!(!text.contains(&pg.admin_password), "{text}");
+    })
+    .await;
 }
 
 #[test]
@@ -330,6 +342,7 @@ async fn kflex_with(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
 /// holds tokens and keys: when it does not parse, the error says where, never what is there.
 #[tokio::test]
 async fn a_broken_kubeconfig_is_located_but_never_shown() {
+    crate::within(async move {
     use base64::Engine as _;
     let marker = "SECRET-TOKEN-123";
     let broken = format!(
@@ -418,4 +431,6 @@ async fn a_broken_kubeconfig_is_located_but_never_shown() {
             "the kubeconfig does not parse: line 7, column 2",
         );
     }
+    })
+    .await;
 }

@@ -4,6 +4,10 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+#[path = "../support/within.rs"]
+mod time_limit;
+
+use time_limit::within;
 
 mod api;
 mod backup;

@@ -264,108 +264,117 @@ async fn handshake(
 
 #[tokio::test]
 async fn the_api_server_certificate_serves_every_san_to_clients_of_the_kubeconfigs() {
-    let certs = certs();
-    let (admin, cm) = kubeconfigs(&certs);
-    let (address, peers) = start_server(&certs).await;
-    let (ca, cert, key) = credentials_of(&admin["kubeconfig"]);
-    for name in SANS {
-        handshake(address, name, &ca, &cert, &key)
+    crate::within(async move {
+        let certs = certs();
+        let (admin, cm) = kubeconfigs(&certs);
+        let (address, peers) = start_server(&certs).await;
+        let (ca, cert, key) = credentials_of(&admin["kubeconfig"]);
+        for name in SANS {
+            handshake(address, name, &ca, &cert, &key)
+                .await
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+        }
+        // An IP SAN works too; a name that is not on the certificate does not.
+        handshake(address, "127.0.0.1", &ca, &cert, &key)
             .await
-            .unwrap_or_else(|err| panic!("{name}: {err}"));
-    }
-    // An IP SAN works too; a name that is not on the certificate does not.
-    handshake(address, "127.0.0.1", &ca, &cert, &key)
-        .await
-        .expect("IP SAN");
-    let err = handshake(address, "cp2.localtest.me", &ca, &cert, &key)
-        .await
-        .expect_err("not a SAN");
-    assert!(
-        err.contains("NotValidForName") || err.contains("not valid for name"),
-        "{err}"
-    );
+            .expect("IP SAN");
+        let err = handshake(address, "cp2.localtest.me", &ca, &cert, &key)
+            .await
+            .expect_err("not a SAN");
+        assert!(
+            err.contains("NotValidForName") || err.contains("not valid for name"),
+            "{err}"
+        );
 
-    // The server saw who connected.
-    let (ca_cm, cert_cm, key_cm) = credentials_of(&cm["kubeconfig"]);
-    handshake(address, SANS[1], &ca_cm, &cert_cm, &key_cm)
-        .await
-        .expect("controller manager");
-    let peers = peers.lock().expect("lock").clone();
-    assert_eq!(
-        peers.first(),
-        Some(&Peer {
-            common_name: "kubernetes-admin".into(),
-            organizations: vec!["system:masters".into()],
-        })
-    );
-    assert_eq!(
-        peers.last(),
-        Some(&Peer {
-            common_name: "system:kube-controller-manager".into(),
-            organizations: vec![],
-        })
-    );
+        // The server saw who connected.
+        let (ca_cm, cert_cm, key_cm) = credentials_of(&cm["kubeconfig"]);
+        handshake(address, SANS[1], &ca_cm, &cert_cm, &key_cm)
+            .await
+            .expect("controller manager");
+        let peers = peers.lock().expect("lock").clone();
+        assert_eq!(
+            peers.first(),
+            Some(&Peer {
+                common_name: "kubernetes-admin".into(),
+                organizations: vec!["system:masters".into()],
+            })
+        );
+        assert_eq!(
+            peers.last(),
+            Some(&Peer {
+                common_name: "system:kube-controller-manager".into(),
+                organizations: vec![],
+            })
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_client_certificate_from_another_ca_is_refused() {
-    let certs = certs();
-    let (address, _) = start_server(&certs).await;
-    let stranger = Authority::generate("kubernetes", now(), LIFETIMES.authority).expect("CA");
-    let issued = stranger
-        .issue(
-            &kflex::bootstrap::pki::LeafSpec::client("kubernetes-admin", &["system:masters"]),
-            now(),
-            LIFETIMES.leaf,
-        )
-        .expect("issued");
-    let ca = text(&certs, "ca.crt").expect("ca.crt");
-    let result = handshake(address, SANS[0], ca, &issued.cert_pem, &issued.key_pem).await;
-    assert!(
-        result.is_err(),
-        "the server must refuse a stranger's client certificate"
-    );
+    crate::within(async move {
+        let certs = certs();
+        let (address, _) = start_server(&certs).await;
+        let stranger = Authority::generate("kubernetes", now(), LIFETIMES.authority).expect("CA");
+        let issued = stranger
+            .issue(
+                &kflex::bootstrap::pki::LeafSpec::client("kubernetes-admin", &["system:masters"]),
+                now(),
+                LIFETIMES.leaf,
+            )
+            .expect("issued");
+        let ca = text(&certs, "ca.crt").expect("ca.crt");
+        let result = handshake(address, SANS[0], ca, &issued.cert_pem, &issued.key_pem).await;
+        assert!(
+            result.is_err(),
+            "the server must refuse a stranger's client certificate"
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn kube_rs_talks_to_the_server_with_a_generated_kubeconfig() {
-    let certs = certs();
-    let (admin, _) = kubeconfigs(&certs);
-    let (address, peers) = start_server(&certs).await;
-    for (key, server) in [
-        ("kubeconfig", "https://cp1.localtest.me:9443/"),
-        (
-            "kubeconfig-incluster",
-            "https://cp1.cp1-system.svc.cluster.local/",
-        ),
-    ] {
-        let parsed = kubeconfig::parse(&admin[key]).expect("kube-rs parses it");
-        let mut config = kube::Config::from_custom_kubeconfig(
-            parsed,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .expect("a kube-rs configuration");
-        assert_eq!(config.cluster_url.to_string(), server, "{key}");
-        assert_eq!(config.default_namespace, "default");
-        // No DNS here: reach the name on the loopback address, verifying it as the name.
-        let host = config.cluster_url.host().expect("a host").to_owned();
-        config.tls_server_name = Some(host);
-        config.cluster_url = format!("https://{address}").parse().expect("a URL");
-        let client = kube::Client::try_from(config).expect("a client");
-        let version = client
-            .apiserver_version()
+    crate::within(async move {
+        let certs = certs();
+        let (admin, _) = kubeconfigs(&certs);
+        let (address, peers) = start_server(&certs).await;
+        for (key, server) in [
+            ("kubeconfig", "https://cp1.localtest.me:9443/"),
+            (
+                "kubeconfig-incluster",
+                "https://cp1.cp1-system.svc.cluster.local/",
+            ),
+        ] {
+            let parsed = kubeconfig::parse(&admin[key]).expect("kube-rs parses it");
+            let mut config = kube::Config::from_custom_kubeconfig(
+                parsed,
+                &kube::config::KubeConfigOptions::default(),
+            )
             .await
-            .expect("a TLS request with the client certificate");
-        assert_eq!(version.git_version, "v1.34.3");
-    }
-    assert!(
-        peers
-            .lock()
-            .expect("lock")
-            .iter()
-            .all(|p| p.common_name == "kubernetes-admin")
-    );
+            .expect("a kube-rs configuration");
+            assert_eq!(config.cluster_url.to_string(), server, "{key}");
+            assert_eq!(config.default_namespace, "default");
+            // No DNS here: reach the name on the loopback address, verifying it as the name.
+            let host = config.cluster_url.host().expect("a host").to_owned();
+            config.tls_server_name = Some(host);
+            config.cluster_url = format!("https://{address}").parse().expect("a URL");
+            let client = kube::Client::try_from(config).expect("a client");
+            let version = client
+                .apiserver_version()
+                .await
+                .expect("a TLS request with the client certificate");
+            assert_eq!(version.git_version, "v1.34.3");
+        }
+        assert!(
+            peers
+                .lock()
+                .expect("lock")
+                .iter()
+                .all(|p| p.common_name == "kubernetes-admin")
+        );
+    })
+    .await;
 }
 
 /// loadBalancer.publishAddress: the off-cluster kubeconfig names the load balancer's address
@@ -374,53 +383,56 @@ async fn kube_rs_talks_to_the_server_with_a_generated_kubeconfig() {
 /// without the name the same kubeconfig is refused.
 #[tokio::test]
 async fn a_kubeconfig_at_the_load_balancer_address_verifies_the_certificate_by_name() {
-    let certs = certs_without_addresses();
-    let (address, _) = start_server(&certs).await;
-    let ca = certificates::authority(&certs, keys::CA).expect("the CA");
-    let names = Names::for_control_plane("cp1");
-    let at = |tls_server_name: Option<&str>| {
-        let wanted = [Wanted {
-            key: "kubeconfig".into(),
-            endpoint: kflex::bootstrap::address::endpoint(
-                &format!("https://cp1.localtest.me:{}", address.port()),
-                Some(&address.ip().to_string()),
-            )
-            .map(|endpoint| Endpoint {
-                tls_server_name: tls_server_name.map(str::to_owned),
-                ..endpoint
-            })
-            .expect("an endpoint"),
-            identity: admin("cp1"),
-        }];
-        plan(None, &wanted, &names, &ca, LIFETIMES.leaf, now())
-            .expect("planned")
-            .expect("new data")
-    };
-    let client_for = |data: &SecretData| {
-        let parsed = kubeconfig::parse(&data["kubeconfig"]).expect("kube-rs parses it");
-        async move {
-            let config = kube::Config::from_custom_kubeconfig(
-                parsed,
-                &kube::config::KubeConfigOptions::default(),
-            )
+    crate::within(async move {
+        let certs = certs_without_addresses();
+        let (address, _) = start_server(&certs).await;
+        let ca = certificates::authority(&certs, keys::CA).expect("the CA");
+        let names = Names::for_control_plane("cp1");
+        let at = |tls_server_name: Option<&str>| {
+            let wanted = [Wanted {
+                key: "kubeconfig".into(),
+                endpoint: kflex::bootstrap::address::endpoint(
+                    &format!("https://cp1.localtest.me:{}", address.port()),
+                    Some(&address.ip().to_string()),
+                )
+                .map(|endpoint| Endpoint {
+                    tls_server_name: tls_server_name.map(str::to_owned),
+                    ..endpoint
+                })
+                .expect("an endpoint"),
+                identity: admin("cp1"),
+            }];
+            plan(None, &wanted, &names, &ca, LIFETIMES.leaf, now())
+                .expect("planned")
+                .expect("new data")
+        };
+        let client_for = |data: &SecretData| {
+            let parsed = kubeconfig::parse(&data["kubeconfig"]).expect("kube-rs parses it");
+            async move {
+                let config = kube::Config::from_custom_kubeconfig(
+                    parsed,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .expect("a kube-rs configuration");
+                kube::Client::try_from(config).expect("a client")
+            }
+        };
+        let published = at(Some("cp1.localtest.me"));
+        let client = client_for(&published).await;
+        let version = client
+            .apiserver_version()
             .await
-            .expect("a kube-rs configuration");
-            kube::Client::try_from(config).expect("a client")
-        }
-    };
-    let published = at(Some("cp1.localtest.me"));
-    let client = client_for(&published).await;
-    let version = client
-        .apiserver_version()
-        .await
-        .expect("TLS to the address, the certificate verified as cp1.localtest.me");
-    assert_eq!(version.git_version, "v1.34.3");
-    let without_name = at(None);
-    let client = client_for(&without_name).await;
-    assert!(
-        client.apiserver_version().await.is_err(),
-        "the certificate does not name the address"
-    );
+            .expect("TLS to the address, the certificate verified as cp1.localtest.me");
+        assert_eq!(version.git_version, "v1.34.3");
+        let without_name = at(None);
+        let client = client_for(&without_name).await;
+        assert!(
+            client.apiserver_version().await.is_err(),
+            "the certificate does not name the address"
+        );
+    })
+    .await;
 }
 
 fn key_ids(cert_pem: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>, Vec<u8>) {
