@@ -544,23 +544,11 @@ fn kflex_s_own_objects_pass_the_policy_for_every_type() {
 /// variable was set, when it fails.
 #[test]
 fn the_policy_admits_and_denies_as_intended_when_its_cel_runs() {
-    let configured = std::env::var("KFLEX_CEL_PYTHON").ok();
-    let python = configured.clone().unwrap_or_else(|| "python3".to_owned());
-    let available = std::process::Command::new(&python)
-        .args(["-c", "import celpy, yaml"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !available {
-        assert!(
-            configured.is_none(),
-            "KFLEX_CEL_PYTHON={python} cannot import celpy (cel-python) and yaml"
-        );
-        eprintln!(
-            "SKIPPED the_policy_admits_and_denies_as_intended_when_its_cel_runs: no cel-python \
-             in {python}; set KFLEX_CEL_PYTHON (.ci/run does)"
-        );
+    let Some(python) =
+        crate::cel_python("the_policy_admits_and_denies_as_intended_when_its_cel_runs")
+    else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let mut paths = Vec::new();
     for (name, settings) in [

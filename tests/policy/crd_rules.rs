@@ -349,23 +349,10 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn the_crd_refuses_what_render_refuses_with_the_same_field() {
-    let configured = std::env::var("KFLEX_CEL_PYTHON").ok();
-    let python = configured.clone().unwrap_or_else(|| "python3".to_owned());
-    let available = std::process::Command::new(&python)
-        .args(["-c", "import celpy, yaml"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !available {
-        assert!(
-            configured.is_none(),
-            "KFLEX_CEL_PYTHON={python} cannot import celpy (cel-python) and yaml"
-        );
-        eprintln!(
-            "SKIPPED the_crd_refuses_what_render_refuses_with_the_same_field: no cel-python in \
-             {python}; set KFLEX_CEL_PYTHON (.ci/run does)"
-        );
+    let Some(python) = crate::cel_python("the_crd_refuses_what_render_refuses_with_the_same_field")
+    else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let crds = kflex_core::api::crds().expect("the CRDs");
     let stream: String = crds
