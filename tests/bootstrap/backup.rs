@@ -21,7 +21,7 @@ use kflex::bootstrap::secrets::MemorySecrets;
 const LIMIT: Duration = Duration::from_secs(180);
 
 /// The control plane's database and its kine login, created as the database Job creates them.
-async fn control_plane(pg: &Postgres, name: &str) -> tokio_postgres::Client {
+pub(crate) async fn control_plane(pg: &Postgres, name: &str) -> tokio_postgres::Client {
     let database = name.replace('-', "_");
     let store = MemorySecrets::new(&format!("{name}-system"));
     database::ensure(

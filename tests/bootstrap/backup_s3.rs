@@ -8,16 +8,14 @@
 //! pinned, in its virtualenv and sets it); without the variable these tests say they were
 //! skipped, and with it they fail if moto cannot run.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::backup::control_plane;
 use crate::support::postgres::Postgres;
 use kflex::bootstrap::backup::store::{Credentials, S3Config, Store};
-use kflex::bootstrap::database::{self, Target};
-use kflex::bootstrap::run::backup::{self as backup_run, Restored, datastore_login};
-use kflex::bootstrap::secrets::MemorySecrets;
+use kflex::bootstrap::run::backup::{self as backup_run, Restored};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -109,29 +107,6 @@ impl Moto {
         )
         .expect("a store")
     }
-}
-
-async fn control_plane(pg: &Postgres, name: &str) -> tokio_postgres::Client {
-    let database = name.replace('-', "_");
-    let store = MemorySecrets::new(&format!("{name}-system"));
-    database::ensure(
-        &pg.server(),
-        &pg.admin(),
-        &Target {
-            database: database.clone(),
-            role: database,
-        },
-        &store,
-        "kine-datastore",
-        &BTreeMap::new(),
-    )
-    .await
-    .expect("the database Job's work");
-    let secret = store.data("kine-datastore").expect("kine-datastore");
-    let (server, login, database) = datastore_login("kine-datastore", &secret).expect("a login");
-    database::connect(&server, &login, &database)
-        .await
-        .expect("kine's login connects")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
