@@ -1,6 +1,7 @@
 //! `kflex crds`: the two CustomResourceDefinitions alone, exactly as `kflex render --system`
 //! prints them.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kflex_core::render::{Renderer, TemplateSet};
 use kflex_core::settings::Settings;
 
@@ -20,7 +21,7 @@ pub(crate) fn run(args: CrdsArgs) -> anyhow::Result<()> {
     let mut system = renderer.render_system()?;
     system
         .manifests
-        .retain(|m| m.kind() == "CustomResourceDefinition");
+        .retain(|m| m.is::<CustomResourceDefinition>());
     let target = Target {
         json: args.output == Format::Json,
         dir: None,

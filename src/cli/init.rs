@@ -7,6 +7,7 @@
 //! recorded as the hosting cluster's, and PostgreSQL and the controller are waited for. With
 //! `--create-kind`, a kind cluster with ingress-nginx in TLS-passthrough mode is created first.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -200,7 +201,7 @@ pub(crate) async fn apply_all(
         api.patch(manifest.name(), &params, &Patch::Apply(&object))
             .await
             .with_context(|| format!("applying {key}"))?;
-        if manifest.kind() == "CustomResourceDefinition" {
+        if manifest.is::<CustomResourceDefinition>() {
             wait_one(client, manifest, timeout).await?;
         }
     }

@@ -7,6 +7,7 @@
 //! is waited for until established, so the objects of its kind that follow can be applied. One
 //! object failing does not stop the others; every failure is reported.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -245,7 +246,7 @@ async fn write_and_wait(
     manifest: &Manifest,
 ) -> anyhow::Result<(DynamicObject, Option<&'static str>)> {
     let written = write(api, manifest).await?;
-    if manifest.group() == "apiextensions.k8s.io" && manifest.kind() == "CustomResourceDefinition" {
+    if manifest.is::<CustomResourceDefinition>() {
         wait_established(api, manifest.name()).await?;
     }
     Ok(written)
@@ -288,7 +289,8 @@ async fn write(
         ),
     };
     let Some(reason) = replacement(manifest, &status) else {
-        let hint = if manifest.kind() == "StatefulSet" && status.code == 422 {
+        let hint = if manifest.is::<k8s_openapi::api::apps::v1::StatefulSet>() && status.code == 422
+        {
             "; kflex does not replace StatefulSets (their volumes hold data): to apply this \
              change, delete it with `kubectl delete --cascade=orphan` and kflex creates it again"
         } else {

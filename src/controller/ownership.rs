@@ -115,7 +115,7 @@ pub fn split(value: Option<&String>) -> BTreeSet<String> {
 pub fn secrets(manifests: &[Manifest]) -> BTreeSet<String> {
     manifests
         .iter()
-        .filter(|m| m.group().is_empty() && m.kind() == "Secret")
+        .filter(|m| m.is::<k8s_openapi::api::core::v1::Secret>())
         .map(|m| format!("{}/{}", m.namespace().unwrap_or_default(), m.name()))
         .collect()
 }

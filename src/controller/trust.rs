@@ -62,7 +62,7 @@ pub struct Refusal {
 }
 
 fn is_secret(key: &ObjectKey) -> bool {
-    key.group.is_empty() && key.kind == "Secret"
+    key.is::<k8s_openapi::api::core::v1::Secret>()
 }
 
 /// Why the member `key`, found as `found`, may not be deleted as `owner`'s; `None`: it belongs

@@ -38,6 +38,13 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// Whether the object is of Kubernetes type `K` (kind and group, as [`Manifest::is`]).
+    pub fn is<K: k8s_openapi::Resource>(&self) -> bool {
+        self.kind == K::KIND && self.group == K::GROUP
+    }
+}
+
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
@@ -200,6 +207,12 @@ impl Manifest {
         self.str_field("kind")
     }
 
+    /// Whether this is an object of Kubernetes type `K`: its kind in its group, so that a
+    /// custom resource of kind `Job` in another group is not taken for a batch Job.
+    pub fn is<K: k8s_openapi::Resource>(&self) -> bool {
+        self.kind() == K::KIND && self.group() == K::GROUP
+    }
+
     /// The API group: the part of apiVersion before `/`, empty for the core group.
     pub fn group(&self) -> &str {
         self.api_version()
@@ -320,6 +333,28 @@ pub fn type_name(value: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A kind is only the type it names in its own group: a hook's CRD may declare kind `Job`
+    /// or `Secret` in a group of its own, and must not be treated (or trusted) as one.
+    #[test]
+    fn a_type_is_its_kind_in_its_group() {
+        use k8s_openapi::api::batch::v1::Job;
+        use k8s_openapi::api::core::v1::Secret;
+        let object = |api_version: &str, kind: &str| {
+            Manifest::new(
+                "t",
+                json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}}),
+            )
+            .unwrap()
+        };
+        assert!(object("batch/v1", "Job").is::<Job>());
+        assert!(!object("example.com/v1", "Job").is::<Job>());
+        assert!(!object("batch/v1", "CronJob").is::<Job>());
+        assert!(object("v1", "Secret").is::<Secret>());
+        assert!(!object("evil.example.com/v1", "Secret").is::<Secret>());
+        assert!(object("v1", "Secret").key().is::<Secret>());
+        assert!(!object("evil.example.com/v1", "Secret").key().is::<Secret>());
+    }
 
     #[test]
     fn objects_need_api_version_kind_and_name() {

@@ -34,7 +34,7 @@ pub(crate) fn annotate(manifests: &mut [Manifest]) {
         return;
     }
     for manifest in manifests.iter_mut() {
-        if manifest.kind() == "Pod" {
+        if manifest.is::<k8s_openapi::api::core::v1::Pod>() {
             // A bare Pod cannot roll; its template is the object itself.
             continue;
         }

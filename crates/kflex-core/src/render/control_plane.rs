@@ -210,8 +210,7 @@ impl Renderer {
 
 /// A Secret with content: a hook put secret material into the output.
 fn carries_secret_data(manifest: &Manifest) -> bool {
-    manifest.group().is_empty()
-        && manifest.kind() == "Secret"
+    manifest.is::<k8s_openapi::api::core::v1::Secret>()
         && ["data", "stringData"].iter().any(|field| {
             manifest
                 .object()

@@ -210,7 +210,7 @@ fn apply_pod_security(
     }
     let namespace = manifests
         .iter_mut()
-        .find(|m| m.group().is_empty() && m.kind() == "Namespace" && m.name() == home)
+        .find(|m| m.is::<k8s_openapi::api::core::v1::Namespace>() && m.name() == home)
         .ok_or_else(|| SetError::Template {
             template: "(namespace)".to_owned(),
             detail: format!("no template renders the Namespace {home}"),

@@ -105,7 +105,7 @@ pub(super) fn annotate(manifests: &mut [Manifest], system: bool) -> Vec<String> 
         };
         let wave = wave(tier, install_class(manifest.group(), manifest.kind()));
         add_annotation(manifest, SYNC_WAVE_ANNOTATION, &wave.to_string());
-        if manifest.group() == "batch" && manifest.kind() == "Job" {
+        if manifest.is::<k8s_openapi::api::batch::v1::Job>() {
             if let Some(warning) = drop_ttl(manifest) {
                 warnings.push(warning);
             }

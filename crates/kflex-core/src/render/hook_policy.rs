@@ -132,7 +132,7 @@ fn restore_source(manifest: &Manifest, home: &str, settings: &Settings) -> Optio
         .strip_suffix(CONTROL_PLANE_NAMESPACE_SUFFIX)
         .unwrap_or(home);
     let spec = manifest.object().get("spec")?;
-    let (pod, path) = if manifest.kind() == "CronJob" {
+    let (pod, path) = if manifest.is::<k8s_openapi::api::batch::v1::CronJob>() {
         (
             spec.pointer("/jobTemplate/spec/template/spec")?,
             "spec.jobTemplate.spec.template.spec",
