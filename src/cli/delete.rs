@@ -1,8 +1,6 @@
 //! `kflex delete`: delete a ControlPlane, wait until it and its namespace are gone, and remove
 //! its context from the kubeconfig.
 
-use std::time::Duration;
-
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kflex_core::api::ControlPlane;
@@ -12,7 +10,7 @@ use kube::api::DeleteParams;
 use serde_json::Value;
 
 use super::kubeconfig::{CONTROL_PLANE, EntryNames, Kubeconfigs, Section};
-use super::progress::Progress;
+use super::progress::{Look, Progress};
 use super::session::{KubeconfigArgs, Session};
 
 const EXAMPLES: &str = "Examples:
@@ -86,39 +84,39 @@ async fn delete(session: &Session, args: &DeleteArgs) -> anyhow::Result<String> 
     let namespaces: Api<Namespace> = Api::all(client);
     let namespace = format!("{name}-system");
     let mut progress = Progress::start(format!("ControlPlane {name} to be removed"));
-    loop {
-        let cp = api.get_opt(name).await.ok().flatten();
-        let namespace_left = namespaces
-            .get_opt(&namespace)
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        let status = match (&cp, namespace_left) {
-            (None, false) => {
-                progress.finish(&format!(
-                    "ControlPlane {name} and namespace {namespace} are gone"
-                ));
-                return Ok(hosting);
-            }
-            (Some(cp), _) => cp.condition(READY).map_or_else(
-                || "the kflex controller's cleanup".to_owned(),
-                |ready| format!("cleanup ({}: {})", ready.reason, ready.message),
-            ),
-            (None, true) => format!("namespace {namespace} to terminate"),
-        };
-        progress.status(&status);
-        if progress.elapsed() >= args.waiting.timeout {
+    let outcome = progress
+        .poll(args.waiting.timeout, || async {
+            let cp = api.get_opt(name).await.ok().flatten();
+            let namespace_left = namespaces
+                .get_opt(&namespace)
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+            Ok(match (&cp, namespace_left) {
+                (None, false) => Look::Done(()),
+                (Some(cp), _) => Look::Waiting(cp.condition(READY).map_or_else(
+                    || "the kflex controller's cleanup".to_owned(),
+                    |ready| format!("cleanup ({}: {})", ready.reason, ready.message),
+                )),
+                (None, true) => Look::Waiting(format!("namespace {namespace} to terminate")),
+            })
+        })
+        .await?;
+    match outcome {
+        Ok(()) => {
+            progress.finish(&format!(
+                "ControlPlane {name} and namespace {namespace} are gone"
+            ));
+            Ok(hosting)
+        }
+        Err(status) => {
             progress.finish(&format!("ControlPlane {name} is not gone yet"));
             bail!(
                 "timed out after {} waiting for ControlPlane {name} to be removed; last seen: \
                  waiting for {status}",
                 super::progress::elapsed(args.waiting.timeout)
-            );
-        }
-        for _ in 0..10 {
-            progress.draw();
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            )
         }
     }
 }

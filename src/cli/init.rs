@@ -17,7 +17,7 @@ use kflex_core::settings::{Exposure, PostgresMode, PullPolicy, SYSTEM_NAMESPACE,
 use kube::api::{DeleteParams, Patch, PatchParams};
 
 use super::kind;
-use super::progress::Progress;
+use super::progress::{Look, Progress};
 use super::session::{KubeconfigArgs, Session};
 use super::settings::SettingsArgs;
 use crate::controller::apply::{FIELD_MANAGER, api_for};
@@ -323,31 +323,31 @@ async fn wait_one(
         None => format!("{} {}", manifest.kind(), manifest.name()),
     };
     let mut progress = Progress::start(format!("{what} to be ready"));
-    loop {
-        let live = api
-            .get_opt(manifest.name())
-            .await
-            .with_context(|| format!("reading {what}"))?;
-        let status = match live {
-            Some(live) if ready(&resource.group, &resource.kind, &live.data) => {
-                progress.finish(&format!("{what} is ready"));
-                return Ok(());
-            }
-            Some(live) => describe(&live.data),
-            None => "it does not exist".to_owned(),
-        };
-        progress.status(&status);
-        if progress.elapsed() >= timeout {
+    let outcome = progress
+        .poll(timeout, || async {
+            let live = api
+                .get_opt(manifest.name())
+                .await
+                .with_context(|| format!("reading {what}"))?;
+            Ok(match live {
+                Some(live) if ready(&resource.group, &resource.kind, &live.data) => Look::Done(()),
+                Some(live) => Look::Waiting(describe(&live.data)),
+                None => Look::Waiting("it does not exist".to_owned()),
+            })
+        })
+        .await?;
+    match outcome {
+        Ok(()) => {
+            progress.finish(&format!("{what} is ready"));
+            Ok(())
+        }
+        Err(status) => {
             progress.finish(&format!("{what} is not ready"));
             bail!(
                 "timed out after {} waiting for {what} to be ready ({status}); `kubectl describe` \
                  it to see why",
                 super::progress::elapsed(timeout)
-            );
-        }
-        for _ in 0..10 {
-            progress.draw();
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            )
         }
     }
 }

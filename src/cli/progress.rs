@@ -2,10 +2,23 @@
 //! awaited, redrawn in place; otherwise (CI logs, pipes) one line each time the status changes,
 //! without control characters.
 
+use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
 const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/// How often a wait looks at the cluster, and how often the spinner moves in between.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+const FRAME: Duration = Duration::from_millis(100);
+
+/// What one look at the cluster found.
+pub enum Look<T> {
+    /// What was awaited is there.
+    Done(T),
+    /// Not yet: what stands, for the status line.
+    Waiting(String),
+}
 
 /// One wait's display.
 #[derive(Debug)]
@@ -64,6 +77,36 @@ impl Progress {
         let _ = stderr.flush();
     }
 
+    /// Looks with `look` once a second, showing each status and moving the spinner in between,
+    /// until it is done (`Ok(value)`) or `timeout` has passed (`Err(last status)`, for the
+    /// caller to word). An error from `look` ends the wait at once. The one polling loop of
+    /// every command that waits.
+    pub async fn poll<T, F, Fut>(
+        &mut self,
+        timeout: Duration,
+        mut look: F,
+    ) -> anyhow::Result<Result<T, String>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<Look<T>>>,
+    {
+        loop {
+            let status = match look().await? {
+                Look::Done(value) => return Ok(Ok(value)),
+                Look::Waiting(status) => status,
+            };
+            self.status(&status);
+            if self.elapsed() >= timeout {
+                return Ok(Err(status));
+            }
+            let next = Instant::now() + LOOK_EVERY;
+            while Instant::now() < next {
+                self.draw();
+                tokio::time::sleep(FRAME).await;
+            }
+        }
+    }
+
     /// Ends the display with a final line.
     pub fn finish(&mut self, outcome: &str) {
         if self.terminal {
@@ -86,6 +129,53 @@ pub fn elapsed(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_poll_ends_when_done_when_out_of_time_or_at_an_error() {
+        let limit = Duration::from_secs(60);
+        // Done at the second look, with the value.
+        let looks = std::cell::Cell::new(0);
+        let mut progress = Progress::start("a test");
+        let outcome = tokio::time::timeout(
+            limit,
+            progress.poll(limit, || {
+                looks.set(looks.get() + 1);
+                let look = if looks.get() < 2 {
+                    Look::Waiting("not yet".into())
+                } else {
+                    Look::Done(7)
+                };
+                async move { Ok(look) }
+            }),
+        )
+        .await
+        .expect("in time");
+        assert_eq!(outcome.expect("no error"), Ok(7));
+        assert_eq!(looks.get(), 2);
+        // Out of time: the last status, after one look.
+        let looks = std::cell::Cell::new(0);
+        let outcome = tokio::time::timeout(
+            limit,
+            Progress::start("a test").poll(Duration::ZERO, || {
+                looks.set(looks.get() + 1);
+                async { Ok(Look::<()>::Waiting("still starting".into())) }
+            }),
+        )
+        .await
+        .expect("in time");
+        assert_eq!(outcome.expect("no error"), Err("still starting".to_owned()));
+        assert_eq!(looks.get(), 1);
+        // An error ends the wait at once.
+        let outcome = tokio::time::timeout(
+            limit,
+            Progress::start("a test").poll(limit, || async {
+                anyhow::bail!("gone") as anyhow::Result<Look<()>>
+            }),
+        )
+        .await
+        .expect("in time");
+        assert_eq!(outcome.expect_err("the look's error").to_string(), "gone");
+    }
 
     #[test]
     fn elapsed_time_reads_like_a_clock() {

@@ -2,19 +2,15 @@
 //! and shown; a refusal by the controller (Synced=False for a reason that will not pass by
 //! itself) ends the wait at once with the controller's message, and so does a timeout.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use kflex_core::api::ControlPlane;
 use kflex_core::api::conditions::{READY, REFUSALS, SYNCED};
 use kube::Api;
 
-use super::progress::{Progress, elapsed};
+use super::progress::{Look, Progress, elapsed};
 
-/// How often the ControlPlane is read while waiting.
-const POLL: Duration = Duration::from_secs(1);
-/// How often the spinner moves.
-const FRAME: Duration = Duration::from_millis(100);
 /// After this long without any status, the wait says the controller may not be running.
 const NO_CONTROLLER_HINT: Duration = Duration::from_secs(15);
 
@@ -83,64 +79,59 @@ pub async fn until_ready(
     timeout: Duration,
 ) -> anyhow::Result<ControlPlane> {
     let mut progress = Progress::start(format!("ControlPlane {name} to be Ready"));
-    let mut last_poll: Option<tokio::time::Instant> = None;
-    let mut last_status = String::new();
-    loop {
-        if last_poll.is_none_or(|at| at.elapsed() >= POLL) {
-            last_poll = Some(tokio::time::Instant::now());
+    let started = Instant::now();
+    let outcome = progress
+        .poll(timeout, || async {
             let cp = match api.get_opt(name).await {
                 Ok(Some(cp)) => cp,
-                Ok(None) => {
-                    progress.finish(&format!("ControlPlane {name} is gone"));
-                    bail!("ControlPlane {name} was deleted while waiting for it");
-                }
+                Ok(None) => bail!("ControlPlane {name} was deleted while waiting for it"),
+                // One failed read is not the end of a ten-minute wait.
                 Err(err) => {
-                    // One failed read is not the end of a ten-minute wait.
-                    last_status = format!("reading ControlPlane {name}: {err}");
-                    progress.status(&last_status);
-                    tokio::time::sleep(FRAME).await;
-                    continue;
+                    return Ok(Look::Waiting(format!("reading ControlPlane {name}: {err}")));
                 }
             };
-            match standing(&cp) {
-                Standing::Ready => {
-                    progress.finish(&format!("ControlPlane {name} is Ready"));
-                    return Ok(cp);
+            Ok(match standing(&cp) {
+                Standing::Ready => Look::Done(Ok(cp)),
+                Standing::Refused(reason) => Look::Done(Err(reason)),
+                Standing::Waiting(status)
+                    if cp.status.is_none() && started.elapsed() > NO_CONTROLLER_HINT =>
+                {
+                    Look::Waiting(format!(
+                        "{status} (no status after {}: is the kflex controller running? \
+                         `kubectl -n kubeflex-system get deployment kubeflex-controller-manager`)",
+                        elapsed(started.elapsed())
+                    ))
                 }
-                Standing::Refused(reason) => {
-                    progress.finish(&format!("ControlPlane {name} is refused"));
-                    bail!(
-                        "the kflex controller refuses ControlPlane {name}: {reason}\n\
-                         (the ControlPlane stays; fix it with `kubectl edit controlplane {name}` \
-                         or remove it with `kflex delete {name}`)"
-                    );
-                }
-                Standing::Waiting(status) => {
-                    last_status = if cp.status.is_none() && progress.elapsed() > NO_CONTROLLER_HINT
-                    {
-                        format!(
-                            "{status} (no status after {}: is the kflex controller running? \
-                             `kubectl -n kubeflex-system get deployment kubeflex-controller-manager`)",
-                            elapsed(progress.elapsed())
-                        )
-                    } else {
-                        status
-                    };
-                    progress.status(&last_status);
-                }
-            }
+                Standing::Waiting(status) => Look::Waiting(status),
+            })
+        })
+        .await;
+    match outcome {
+        Ok(Ok(Ok(cp))) => {
+            progress.finish(&format!("ControlPlane {name} is Ready"));
+            Ok(cp)
         }
-        if progress.elapsed() >= timeout {
+        Ok(Ok(Err(reason))) => {
+            progress.finish(&format!("ControlPlane {name} is refused"));
+            bail!(
+                "the kflex controller refuses ControlPlane {name}: {reason}\n\
+                 (the ControlPlane stays; fix it with `kubectl edit controlplane {name}` \
+                 or remove it with `kflex delete {name}`)"
+            )
+        }
+        Ok(Err(last_status)) => {
             progress.finish(&format!("ControlPlane {name} is not Ready"));
             bail!(
                 "timed out after {} waiting for ControlPlane {name} to be Ready; last seen: \
                  {last_status}\n(the ControlPlane stays: `kflex list` shows it, `kflex delete \
                  {name}` removes it)",
                 elapsed(timeout)
-            );
+            )
         }
-        progress.draw();
-        tokio::time::sleep(FRAME).await;
+        Err(err) => {
+            progress.finish(&format!("ControlPlane {name} is gone"));
+            Err(err)
+        }
     }
 }
 
