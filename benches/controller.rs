@@ -306,13 +306,7 @@ async fn fleet(count: usize, manifests: &[kflex_core::manifest::Manifest]) {
     let target_rss_mib = if count <= 1000 { 64.0 } else { 256.0 };
     let fake = FakeApi::new();
     // Installed as `kflex init` does: without its configuration the controller renders nothing.
-    fake.put(
-        "",
-        "configmaps",
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
-               "data": {}}),
-    );
+    fake.put_kflex_config(json!({}));
     let address = fake.serve_http().await.expect("the fake serves");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let kubeconfig = dir.path().join("kubeconfig");

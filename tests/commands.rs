@@ -32,13 +32,7 @@ impl Cluster {
     async fn start() -> Self {
         let fake = FakeApi::new();
         // kflex is installed there: its configuration exists (every setting at its default).
-        fake.put(
-            "",
-            "configmaps",
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
-                   "data": {}}),
-        );
+        fake.put_kflex_config(json!({}));
         let address = fake.serve_http().await.expect("test setup");
         let dir = tempfile::tempdir().expect("test setup");
         std::fs::write(dir.path().join("config"), FakeApi::kubeconfig(address))
@@ -1045,13 +1039,9 @@ fn install_gateway_api(fake: &FakeApi) {
 async fn create_refuses_an_exposure_the_hosting_cluster_cannot_serve() {
     within(async move {
         let cluster = Cluster::start().await;
-        cluster.fake.put(
-            "",
-            "configmaps",
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
-               "data": {"exposure": "gateway"}}),
-        );
+        cluster
+            .fake
+            .put_kflex_config(json!({"exposure": "gateway"}));
         let refused = |output: &Output, why: &str| {
             assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
             assert!(
@@ -1193,12 +1183,8 @@ async fn diff_shows_a_switch_of_exposure() {
     within(async move {
         let cluster = Cluster::start().await;
         install_gateway_api(&cluster.fake);
-        let config = |exposure: &str| {
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
-               "data": {"exposure": exposure}})
-        };
-        cluster.fake.put("", "configmaps", config("gateway"));
+        let config = |exposure: &str| json!({"exposure": exposure});
+        cluster.fake.put_kflex_config(config("gateway"));
         cluster.fake.put(
             "gateway.networking.k8s.io",
             "gateways",
@@ -1247,7 +1233,7 @@ async fn diff_shows_a_switch_of_exposure() {
             String::from_utf8_lossy(&clean.stdout),
             stderr(&clean)
         );
-        cluster.fake.put("", "configmaps", config("ingress"));
+        cluster.fake.put_kflex_config(config("ingress"));
         let switched = cluster.kflex(&["diff", "cp1"]).await;
         assert_eq!(switched.status.code(), Some(1), "{}", stderr(&switched));
         let text = String::from_utf8(switched.stdout).expect("UTF-8");
@@ -1687,13 +1673,7 @@ const LISTING_LOG: &str = "2 backups of cp1 in backup store offsite (bucket b at
 ";
 
 fn with_settings(cluster: &Cluster, data: Value) {
-    cluster.fake.put(
-        "",
-        "configmaps",
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
-               "data": data}),
-    );
+    cluster.fake.put_kflex_config(json!(data));
 }
 
 const TWO_STORES: &str = r#"[{"name":"local","pvc":{}},{"name":"offsite","s3":{"endpoint":"https://s3.example.com","bucket":"acme-backups","region":"eu-west-1","secretName":"backup-s3"}}]"#;

@@ -499,13 +499,8 @@ async fn a_changed_job_is_replaced_and_reported() {
         let h = Harness::new(false).await;
         h.create_control_plane("cp1", json!({"type": "k8s"}));
         h.reconcile("cp1").await.expect("first");
-        h.fake.put(
-            "",
-            "configmaps",
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
-               "data": {"images.kflex.tag": "0.2.0"}}),
-        );
+        h.fake
+            .put_kflex_config(json!({"images.kflex.tag": "0.2.0"}));
         h.settle().await;
         h.fake.clear_log();
         h.reconcile("cp1").await.expect("reconciled");
@@ -1177,13 +1172,7 @@ async fn a_broken_configuration_does_not_hold_deletion_forever() {
         let h = Harness::new(false).await;
         h.create_control_plane("cp1", json!({"type": "k8s"}));
         h.reconcile("cp1").await.expect("created");
-        h.fake.put(
-            "",
-            "configmaps",
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
-               "data": {"no.such.setting": "x"}}),
-        );
+        h.fake.put_kflex_config(json!({"no.such.setting": "x"}));
         let api: kube::Api<ControlPlane> = kube::Api::all(h.fake.client());
         api.delete("cp1", &Default::default())
             .await

@@ -421,6 +421,18 @@ impl FakeApi {
             .push((verb.to_owned(), plural.to_owned()));
     }
 
+    /// kflex's settings ConfigMap (kubeflex-system/kubeflex-config) with `data`, as `kflex init`
+    /// installs it: without it the controller and the commands refuse to use defaults.
+    pub fn put_kflex_config(&self, data: Value) -> Value {
+        self.put(
+            "",
+            "configmaps",
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kubeflex-config", "namespace": "kubeflex-system"},
+                "data": data}),
+        )
+    }
+
     /// Puts an object in place as if someone else wrote it (kind and plural are the caller's).
     pub fn put(&self, group: &str, plural: &str, object: Value) -> Value {
         let key = Key {
