@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use http::Method;
 use kflex::controller::config::RendererCache;
 use kflex::controller::context::{Context, Options};
+use kflex::controller::error::chain;
 use kflex::controller::metrics::Metrics;
 use kflex::controller::readiness::ApiProbe;
 use kflex::controller::reconcile::{error_policy, reconcile};
@@ -542,7 +543,15 @@ async fn failed_applies_are_retried_with_backoff_and_nothing_is_lost() {
             1,
         );
         let err = h.reconcile("cp1").await.expect_err("the API failed");
-        assert!(err.to_string().contains("kube-apiserver"), "{err}");
+        // As the log says it: the operation, the ControlPlane, then the object and the cause.
+        let said = chain(&err);
+        assert!(
+            said.starts_with("failed to apply 1 of the objects of ControlPlane cp1: ")
+                && said.contains("Deployment cp1-system/kube-apiserver")
+                && said.contains("(500)"),
+            "{said}"
+        );
+        assert_eq!(h.ctx.metrics.errors_counted("apply"), 1);
         let first = error_policy(h.control_plane("cp1"), &err, h.ctx.clone());
         assert_eq!(first, Action::requeue(std::time::Duration::from_secs(5)));
         h.fake.fail(
@@ -923,7 +932,8 @@ async fn an_object_that_fails_is_reported_and_the_others_still_applied() {
             usize::MAX,
         );
         let err = h.reconcile("cp1").await.expect_err("an object failed");
-        assert!(err.to_string().contains("Service cp1-system/cp1"), "{err}");
+        let said = chain(&err);
+        assert!(said.contains("Service cp1-system/cp1"), "{said}");
         let synced = h.condition("cp1", "Synced");
         assert_eq!(
             (synced["status"].as_str(), synced["reason"].as_str()),
@@ -994,8 +1004,8 @@ async fn two_control_planes_cannot_share_an_object() {
     h.fake.clear_log();
     let err = h.reconcile("cp2").await.expect_err("the second is refused");
     assert!(
-        err.to_string().contains("belongs to ControlPlane cp1"),
-        "{err}"
+        chain(&err).contains("belongs to ControlPlane cp1"),
+        "{err:?}"
     );
     assert!(
         !h.fake
@@ -1160,6 +1170,7 @@ async fn a_conflict_releasing_the_finalizer_is_retried() {
             .fail(Method::PATCH, "/controlplanes/cp1", 409, "Conflict", 1);
         h.reconcile("cp1").await.expect_err("a conflict");
         assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_some());
+        assert_eq!(h.ctx.metrics.errors_counted("release_finalizer"), 1);
         h.reconcile("cp1").await.expect("released");
         assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
     })

@@ -162,7 +162,7 @@ mod tests {
         let bad = BTreeMap::from([("externalPort".to_owned(), "many".to_owned())]);
         let err = super::settings("kubeflex-system", Some(&bad)).unwrap_err();
         assert_eq!(err.reason(), "ConfigError");
-        let message = format!("{:#}", anyhow::Error::from(err));
+        let message = crate::controller::error::chain(&err);
         assert!(
             message.contains("kubeflex-system/kubeflex-config") && message.contains("externalPort"),
             "{message}"

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kflex_core::api::conditions::reason;
 use kflex_core::api::{ControlPlane, ControlPlaneType, SecretReference};
@@ -18,19 +19,16 @@ use sha2::{Digest, Sha256};
 use super::apply::Trust;
 use super::cleanup::{self, FINALIZER};
 use super::context::{Context, Record};
+pub use super::error::Error;
+use super::error::{ApplyFailures, chain};
 use super::ownership::{self, Members};
-use super::readiness::{api_serving, has_rule, object_ready};
+use super::readiness::{ReadinessError, api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::trust::Owner;
 use super::{apply, events, exposure, prune, settings_for, timestamp};
 
 /// The annotation that pauses reconciliation of a control plane.
 pub const PAUSED: &str = "kflex.kubestellar.org/paused";
-
-/// A reconcile failed; the controller retries with backoff.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:#}")]
-pub struct Error(#[from] anyhow::Error);
 
 /// Reconciles `cp`.
 pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -49,15 +47,19 @@ pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Actio
         }
         Err(err) => {
             ctx.metrics.count_reconcile("error");
-            Err(Error(err))
+            ctx.metrics.count_error(err.label());
+            Err(err)
         }
     }
 }
 
 /// Reconciles ControlPlane `name`; the action and the result the metrics count (`ok` or
 /// `paused`).
-async fn reconcile_named(ctx: &Context, name: &str) -> anyhow::Result<(Action, &'static str)> {
-    ctx.caches_ready().await?;
+async fn reconcile_named(ctx: &Context, name: &str) -> Result<(Action, &'static str), Error> {
+    ctx.caches_ready().await.map_err(|source| Error::Caches {
+        name: name.to_owned(),
+        source,
+    })?;
     let Some(cp) = fresh(ctx, name).await? else {
         // Gone (released by kflex, or its finalizer removed by someone): forget it.
         ctx.forget(name);
@@ -82,20 +84,20 @@ async fn reconcile_named(ctx: &Context, name: &str) -> anyhow::Result<(Action, &
 
 /// The ControlPlane as the API has it now. The watch cache the controller was woken from can
 /// lag behind the controller's own last writes; deciding on it would write from stale state.
-async fn fresh(ctx: &Context, name: &str) -> anyhow::Result<Option<ControlPlane>> {
+async fn fresh(ctx: &Context, name: &str) -> Result<Option<ControlPlane>, Error> {
     let api: Api<ControlPlane> = Api::all(ctx.client.clone());
     api.get_opt(name)
         .await
-        .map_err(|err| anyhow::anyhow!("reading ControlPlane {name}: {err}"))
+        .map_err(|source| Error::ReadControlPlane {
+            name: name.to_owned(),
+            source,
+        })
 }
 
 /// Why `cp` must not be rendered because its `spec.restoreFrom` names a control plane of another
 /// type, looked up in the cluster. Only before the control plane was first acted on: the restore
 /// happens once, on creation, and the source may change or go afterwards.
-async fn foreign_restore_source(
-    ctx: &Context,
-    cp: &ControlPlane,
-) -> anyhow::Result<Option<String>> {
+async fn foreign_restore_source(ctx: &Context, cp: &ControlPlane) -> Result<Option<String>, Error> {
     let Some(restore) = &cp.spec.restore_from else {
         return Ok(None);
     };
@@ -127,8 +129,8 @@ pub fn error_policy(cp: Arc<ControlPlane>, err: &Error, ctx: Arc<Context>) -> Ac
     let seconds = 5u64
         .saturating_mul(1 << failures.saturating_sub(1).min(6))
         .min(300);
-    tracing::warn!(control_plane = %name, failures, retry_in_s = seconds, error = %err, "reconcile failed");
-    Action::requeue(std::time::Duration::from_secs(seconds))
+    tracing::warn!(control_plane = %name, failures, retry_in_s = seconds, kind = err.label(), error = %chain(err), "reconcile failed");
+    Action::requeue(Duration::from_secs(seconds))
 }
 
 /// The hooks `cp` uses, in KubeFlex's order (deprecated single hook first; first use wins).
@@ -165,10 +167,15 @@ fn set_hash(manifests: &[Manifest]) -> String {
         .collect()
 }
 
-async fn report(ctx: &Context, cp: &ControlPlane, findings: &Findings) -> anyhow::Result<()> {
+async fn report(ctx: &Context, cp: &ControlPlane, findings: &Findings) -> Result<(), Error> {
     let api: Api<ControlPlane> = Api::all(ctx.client.clone());
     let (next, transitions) = status::next(cp, findings, &timestamp(ctx));
-    status::write(&api, cp, &next).await?;
+    status::write(&api, cp, &next)
+        .await
+        .map_err(|source| Error::PatchStatus {
+            name: cp.metadata.name.clone().unwrap_or_default(),
+            source,
+        })?;
     events::publish(ctx, cp, &transitions).await;
     Ok(())
 }
@@ -179,7 +186,7 @@ async fn blocked(
     cp: &ControlPlane,
     reason: &str,
     message: String,
-) -> anyhow::Result<Action> {
+) -> Result<Action, Error> {
     let findings = Findings {
         synced: Some(Condition::new(SYNCED, false, reason, message)),
         ..Findings::default()
@@ -195,7 +202,7 @@ async fn not_rendered(
     cp: &ControlPlane,
     missing_hook: bool,
     message: String,
-) -> anyhow::Result<Action> {
+) -> Result<Action, Error> {
     let (synced, ready) = if cp.spec.type_ == ControlPlaneType::Ocm {
         let ready = Condition::new(READY, false, reason::UNSUPPORTED, message.clone());
         (
@@ -224,30 +231,24 @@ async fn not_rendered(
 }
 
 /// A pass that did not complete: Synced says why (once; the message is stable while the
-/// problem is), and the reconcile fails so it is retried with backoff.
+/// problem is), and the reconcile fails with `err` so it is retried with backoff.
 async fn failed(
     ctx: &Context,
     cp: &ControlPlane,
     reason: &str,
-    problems: &[String],
-) -> anyhow::Result<Action> {
-    const SHOWN: usize = 3;
-    let mut message = problems
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if problems.len() > SHOWN {
-        message.push_str(&format!(" (and {} more)", problems.len() - SHOWN));
-    }
+    err: Error,
+) -> Result<Action, Error> {
+    // The condition is the ControlPlane's own: the causes say it, without "ControlPlane cp1".
+    let message = std::error::Error::source(&err)
+        .map(chain)
+        .unwrap_or_default();
     let findings = Findings {
-        synced: Some(Condition::new(SYNCED, false, reason, message.clone())),
+        synced: Some(Condition::new(SYNCED, false, reason, message)),
         observed: true,
         ..Findings::default()
     };
     report(ctx, cp, &findings).await?;
-    Err(anyhow::anyhow!("{reason}: {message}"))
+    Err(err)
 }
 
 /// The finalizer and the ApplySet parent metadata on the ControlPlane, in one write when
@@ -256,7 +257,7 @@ async fn ensure_parent(
     ctx: &Context,
     cp: &ControlPlane,
     members: &Members,
-) -> anyhow::Result<ControlPlane> {
+) -> Result<ControlPlane, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let (labels, annotations) = ownership::parent_metadata(&name, members);
     let have_labels = cp.metadata.labels.clone().unwrap_or_default();
@@ -286,25 +287,21 @@ async fn ensure_parent(
         &Patch::Merge(json!({ "metadata": metadata })),
     )
     .await
-    .map_err(|err| {
-        anyhow::anyhow!("writing the finalizer and ApplySet metadata of ControlPlane {name}: {err}")
-    })
+    .map_err(|source| Error::PatchParent { name, source })
 }
 
-async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
+async fn sync(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let annotations = cp.metadata.annotations.clone().unwrap_or_default();
     // Nothing is applied or pruned without the hosting cluster's settings: the defaults would
     // reset the domain, replace Jobs and prune Routes. The ConfigMap's watch wakes every
     // ControlPlane once it is there (or fixed).
-    let settings = match settings_for(ctx) {
-        Ok(settings) => settings,
-        Err(err) => {
-            let reason = err.reason();
-            return blocked(ctx, cp, reason, format!("{:#}", anyhow::Error::from(err))).await;
-        }
+    let configured =
+        settings_for(ctx).and_then(|settings| Ok((ctx.renderers.get(&settings)?, settings)));
+    let (renderer, settings) = match configured {
+        Ok(configured) => configured,
+        Err(source) => return blocked(ctx, cp, source.reason(), chain(&source)).await,
     };
-    let renderer = ctx.renderers.get(&settings)?;
     let catalog = match ctx.renderers.catalog(&ctx.hooks) {
         Ok(catalog) => catalog,
         Err(err) => return blocked(ctx, cp, reason::RECONCILE_ERROR, err.to_string()).await,
@@ -319,12 +316,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
                 &err,
                 RenderError::ControlPlane { source, .. } if matches!(**source, SetError::MissingHook { .. })
             );
-            let message = anyhow::Error::from(err)
-                .chain()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(": ");
-            return not_rendered(ctx, cp, missing_hook, message).await;
+            return not_rendered(ctx, cp, missing_hook, chain(&err)).await;
         }
     };
     let mut manifests = rendered.manifests;
@@ -366,7 +358,11 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     };
     if !applied.failures.is_empty() {
         ctx.remember(&name, incomplete(applied.objects));
-        return failed(ctx, cp, reason::APPLY_FAILED, &applied.failures).await;
+        let err = Error::Apply {
+            name,
+            source: ApplyFailures(applied.failures),
+        };
+        return failed(ctx, cp, reason::APPLY_FAILED, err).await;
     }
     if !trust.same_set || recorded != current {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
@@ -392,9 +388,10 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
                 ctx.metrics.count_objects("pruned", pruned.deleted.len());
                 events::refused(ctx, cp, &pruned.refused).await;
             }
-            Err(err) => {
+            Err(source) => {
                 ctx.remember(&name, incomplete(applied.objects));
-                return failed(ctx, cp, reason::PRUNE_FAILED, &[format!("{err:#}")]).await;
+                let err = Error::Prune { name, source };
+                return failed(ctx, cp, reason::PRUNE_FAILED, err).await;
             }
         }
         if recorded != current {
@@ -415,7 +412,12 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         },
     );
 
-    let findings = readiness(ctx, cp, &settings, &manifests).await?;
+    let findings = readiness(ctx, cp, &settings, &manifests)
+        .await
+        .map_err(|source| Error::Readiness {
+            name: name.clone(),
+            source,
+        })?;
     let is_ready = findings.ready.as_ref().is_some_and(|c| c.status);
     ctx.metrics.set_ready(&name, is_ready);
     report(ctx, cp, &findings).await?;
@@ -432,11 +434,11 @@ async fn readiness(
     cp: &ControlPlane,
     settings: &kflex_core::settings::Settings,
     manifests: &[Manifest],
-) -> anyhow::Result<Findings> {
+) -> Result<Findings, ReadinessError> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let namespace = format!("{name}-system");
     let Some(type_facts) = facts(cp.spec.type_) else {
-        anyhow::bail!("type {} has no runtime facts", cp.spec.type_);
+        return Err(ReadinessError::NoFacts(cp.spec.type_));
     };
     let secret = type_facts.kubeconfig;
     let secret_ref = SecretReference {
@@ -477,7 +479,12 @@ async fn readiness(
                 let resource = ctx
                     .resources
                     .resolve(manifest.api_version(), manifest.kind())
-                    .await?;
+                    .await
+                    .map_err(|source| ReadinessError::Discover {
+                        api_version: manifest.api_version().to_owned(),
+                        kind: manifest.kind().to_owned(),
+                        source,
+                    })?;
                 if !object_ready(
                     &ctx.client,
                     &resource,
