@@ -20,7 +20,7 @@ use super::apply::Trust;
 use super::cleanup::{self, FINALIZER};
 use super::context::{Context, Record};
 pub use super::error::Error;
-use super::error::{ApplyFailures, chain};
+use super::error::{ApplyFailures, Class, chain};
 use super::ownership::{self, Members};
 use super::readiness::{ReadinessError, api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
@@ -48,6 +48,11 @@ pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Actio
         Err(err) => {
             ctx.metrics.count_reconcile("error");
             ctx.metrics.count_error(err.label());
+            if let Some(forbidden) = err.forbidden() {
+                // Nothing the controller retries fixes this: say so where `kubectl describe`
+                // shows it (the status may be what it cannot write).
+                events::warn(ctx.as_ref(), &cp, "Forbidden", &forbidden).await;
+            }
             Err(err)
         }
     }
@@ -121,16 +126,57 @@ async fn foreign_restore_source(ctx: &Context, cp: &ControlPlane) -> Result<Opti
     )
 }
 
-/// After a failed reconcile: try again, waiting longer after each failure in a row (5 s
-/// doubling, at most 5 minutes).
+/// How many conflicts in a row are retried at once; more are another writer in a loop, and
+/// backed off like any failure.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// When to try again after `failures` failures in a row, the last of class `class`; `None`:
+/// when something the controller watches changes.
+///
+/// | class                        | retry                                                   |
+/// |------------------------------|---------------------------------------------------------|
+/// | conflict (409)               | 1 s, for the first 3 in a row; then as any other        |
+/// | forbidden (403)              | 60 s, doubling, at most 5 minutes                       |
+/// | configuration                | on a change (the settings ConfigMap's watch wakes all)  |
+/// | any other                    | 5 s, doubling, at most 5 minutes                        |
+///
+/// A conflict means another writer changed the object since it was read; the next pass reads
+/// it afresh, so waiting longer gains nothing. A forbidden request needs an administrator to
+/// grant the controller more RBAC: retrying soon only adds load (and the reconcile published
+/// an Event saying what is missing). A configuration error needs the ConfigMap fixed, which
+/// wakes every ControlPlane.
+pub fn retry_after(class: Class, failures: u32) -> Option<Duration> {
+    let doubling = |first: u64| {
+        first
+            .saturating_mul(1 << failures.saturating_sub(1).min(6))
+            .min(300)
+    };
+    let seconds = match class {
+        Class::Conflict if failures <= CONFLICT_RETRIES => 1,
+        Class::Configuration => return None,
+        Class::Forbidden => doubling(60),
+        Class::Conflict | Class::Other => doubling(5),
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+/// After a failed reconcile: when to try again, by what failed ([`retry_after`]).
 pub fn error_policy(cp: Arc<ControlPlane>, err: &Error, ctx: Arc<Context>) -> Action {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let failures = ctx.failed(&name);
-    let seconds = 5u64
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(300);
-    tracing::warn!(control_plane = %name, failures, retry_in_s = seconds, kind = err.label(), error = %chain(err), "reconcile failed");
-    Action::requeue(Duration::from_secs(seconds))
+    let class = err.class();
+    let retry = retry_after(class, failures);
+    let retry_in_s = retry.map(|after| after.as_secs());
+    let error = chain(err);
+    match err.forbidden() {
+        Some(forbidden) => {
+            tracing::warn!(control_plane = %name, failures, ?retry_in_s, kind = err.label(), %error, "reconcile failed: {forbidden}");
+        }
+        None => {
+            tracing::warn!(control_plane = %name, failures, ?retry_in_s, kind = err.label(), ?class, %error, "reconcile failed");
+        }
+    }
+    retry.map_or_else(Action::await_change, Action::requeue)
 }
 
 /// The hooks `cp` uses, in KubeFlex's order (deprecated single hook first; first use wins).
@@ -300,7 +346,10 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
         settings_for(ctx).and_then(|settings| Ok((ctx.renderers.get(&settings)?, settings)));
     let (renderer, settings) = match configured {
         Ok(configured) => configured,
-        Err(source) => return blocked(ctx, cp, source.reason(), chain(&source)).await,
+        Err(source) => {
+            blocked(ctx, cp, source.reason(), chain(&source)).await?;
+            return Err(Error::Configuration { name, source });
+        }
     };
     let catalog = match ctx.renderers.catalog(&ctx.hooks) {
         Ok(catalog) => catalog,
@@ -547,6 +596,36 @@ mod tests {
         }))
         .expect("a spec");
         ControlPlane::new("cp1", spec)
+    }
+
+    fn secs(seconds: u64) -> Option<Duration> {
+        Some(Duration::from_secs(seconds))
+    }
+
+    #[test]
+    fn conflicts_are_retried_at_once_until_they_keep_coming() {
+        let retries: Vec<_> = (1..=5).map(|n| retry_after(Class::Conflict, n)).collect();
+        assert_eq!(retries, [secs(1), secs(1), secs(1), secs(40), secs(80)]);
+    }
+
+    #[test]
+    fn a_forbidden_request_waits_longer_than_other_failures() {
+        let forbidden: Vec<_> = (1..=5).map(|n| retry_after(Class::Forbidden, n)).collect();
+        assert_eq!(
+            forbidden,
+            [secs(60), secs(120), secs(240), secs(300), secs(300)]
+        );
+        let other: Vec<_> = [1, 2, 3, 7, 40]
+            .into_iter()
+            .map(|n| retry_after(Class::Other, n))
+            .collect();
+        assert_eq!(other, [secs(5), secs(10), secs(20), secs(300), secs(300)]);
+    }
+
+    #[test]
+    fn a_configuration_error_waits_for_the_configuration_to_change() {
+        assert_eq!(retry_after(Class::Configuration, 1), None);
+        assert_eq!(retry_after(Class::Configuration, 50), None);
     }
 
     #[test]
