@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use http::Method;
 use kflex::controller::config::RendererCache;
 use kflex::controller::context::{Context, Options};
+use kflex::controller::error::chain;
 use kflex::controller::metrics::Metrics;
 use kflex::controller::readiness::ApiProbe;
 use kflex::controller::reconcile::{error_policy, reconcile};
@@ -542,17 +543,25 @@ async fn failed_applies_are_retried_with_backoff_and_nothing_is_lost() {
             1,
         );
         let err = h.reconcile("cp1").await.expect_err("the API failed");
-        assert!(err.to_string().contains("kube-apiserver"), "{err}");
+        // As the log says it: the operation, the ControlPlane, then the object and the cause.
+        let said = chain(&err);
+        assert!(
+            said.starts_with("failed to apply 1 of the objects of ControlPlane cp1: ")
+                && said.contains("Deployment cp1-system/kube-apiserver")
+                && said.contains("(500)"),
+            "{said}"
+        );
+        assert_eq!(h.ctx.metrics.errors_counted("apply"), 1);
         let first = error_policy(h.control_plane("cp1"), &err, h.ctx.clone());
         assert_eq!(first, Action::requeue(std::time::Duration::from_secs(5)));
         h.fake.fail(
             Method::PATCH,
             "/deployments/kube-apiserver",
-            409,
-            "Conflict",
+            503,
+            "ServiceUnavailable",
             1,
         );
-        let err = h.reconcile("cp1").await.expect_err("a conflict");
+        let err = h.reconcile("cp1").await.expect_err("unavailable");
         let second = error_policy(h.control_plane("cp1"), &err, h.ctx.clone());
         assert_eq!(
             second,
@@ -923,7 +932,8 @@ async fn an_object_that_fails_is_reported_and_the_others_still_applied() {
             usize::MAX,
         );
         let err = h.reconcile("cp1").await.expect_err("an object failed");
-        assert!(err.to_string().contains("Service cp1-system/cp1"), "{err}");
+        let said = chain(&err);
+        assert!(said.contains("Service cp1-system/cp1"), "{said}");
         let synced = h.condition("cp1", "Synced");
         assert_eq!(
             (synced["status"].as_str(), synced["reason"].as_str()),
@@ -994,8 +1004,8 @@ async fn two_control_planes_cannot_share_an_object() {
     h.fake.clear_log();
     let err = h.reconcile("cp2").await.expect_err("the second is refused");
     assert!(
-        err.to_string().contains("belongs to ControlPlane cp1"),
-        "{err}"
+        chain(&err).contains("belongs to ControlPlane cp1"),
+        "{err:?}"
     );
     assert!(
         !h.fake
@@ -1158,10 +1168,55 @@ async fn a_conflict_releasing_the_finalizer_is_retried() {
         h.settle().await;
         h.fake
             .fail(Method::PATCH, "/controlplanes/cp1", 409, "Conflict", 1);
-        h.reconcile("cp1").await.expect_err("a conflict");
+        let err = h.reconcile("cp1").await.expect_err("a conflict");
         assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_some());
+        // Another writer changed it: retried at once, not after a backoff.
+        assert_eq!(
+            error_policy(h.control_plane("cp1"), &err, h.ctx.clone()),
+            Action::requeue(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(h.ctx.metrics.errors_counted("release_finalizer"), 1);
         h.reconcile("cp1").await.expect("released");
         assert!(h.fake.get(GROUP, "controlplanes", None, "cp1").is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_rbac_is_reported_and_backed_off_longer() {
+    within(async move {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "host"}));
+        h.fake.deny("patch", "controlplanes");
+        let err = h.reconcile("cp1").await.expect_err("forbidden");
+        assert_eq!(err.label(), "patch_parent");
+        assert_eq!(h.ctx.metrics.errors_counted("patch_parent"), 1);
+        assert_eq!(
+            error_policy(h.control_plane("cp1"), &err, h.ctx.clone()),
+            Action::requeue(std::time::Duration::from_secs(60)),
+            "an administrator must grant it: retrying soon only adds load"
+        );
+        // Where `kubectl describe` shows it: what the controller may not do, and the API's word.
+        let notes: Vec<String> = h
+            .fake
+            .objects("events.k8s.io", "events")
+            .iter()
+            .filter(|e| e["reason"] == "Forbidden" && e["type"] == "Warning")
+            .filter_map(|e| e["note"].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            notes.iter().any(
+                |n| n.contains("patch controlplanes.tenancy.kflex.kubestellar.org")
+                    && n.contains("cannot patch resource \"controlplanes\"")
+            ),
+            "{notes:?}"
+        );
+        let writes = h.fake.writes();
+        assert_eq!(
+            applies(&writes),
+            Vec::<&Logged>::new(),
+            "nothing applied without the finalizer"
+        );
     })
     .await;
 }
@@ -1349,12 +1404,14 @@ async fn a_missing_configuration_blocks_until_it_exists() {
             let h = Harness::over(FakeApi::new(), false).await;
             h.create_control_plane("cp1", json!({"type": "k8s"}));
             h.fake.clear_log();
-            let action = h.reconcile("cp1").await.expect("reported");
+            let err = h.reconcile("cp1").await.expect_err("blocked");
+            assert_eq!(err.label(), "configuration");
             assert_eq!(
-                action,
+                error_policy(h.control_plane("cp1"), &err, h.ctx.clone()),
                 Action::await_change(),
                 "the ConfigMap's watch wakes it"
             );
+            assert_eq!(h.ctx.metrics.errors_counted("configuration"), 1);
             let writes = h.fake.writes();
             assert_eq!(
                 writes_beyond_status(&writes),
@@ -1377,7 +1434,7 @@ async fn a_missing_configuration_blocks_until_it_exists() {
 
             // Still missing: the same status, nothing written at all.
             h.fake.clear_log();
-            h.reconcile("cp1").await.expect("reported");
+            h.reconcile("cp1").await.expect_err("still blocked");
             assert_eq!(h.fake.writes(), Vec::<Logged>::new());
 
             // Installed: applied.
@@ -1421,7 +1478,7 @@ async fn a_configuration_that_disappears_changes_nothing_applied() {
             // As after a restart: nothing remembered, so a pass would apply and prune everything.
             let restarted = Harness::over(h.fake.clone(), false).await;
             restarted.fake.clear_log();
-            restarted.reconcile("cp1").await.expect("reported");
+            restarted.reconcile("cp1").await.expect_err("blocked");
             let writes = restarted.fake.writes();
             assert_eq!(
                 writes_beyond_status(&writes),

@@ -197,6 +197,20 @@ impl KindCache {
 }
 
 /// One metadata cache per watched kind, keyed by (group, kind).
+/// A reconcile cannot trust the caches: deciding on one still filling would apply defaults,
+/// miss hooks, and rewrite objects it has not seen yet.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("the cache of {cache} stopped")]
+    Stopped { cache: String },
+    #[error(
+        "the caches have not listed after {seconds}s (still listing: {}); nothing is applied \
+         from incomplete caches — can the controller list and watch these kinds?",
+        pending.join(", ")
+    )]
+    NotListed { seconds: u64, pending: Vec<String> },
+}
+
 #[derive(Clone, Default)]
 pub struct MetaCaches {
     stores: HashMap<(String, String), (ApiResource, KindCache)>,
@@ -257,12 +271,14 @@ impl MetaCaches {
         Some((resource.clone(), cache.members(id)))
     }
 
-    /// Waits until every cache holds its initial list; the first kind still listing on error.
-    pub async fn wait_until_ready(&self) -> Result<(), String> {
+    /// Waits until every cache holds its initial list; the first one that stopped on error.
+    pub async fn wait_until_ready(&self) -> Result<(), CacheError> {
         for ((group, kind), (_, cache)) in &self.stores {
             let mut listed = cache.state.listed.subscribe();
             if listed.wait_for(|listed| *listed).await.is_err() {
-                return Err(format!("the cache of {kind}.{group} stopped"));
+                return Err(CacheError::Stopped {
+                    cache: format!("{kind}.{group}"),
+                });
             }
         }
         Ok(())

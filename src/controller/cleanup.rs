@@ -12,17 +12,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use kflex_core::api::ControlPlane;
 use kflex_core::api::conditions::reason;
 use kflex_core::manifest::{Manifest, ObjectKey};
-use kflex_core::render::{HookCatalog, Renderer, facts};
+use kflex_core::render::{HookCatalog, RenderError, Renderer, facts};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::apply::FIELD_MANAGER;
+use super::config::ConfigError;
 use super::context::Context;
+use super::error::{Error, chain};
 use super::ownership::{self, Members};
 use super::prune;
 use super::status::{self, Condition, Findings, READY, SYNCED};
@@ -34,17 +35,100 @@ pub const FINALIZER: &str = "kflex.kubestellar.org/finalizer";
 
 const POLL: Duration = Duration::from_secs(5);
 
+/// One thing a cleanup pass could not do; reported on the ControlPlane and retried until the
+/// cleanup timeout. (Object keys are boxed: a key and a `kube::Error` side by side make every
+/// `Result` of it large.)
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("the cleanup cannot be rendered")]
+    Configuration(#[source] ConfigError),
+    #[error("failed to render the cleanup Jobs")]
+    RenderJobs(#[source] RenderError),
+    #[error("failed to render the control plane's objects")]
+    Render(#[source] RenderError),
+    #[error("failed to find the API resource of {job}")]
+    Discover {
+        job: Box<ObjectKey>,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("failed to read {job}")]
+    ReadJob {
+        job: Box<ObjectKey>,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to create {job}")]
+    CreateJob {
+        job: Box<ObjectKey>,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{job} failed: {message}")]
+    JobFailed {
+        job: Box<ObjectKey>,
+        message: String,
+    },
+    #[error("failed to delete {job}")]
+    DeleteJob {
+        job: Box<ObjectKey>,
+        #[source]
+        source: kube::Error,
+    },
+    // Seam: `prune::members`' error, until it returns a typed one.
+    #[error("failed to find the members of ControlPlane {name}")]
+    FindMembers {
+        name: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    // Seam: `prune::delete`'s error names the member itself.
+    #[error(transparent)]
+    DeleteMember(anyhow::Error),
+}
+
+/// Everything one cleanup pass could not do, as the Synced condition and Events say it.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<CleanupError>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let each: Vec<String> = self.0.iter().map(|problem| chain(problem)).collect();
+        f.write_str(&each.join("; "))
+    }
+}
+
+impl Problems {
+    fn into_result(self) -> Result<(), Self> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
 enum JobState {
     Succeeded,
     Running,
     Failed(String),
 }
 
-async fn run_job(ctx: &Context, job: &Manifest) -> anyhow::Result<JobState> {
-    let resource = ctx.resources.resolve(job.api_version(), job.kind()).await?;
+async fn run_job(ctx: &Context, job: &Manifest) -> Result<JobState, CleanupError> {
+    let resource = ctx
+        .resources
+        .resolve(job.api_version(), job.kind())
+        .await
+        .map_err(|source| CleanupError::Discover {
+            job: job.key().into(),
+            source,
+        })?;
     let namespace = job.namespace().unwrap_or(&ctx.system_namespace);
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
-    let live = match api.get_opt(job.name()).await? {
+    let found = api
+        .get_opt(job.name())
+        .await
+        .map_err(|source| CleanupError::ReadJob {
+            job: job.key().into(),
+            source,
+        })?;
+    let live = match found {
         Some(live) => live,
         None => api
             .patch(
@@ -53,7 +137,10 @@ async fn run_job(ctx: &Context, job: &Manifest) -> anyhow::Result<JobState> {
                 &Patch::Apply(Value::Object(job.object().clone())),
             )
             .await
-            .with_context(|| format!("creating {}", job.key()))?,
+            .map_err(|source| CleanupError::CreateJob {
+                job: job.key().into(),
+                source,
+            })?,
     };
     let succeeded = live
         .data
@@ -74,59 +161,68 @@ async fn run_job(ctx: &Context, job: &Manifest) -> anyhow::Result<JobState> {
                 .find(|c| c["type"] == "Failed" && c["status"] == "True")
         });
     Ok(match failed {
-        Some(condition) => JobState::Failed(format!(
-            "{} failed: {}",
-            job.key(),
-            condition["message"].as_str().unwrap_or("no message")
-        )),
+        Some(condition) => JobState::Failed(
+            condition["message"]
+                .as_str()
+                .unwrap_or("no message")
+                .to_owned(),
+        ),
         None => JobState::Running,
     })
 }
 
-async fn delete_job(ctx: &Context, job: &Manifest) -> anyhow::Result<()> {
-    let resource = ctx.resources.resolve(job.api_version(), job.kind()).await?;
+async fn delete_job(ctx: &Context, job: &Manifest) -> Result<(), CleanupError> {
+    let resource = ctx
+        .resources
+        .resolve(job.api_version(), job.kind())
+        .await
+        .map_err(|source| CleanupError::Discover {
+            job: job.key().into(),
+            source,
+        })?;
     let namespace = job.namespace().unwrap_or(&ctx.system_namespace);
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
     match api.delete(job.name(), &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(err) => Err(anyhow::anyhow!("deleting {}: {err}", job.key())),
+        Err(source) => Err(CleanupError::DeleteJob {
+            job: job.key().into(),
+            source,
+        }),
     }
 }
 
 /// Runs the cleanup Jobs (the k8s database drop): whether all finished, or what went wrong.
-async fn drop_databases(cp: &ControlPlane, ctx: &Context) -> Result<bool, String> {
-    let jobs = cleanup_jobs(cp, ctx)?;
+async fn drop_databases(cp: &ControlPlane, ctx: &Context) -> Result<bool, Problems> {
+    let jobs = cleanup_jobs(cp, ctx).map_err(|problem| Problems(vec![problem]))?;
     let mut done = true;
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     for job in &jobs {
         match run_job(ctx, job).await {
             Ok(JobState::Succeeded) => {}
             Ok(JobState::Running) => done = false,
-            Ok(JobState::Failed(reason)) => problems.push(reason),
-            Err(err) => problems.push(format!("{err:#}")),
+            Ok(JobState::Failed(message)) => problems.0.push(CleanupError::JobFailed {
+                job: job.key().into(),
+                message,
+            }),
+            Err(problem) => problems.0.push(problem),
         }
     }
-    if problems.is_empty() {
-        Ok(done)
-    } else {
-        Err(problems.join("; "))
-    }
+    problems.into_result().map(|()| done)
 }
 
-fn renderer(ctx: &Context) -> Result<Arc<Renderer>, String> {
+fn renderer(ctx: &Context) -> Result<Arc<Renderer>, CleanupError> {
     // Without the settings nothing can be rendered: a problem like any other, retried until
     // the cleanup timeout.
-    let settings = settings_for(ctx).map_err(|err| format!("{:#}", anyhow::Error::from(err)))?;
-    ctx.renderers
-        .get(&settings)
-        .map_err(|err| format!("{err:#}"))
+    settings_for(ctx)
+        .and_then(|settings| ctx.renderers.get(&settings))
+        .map_err(CleanupError::Configuration)
 }
 
-fn cleanup_jobs(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
+fn cleanup_jobs(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, CleanupError> {
     renderer(ctx)?
         .render_cleanup(cp)
-        .map_err(|err| format!("rendering the cleanup Jobs: {err:#}"))
+        .map_err(CleanupError::RenderJobs)
 }
 
 /// Every object the control plane renders — its set and its cleanup Jobs. In the system
@@ -135,19 +231,19 @@ fn cleanup_jobs(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, Strin
 /// Its PostCreateHooks are left out: the renderer never lets a hook place an object in the
 /// system namespace, so they change nothing there, and a hook deleted before its ControlPlane
 /// does not hold the cleanup.
-fn rendered(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
+fn rendered(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, CleanupError> {
     let renderer = renderer(ctx)?;
     let mut without_hooks = cp.clone();
     without_hooks.spec.post_create_hook = None;
     without_hooks.spec.post_create_hooks = None;
     let mut manifests = renderer
         .render(&without_hooks, &HookCatalog::default())
-        .map_err(|err| format!("{err:#}"))?
+        .map_err(CleanupError::Render)?
         .manifests;
     manifests.extend(
         renderer
             .render_cleanup(cp)
-            .map_err(|err| format!("{err:#}"))?,
+            .map_err(CleanupError::RenderJobs)?,
     );
     Ok(manifests)
 }
@@ -156,11 +252,11 @@ fn rendered(cp: &ControlPlane, ctx: &Context) -> Result<Vec<Manifest>, String> {
 /// owner reference (those in the system namespace) or are cluster-scoped (so they go now, not
 /// whenever the collector gets to them) — only those that belong to the control plane (see
 /// [`trust`]); the others listed are reported and left alone.
-async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), String> {
-    let mut problems = Vec::new();
+async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), Problems> {
+    let mut problems = Problems::default();
     for job in cleanup_jobs(cp, ctx).unwrap_or_default() {
-        if let Err(err) = delete_job(ctx, &job).await {
-            problems.push(format!("{err:#}"));
+        if let Err(problem) = delete_job(ctx, &job).await {
+            problems.0.push(problem);
         }
     }
     let name = cp.metadata.name.clone().unwrap_or_default();
@@ -198,24 +294,20 @@ async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), String> 
                     continue;
                 }
                 if let Err(err) = prune::delete(ctx, member).await {
-                    problems.push(format!("{err:#}"));
+                    problems.0.push(CleanupError::DeleteMember(err));
                 }
             }
             events::refused(ctx, cp, &refused).await;
         }
-        Err(err) => problems.push(format!("finding the members of {name}: {err:#}")),
+        Err(source) => problems.0.push(CleanupError::FindMembers { name, source }),
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
+    problems.into_result()
 }
 
 /// Cleans up after `cp`, which is being deleted; releases it when done. Any cleanup problem is
 /// reported and retried until `cleanup_timeout` after the deletion; then it is given up with a
 /// Warning Event and the ControlPlane released anyway.
-pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
+pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let finalizers = cp.metadata.finalizers.clone().unwrap_or_default();
     let Some(index) = finalizers.iter().position(|f| f == FINALIZER) else {
@@ -239,8 +331,8 @@ pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action>
         Ok(true) => {}
         Ok(false) | Err(_) if !overdue => {
             let synced = match &outcome {
-                Err(problem) => {
-                    Condition::new(SYNCED, false, reason::CLEANUP_FAILED, problem.clone())
+                Err(problems) => {
+                    Condition::new(SYNCED, false, reason::CLEANUP_FAILED, problems.to_string())
                 }
                 _ => Condition::new(
                     SYNCED,
@@ -260,13 +352,18 @@ pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action>
                 ..Findings::default()
             };
             let (next, transitions) = status::next(cp, &findings, &super::timestamp(ctx));
-            status::write(&api, cp, &next).await?;
+            status::write(&api, cp, &next)
+                .await
+                .map_err(|source| Error::PatchStatus {
+                    name: name.clone(),
+                    source,
+                })?;
             events::publish(ctx, cp, &transitions).await;
             return Ok(Action::requeue(POLL));
         }
         Ok(false) | Err(_) => {
             let problem = match outcome {
-                Err(problem) => problem,
+                Err(problems) => problems.to_string(),
                 _ => "the cleanup Jobs did not finish".to_owned(),
             };
             // Best effort: what can still be removed is.
@@ -297,7 +394,7 @@ pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action>
     {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.is_not_found() => {}
-        Err(err) => return Err(anyhow::anyhow!("releasing ControlPlane {name}: {err}")),
+        Err(source) => return Err(Error::ReleaseFinalizer { name, source }),
     }
     ctx.forget(&name);
     Ok(Action::await_change())

@@ -10,10 +10,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use kflex_core::api::PostCreateHook;
 use kflex_core::api::conditions::reason;
-use kflex_core::render::{CatalogError, HookCatalog, Renderer, TemplateSet};
+use kflex_core::render::{CatalogError, HookCatalog, RenderError, Renderer, TemplateSet};
 use kflex_core::settings::{Layer, SettingSource, Settings, SettingsError};
 use kube::runtime::reflector::Store;
 
@@ -35,6 +34,12 @@ pub enum ConfigError {
         #[source]
         source: SettingsError,
     },
+    /// The settings are valid, yet the templates cannot be compiled with them.
+    #[error("the templates do not compile with these settings")]
+    Templates {
+        #[source]
+        source: RenderError,
+    },
 }
 
 impl ConfigError {
@@ -42,7 +47,7 @@ impl ConfigError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Missing { .. } => reason::CONFIG_MISSING,
-            Self::Invalid { .. } => reason::CONFIG_ERROR,
+            Self::Invalid { .. } | Self::Templates { .. } => reason::CONFIG_ERROR,
         }
     }
 }
@@ -123,7 +128,8 @@ impl RendererCache {
         catalog
     }
 
-    pub fn get(&self, settings: &Settings) -> anyhow::Result<Arc<Renderer>> {
+    /// The renderer for `settings`, compiled again only when they changed.
+    pub fn get(&self, settings: &Settings) -> Result<Arc<Renderer>, ConfigError> {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((cached, renderer)) = current.as_ref()
             && cached == settings
@@ -132,7 +138,7 @@ impl RendererCache {
         }
         let renderer = Arc::new(
             Renderer::new(settings.clone(), &TemplateSet::embedded())
-                .context("compiling the templates")?,
+                .map_err(|source| ConfigError::Templates { source })?,
         );
         *current = Some((settings.clone(), renderer.clone()));
         Ok(renderer)
@@ -156,7 +162,7 @@ mod tests {
         let bad = BTreeMap::from([("externalPort".to_owned(), "many".to_owned())]);
         let err = super::settings("kubeflex-system", Some(&bad)).unwrap_err();
         assert_eq!(err.reason(), "ConfigError");
-        let message = format!("{:#}", anyhow::Error::from(err));
+        let message = crate::controller::error::chain(&err);
         assert!(
             message.contains("kubeflex-system/kubeflex-config") && message.contains("externalPort"),
             "{message}"

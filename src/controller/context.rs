@@ -12,7 +12,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use sha2::{Digest as _, Sha256};
 
-use super::caches::MetaCaches;
+use super::caches::{CacheError, MetaCaches};
 use super::config::{CONFIG_MAP, RendererCache};
 use super::drift::RenderedDigest;
 use super::metrics::Metrics;
@@ -133,27 +133,27 @@ impl Context {
     /// Waits until the configuration, the hooks and every member cache hold their initial
     /// lists: deciding on a cache still filling would apply defaults, miss hooks, and rewrite
     /// objects it has not seen yet.
-    pub async fn caches_ready(&self) -> anyhow::Result<()> {
+    pub async fn caches_ready(&self) -> Result<(), CacheError> {
+        let stopped = |cache: &str| CacheError::Stopped {
+            cache: cache.to_owned(),
+        };
         let all = async {
             self.config
                 .wait_until_ready()
                 .await
-                .map_err(|_| "the configuration cache stopped".to_owned())?;
+                .map_err(|_| stopped("the configuration"))?;
             self.hooks
                 .wait_until_ready()
                 .await
-                .map_err(|_| "the PostCreateHook cache stopped".to_owned())?;
+                .map_err(|_| stopped("PostCreateHooks"))?;
             self.caches.wait_until_ready().await
         };
         match tokio::time::timeout(CACHE_WAIT, all).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(problem)) => Err(anyhow::anyhow!(problem)),
-            Err(_) => Err(anyhow::anyhow!(
-                "the caches have not listed after {}s (still listing: {}); nothing is applied \
-                 from incomplete caches — can the controller list and watch these kinds?",
-                CACHE_WAIT.as_secs(),
-                self.caches.pending().join(", ")
-            )),
+            Ok(done) => done,
+            Err(_) => Err(CacheError::NotListed {
+                seconds: CACHE_WAIT.as_secs(),
+                pending: self.caches.pending(),
+            }),
         }
     }
 

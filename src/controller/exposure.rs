@@ -18,6 +18,7 @@ use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
+use super::readiness::ReadinessError;
 use crate::bootstrap::{address, kubeconfig};
 
 const GATEWAY_API: &str = "gateway.networking.k8s.io";
@@ -52,7 +53,7 @@ pub async fn problem(
     namespace: &str,
     manifests: &[Manifest],
     kubeconfig: &KubeconfigSecret,
-) -> anyhow::Result<Option<String>> {
+) -> Result<Option<String>, ReadinessError> {
     let own = |group: &'static str, kind: &'static str| {
         manifests.iter().filter(move |m| {
             m.group() == group
@@ -64,9 +65,10 @@ pub async fn problem(
     for route in own(GATEWAY_API, "TLSRoute") {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(GATEWAY_API, "v1", "TLSRoute"));
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let live = api.get_opt(route.name()).await.map_err(|err| {
-            anyhow::anyhow!("reading TLSRoute {namespace}/{}: {err}", route.name())
-        })?;
+        let live = api
+            .get_opt(route.name())
+            .await
+            .map_err(|err| ReadinessError::read("TLSRoute", Some(namespace), route.name(), err))?;
         let Some(live) = live else {
             return Ok(Some(format!(
                 "TLSRoute {namespace}/{} does not exist",
@@ -77,7 +79,14 @@ pub async fn problem(
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let live = serde_json::to_value(&live)?;
+        let live = serde_json::to_value(&live).map_err(|err| {
+            ReadinessError::read(
+                "TLSRoute",
+                Some(namespace),
+                route.name(),
+                kube::Error::SerdeError(err),
+            )
+        })?;
         for parent in &parents {
             if let Some(problem) = route_problem(&live, parent) {
                 return Ok(Some(problem));
@@ -88,9 +97,10 @@ pub async fn problem(
         own("", "Service").filter(|m| m.object()["spec"]["type"] == "LoadBalancer");
     for service in load_balancers {
         let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-        let live = api.get_opt(service.name()).await.map_err(|err| {
-            anyhow::anyhow!("reading Service {namespace}/{}: {err}", service.name())
-        })?;
+        let live = api
+            .get_opt(service.name())
+            .await
+            .map_err(|err| ReadinessError::read("Service", Some(namespace), service.name(), err))?;
         let Some(found) = live.as_ref().and_then(address::address_of) else {
             return Ok(Some(format!(
                 "Service {namespace}/{} has no load-balancer address yet (is there a \
@@ -102,9 +112,10 @@ pub async fn problem(
             continue;
         }
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        let secret = secrets.get_opt(kubeconfig.name).await.map_err(|err| {
-            anyhow::anyhow!("reading Secret {namespace}/{}: {err}", kubeconfig.name)
-        })?;
+        let secret = secrets
+            .get_opt(kubeconfig.name)
+            .await
+            .map_err(|err| ReadinessError::read("Secret", Some(namespace), kubeconfig.name, err))?;
         let data = secret.and_then(|s| s.data).unwrap_or_default();
         let data: BTreeMap<String, Vec<u8>> = data.into_iter().map(|(k, v)| (k, v.0)).collect();
         if !names_address(data.get(kubeconfig.key).map(Vec::as_slice), &found) {

@@ -16,6 +16,12 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// The operation a failed reconcile failed at (`error::Error::label`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub error: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControlPlaneLabel {
     pub control_plane: String,
@@ -31,6 +37,7 @@ pub struct ActionLabel {
 pub struct Metrics {
     pub registry: Registry,
     pub reconciles: Family<ResultLabel, Counter>,
+    pub reconcile_errors: Family<ErrorLabel, Counter>,
     pub reconcile_seconds: Histogram,
     pub queue_depth: Gauge,
     /// The ControlPlanes woken by a change whose reconcile has not started yet (what
@@ -52,6 +59,14 @@ impl Default for Metrics {
             "reconciles",
             "Reconciles of ControlPlanes, by result (ok, error, paused, deleted)",
             reconciles.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabel, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles of ControlPlanes, by the operation that failed (caches, \
+             read_control_plane, configuration, patch_parent, apply, prune, readiness, \
+             patch_status, release_finalizer)",
+            reconcile_errors.clone(),
         );
         let reconcile_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         registry.register(
@@ -81,6 +96,7 @@ impl Default for Metrics {
         Self {
             registry,
             reconciles,
+            reconcile_errors,
             reconcile_seconds,
             queue_depth,
             waiting: Mutex::default(),
@@ -99,6 +115,24 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// A reconcile failed at operation `error` (counted under `reconciles` as well).
+    pub fn count_error(&self, error: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabel {
+                error: error.to_owned(),
+            })
+            .inc();
+    }
+
+    /// How many reconciles failed at operation `error` so far.
+    pub fn errors_counted(&self, error: &str) -> u64 {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabel {
+                error: error.to_owned(),
+            })
+            .get()
     }
 
     /// ControlPlanes `names` were woken: each waits for one reconcile, however often woken.
@@ -163,5 +197,25 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_reconciles_are_counted_by_the_operation_that_failed() {
+        let metrics = Metrics::default();
+        metrics.count_error("apply");
+        metrics.count_error("apply");
+        metrics.count_error("patch_status");
+        let text = metrics.encode();
+        assert!(
+            text.contains("kflex_reconcile_errors_total{error=\"apply\"} 2")
+                && text.contains("kflex_reconcile_errors_total{error=\"patch_status\"} 1"),
+            "{text}"
+        );
+        assert_eq!(metrics.errors_counted("prune"), 0);
     }
 }

@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod config;
 pub mod context;
 pub mod drift;
+pub mod error;
 pub mod events;
 pub mod exposure;
 pub mod metrics;

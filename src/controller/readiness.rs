@@ -11,6 +11,42 @@ use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 use serde_json::Value;
 
+/// Reading what says whether a control plane is Ready failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadinessError {
+    #[error("failed to read {kind} {object}")]
+    Read {
+        kind: String,
+        /// `namespace/name`, or the name of a cluster-scoped object.
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to find the API resource of {kind} ({api_version})")]
+    Discover {
+        api_version: String,
+        kind: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("type {0} has no runtime facts")]
+    NoFacts(kflex_core::api::ControlPlaneType),
+}
+
+impl ReadinessError {
+    /// Reading object `name` of `kind` (in `namespace`) failed.
+    pub fn read(kind: &str, namespace: Option<&str>, name: &str, source: kube::Error) -> Self {
+        Self::Read {
+            kind: kind.to_owned(),
+            object: match namespace {
+                Some(namespace) => format!("{namespace}/{name}"),
+                None => name.to_owned(),
+            },
+            source,
+        }
+    }
+}
+
 /// Asks a control plane's API whether it answers, given a kubeconfig for it.
 pub trait ApiProbe: Send + Sync {
     fn serving<'a>(&'a self, kubeconfig: &'a [u8]) -> BoxFuture<'a, bool>;
@@ -56,12 +92,12 @@ pub async fn api_serving(
     probe: &dyn ApiProbe,
     namespace: &str,
     secret: &KubeconfigSecret,
-) -> anyhow::Result<bool> {
+) -> Result<bool, ReadinessError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let found = secrets
         .get_opt(secret.name)
         .await
-        .map_err(|err| anyhow::anyhow!("reading Secret {namespace}/{}: {err}", secret.name))?;
+        .map_err(|err| ReadinessError::read("Secret", Some(namespace), secret.name, err))?;
     let kubeconfig = found
         .and_then(|s| s.data)
         .and_then(|mut data| data.remove(secret.in_cluster_key))
@@ -80,7 +116,7 @@ pub async fn object_ready(
     resource: &ApiResource,
     namespace: Option<&str>,
     name: &str,
-) -> anyhow::Result<bool> {
+) -> Result<bool, ReadinessError> {
     let api: Api<DynamicObject> = match namespace {
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
         None => Api::all_with(client.clone(), resource),
@@ -88,7 +124,7 @@ pub async fn object_ready(
     let Some(object) = api
         .get_opt(name)
         .await
-        .map_err(|err| anyhow::anyhow!("reading {} {name}: {err}", resource.kind))?
+        .map_err(|err| ReadinessError::read(&resource.kind, namespace, name, err))?
     else {
         return Ok(false);
     };

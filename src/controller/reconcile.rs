@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kflex_core::api::conditions::reason;
 use kflex_core::api::{ControlPlane, ControlPlaneType, SecretReference};
@@ -18,19 +19,16 @@ use sha2::{Digest, Sha256};
 use super::apply::Trust;
 use super::cleanup::{self, FINALIZER};
 use super::context::{Context, Record};
+pub use super::error::Error;
+use super::error::{ApplyFailures, Class, chain};
 use super::ownership::{self, Members};
-use super::readiness::{api_serving, has_rule, object_ready};
+use super::readiness::{ReadinessError, api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::trust::Owner;
 use super::{apply, events, exposure, prune, settings_for, timestamp};
 
 /// The annotation that pauses reconciliation of a control plane.
 pub const PAUSED: &str = "kflex.kubestellar.org/paused";
-
-/// A reconcile failed; the controller retries with backoff.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:#}")]
-pub struct Error(#[from] anyhow::Error);
 
 /// Reconciles `cp`.
 pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -49,15 +47,24 @@ pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Actio
         }
         Err(err) => {
             ctx.metrics.count_reconcile("error");
-            Err(Error(err))
+            ctx.metrics.count_error(err.label());
+            if let Some(forbidden) = err.forbidden() {
+                // Nothing the controller retries fixes this: say so where `kubectl describe`
+                // shows it (the status may be what it cannot write).
+                events::warn(ctx.as_ref(), &cp, "Forbidden", &forbidden).await;
+            }
+            Err(err)
         }
     }
 }
 
 /// Reconciles ControlPlane `name`; the action and the result the metrics count (`ok` or
 /// `paused`).
-async fn reconcile_named(ctx: &Context, name: &str) -> anyhow::Result<(Action, &'static str)> {
-    ctx.caches_ready().await?;
+async fn reconcile_named(ctx: &Context, name: &str) -> Result<(Action, &'static str), Error> {
+    ctx.caches_ready().await.map_err(|source| Error::Caches {
+        name: name.to_owned(),
+        source,
+    })?;
     let Some(cp) = fresh(ctx, name).await? else {
         // Gone (released by kflex, or its finalizer removed by someone): forget it.
         ctx.forget(name);
@@ -82,20 +89,20 @@ async fn reconcile_named(ctx: &Context, name: &str) -> anyhow::Result<(Action, &
 
 /// The ControlPlane as the API has it now. The watch cache the controller was woken from can
 /// lag behind the controller's own last writes; deciding on it would write from stale state.
-async fn fresh(ctx: &Context, name: &str) -> anyhow::Result<Option<ControlPlane>> {
+async fn fresh(ctx: &Context, name: &str) -> Result<Option<ControlPlane>, Error> {
     let api: Api<ControlPlane> = Api::all(ctx.client.clone());
     api.get_opt(name)
         .await
-        .map_err(|err| anyhow::anyhow!("reading ControlPlane {name}: {err}"))
+        .map_err(|source| Error::ReadControlPlane {
+            name: name.to_owned(),
+            source,
+        })
 }
 
 /// Why `cp` must not be rendered because its `spec.restoreFrom` names a control plane of another
 /// type, looked up in the cluster. Only before the control plane was first acted on: the restore
 /// happens once, on creation, and the source may change or go afterwards.
-async fn foreign_restore_source(
-    ctx: &Context,
-    cp: &ControlPlane,
-) -> anyhow::Result<Option<String>> {
+async fn foreign_restore_source(ctx: &Context, cp: &ControlPlane) -> Result<Option<String>, Error> {
     let Some(restore) = &cp.spec.restore_from else {
         return Ok(None);
     };
@@ -119,16 +126,57 @@ async fn foreign_restore_source(
     )
 }
 
-/// After a failed reconcile: try again, waiting longer after each failure in a row (5 s
-/// doubling, at most 5 minutes).
+/// How many conflicts in a row are retried at once; more are another writer in a loop, and
+/// backed off like any failure.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// When to try again after `failures` failures in a row, the last of class `class`; `None`:
+/// when something the controller watches changes.
+///
+/// | class                        | retry                                                   |
+/// |------------------------------|---------------------------------------------------------|
+/// | conflict (409)               | 1 s, for the first 3 in a row; then as any other        |
+/// | forbidden (403)              | 60 s, doubling, at most 5 minutes                       |
+/// | configuration                | on a change (the settings ConfigMap's watch wakes all)  |
+/// | any other                    | 5 s, doubling, at most 5 minutes                        |
+///
+/// A conflict means another writer changed the object since it was read; the next pass reads
+/// it afresh, so waiting longer gains nothing. A forbidden request needs an administrator to
+/// grant the controller more RBAC: retrying soon only adds load (and the reconcile published
+/// an Event saying what is missing). A configuration error needs the ConfigMap fixed, which
+/// wakes every ControlPlane.
+pub fn retry_after(class: Class, failures: u32) -> Option<Duration> {
+    let doubling = |first: u64| {
+        first
+            .saturating_mul(1 << failures.saturating_sub(1).min(6))
+            .min(300)
+    };
+    let seconds = match class {
+        Class::Conflict if failures <= CONFLICT_RETRIES => 1,
+        Class::Configuration => return None,
+        Class::Forbidden => doubling(60),
+        Class::Conflict | Class::Other => doubling(5),
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+/// After a failed reconcile: when to try again, by what failed ([`retry_after`]).
 pub fn error_policy(cp: Arc<ControlPlane>, err: &Error, ctx: Arc<Context>) -> Action {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let failures = ctx.failed(&name);
-    let seconds = 5u64
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(300);
-    tracing::warn!(control_plane = %name, failures, retry_in_s = seconds, error = %err, "reconcile failed");
-    Action::requeue(std::time::Duration::from_secs(seconds))
+    let class = err.class();
+    let retry = retry_after(class, failures);
+    let retry_in_s = retry.map(|after| after.as_secs());
+    let error = chain(err);
+    match err.forbidden() {
+        Some(forbidden) => {
+            tracing::warn!(control_plane = %name, failures, ?retry_in_s, kind = err.label(), %error, "reconcile failed: {forbidden}");
+        }
+        None => {
+            tracing::warn!(control_plane = %name, failures, ?retry_in_s, kind = err.label(), ?class, %error, "reconcile failed");
+        }
+    }
+    retry.map_or_else(Action::await_change, Action::requeue)
 }
 
 /// The hooks `cp` uses, in KubeFlex's order (deprecated single hook first; first use wins).
@@ -165,10 +213,15 @@ fn set_hash(manifests: &[Manifest]) -> String {
         .collect()
 }
 
-async fn report(ctx: &Context, cp: &ControlPlane, findings: &Findings) -> anyhow::Result<()> {
+async fn report(ctx: &Context, cp: &ControlPlane, findings: &Findings) -> Result<(), Error> {
     let api: Api<ControlPlane> = Api::all(ctx.client.clone());
     let (next, transitions) = status::next(cp, findings, &timestamp(ctx));
-    status::write(&api, cp, &next).await?;
+    status::write(&api, cp, &next)
+        .await
+        .map_err(|source| Error::PatchStatus {
+            name: cp.metadata.name.clone().unwrap_or_default(),
+            source,
+        })?;
     events::publish(ctx, cp, &transitions).await;
     Ok(())
 }
@@ -179,7 +232,7 @@ async fn blocked(
     cp: &ControlPlane,
     reason: &str,
     message: String,
-) -> anyhow::Result<Action> {
+) -> Result<Action, Error> {
     let findings = Findings {
         synced: Some(Condition::new(SYNCED, false, reason, message)),
         ..Findings::default()
@@ -195,7 +248,7 @@ async fn not_rendered(
     cp: &ControlPlane,
     missing_hook: bool,
     message: String,
-) -> anyhow::Result<Action> {
+) -> Result<Action, Error> {
     let (synced, ready) = if cp.spec.type_ == ControlPlaneType::Ocm {
         let ready = Condition::new(READY, false, reason::UNSUPPORTED, message.clone());
         (
@@ -224,30 +277,24 @@ async fn not_rendered(
 }
 
 /// A pass that did not complete: Synced says why (once; the message is stable while the
-/// problem is), and the reconcile fails so it is retried with backoff.
+/// problem is), and the reconcile fails with `err` so it is retried with backoff.
 async fn failed(
     ctx: &Context,
     cp: &ControlPlane,
     reason: &str,
-    problems: &[String],
-) -> anyhow::Result<Action> {
-    const SHOWN: usize = 3;
-    let mut message = problems
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if problems.len() > SHOWN {
-        message.push_str(&format!(" (and {} more)", problems.len() - SHOWN));
-    }
+    err: Error,
+) -> Result<Action, Error> {
+    // The condition is the ControlPlane's own: the causes say it, without "ControlPlane cp1".
+    let message = std::error::Error::source(&err)
+        .map(chain)
+        .unwrap_or_default();
     let findings = Findings {
-        synced: Some(Condition::new(SYNCED, false, reason, message.clone())),
+        synced: Some(Condition::new(SYNCED, false, reason, message)),
         observed: true,
         ..Findings::default()
     };
     report(ctx, cp, &findings).await?;
-    Err(anyhow::anyhow!("{reason}: {message}"))
+    Err(err)
 }
 
 /// The finalizer and the ApplySet parent metadata on the ControlPlane, in one write when
@@ -256,7 +303,7 @@ async fn ensure_parent(
     ctx: &Context,
     cp: &ControlPlane,
     members: &Members,
-) -> anyhow::Result<ControlPlane> {
+) -> Result<ControlPlane, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let (labels, annotations) = ownership::parent_metadata(&name, members);
     let have_labels = cp.metadata.labels.clone().unwrap_or_default();
@@ -286,25 +333,24 @@ async fn ensure_parent(
         &Patch::Merge(json!({ "metadata": metadata })),
     )
     .await
-    .map_err(|err| {
-        anyhow::anyhow!("writing the finalizer and ApplySet metadata of ControlPlane {name}: {err}")
-    })
+    .map_err(|source| Error::PatchParent { name, source })
 }
 
-async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
+async fn sync(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let annotations = cp.metadata.annotations.clone().unwrap_or_default();
     // Nothing is applied or pruned without the hosting cluster's settings: the defaults would
     // reset the domain, replace Jobs and prune Routes. The ConfigMap's watch wakes every
     // ControlPlane once it is there (or fixed).
-    let settings = match settings_for(ctx) {
-        Ok(settings) => settings,
-        Err(err) => {
-            let reason = err.reason();
-            return blocked(ctx, cp, reason, format!("{:#}", anyhow::Error::from(err))).await;
+    let configured =
+        settings_for(ctx).and_then(|settings| Ok((ctx.renderers.get(&settings)?, settings)));
+    let (renderer, settings) = match configured {
+        Ok(configured) => configured,
+        Err(source) => {
+            blocked(ctx, cp, source.reason(), chain(&source)).await?;
+            return Err(Error::Configuration { name, source });
         }
     };
-    let renderer = ctx.renderers.get(&settings)?;
     let catalog = match ctx.renderers.catalog(&ctx.hooks) {
         Ok(catalog) => catalog,
         Err(err) => return blocked(ctx, cp, reason::RECONCILE_ERROR, err.to_string()).await,
@@ -319,12 +365,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
                 &err,
                 RenderError::ControlPlane { source, .. } if matches!(**source, SetError::MissingHook { .. })
             );
-            let message = anyhow::Error::from(err)
-                .chain()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(": ");
-            return not_rendered(ctx, cp, missing_hook, message).await;
+            return not_rendered(ctx, cp, missing_hook, chain(&err)).await;
         }
     };
     let mut manifests = rendered.manifests;
@@ -366,7 +407,11 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     };
     if !applied.failures.is_empty() {
         ctx.remember(&name, incomplete(applied.objects));
-        return failed(ctx, cp, reason::APPLY_FAILED, &applied.failures).await;
+        let err = Error::Apply {
+            name,
+            source: ApplyFailures(applied.failures),
+        };
+        return failed(ctx, cp, reason::APPLY_FAILED, err).await;
     }
     if !trust.same_set || recorded != current {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
@@ -392,9 +437,10 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
                 ctx.metrics.count_objects("pruned", pruned.deleted.len());
                 events::refused(ctx, cp, &pruned.refused).await;
             }
-            Err(err) => {
+            Err(source) => {
                 ctx.remember(&name, incomplete(applied.objects));
-                return failed(ctx, cp, reason::PRUNE_FAILED, &[format!("{err:#}")]).await;
+                let err = Error::Prune { name, source };
+                return failed(ctx, cp, reason::PRUNE_FAILED, err).await;
             }
         }
         if recorded != current {
@@ -415,7 +461,12 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         },
     );
 
-    let findings = readiness(ctx, cp, &settings, &manifests).await?;
+    let findings = readiness(ctx, cp, &settings, &manifests)
+        .await
+        .map_err(|source| Error::Readiness {
+            name: name.clone(),
+            source,
+        })?;
     let is_ready = findings.ready.as_ref().is_some_and(|c| c.status);
     ctx.metrics.set_ready(&name, is_ready);
     report(ctx, cp, &findings).await?;
@@ -432,11 +483,11 @@ async fn readiness(
     cp: &ControlPlane,
     settings: &kflex_core::settings::Settings,
     manifests: &[Manifest],
-) -> anyhow::Result<Findings> {
+) -> Result<Findings, ReadinessError> {
     let name = cp.metadata.name.clone().unwrap_or_default();
     let namespace = format!("{name}-system");
     let Some(type_facts) = facts(cp.spec.type_) else {
-        anyhow::bail!("type {} has no runtime facts", cp.spec.type_);
+        return Err(ReadinessError::NoFacts(cp.spec.type_));
     };
     let secret = type_facts.kubeconfig;
     let secret_ref = SecretReference {
@@ -477,7 +528,12 @@ async fn readiness(
                 let resource = ctx
                     .resources
                     .resolve(manifest.api_version(), manifest.kind())
-                    .await?;
+                    .await
+                    .map_err(|source| ReadinessError::Discover {
+                        api_version: manifest.api_version().to_owned(),
+                        kind: manifest.kind().to_owned(),
+                        source,
+                    })?;
                 if !object_ready(
                     &ctx.client,
                     &resource,
@@ -540,6 +596,36 @@ mod tests {
         }))
         .expect("a spec");
         ControlPlane::new("cp1", spec)
+    }
+
+    fn secs(seconds: u64) -> Option<Duration> {
+        Some(Duration::from_secs(seconds))
+    }
+
+    #[test]
+    fn conflicts_are_retried_at_once_until_they_keep_coming() {
+        let retries: Vec<_> = (1..=5).map(|n| retry_after(Class::Conflict, n)).collect();
+        assert_eq!(retries, [secs(1), secs(1), secs(1), secs(40), secs(80)]);
+    }
+
+    #[test]
+    fn a_forbidden_request_waits_longer_than_other_failures() {
+        let forbidden: Vec<_> = (1..=5).map(|n| retry_after(Class::Forbidden, n)).collect();
+        assert_eq!(
+            forbidden,
+            [secs(60), secs(120), secs(240), secs(300), secs(300)]
+        );
+        let other: Vec<_> = [1, 2, 3, 7, 40]
+            .into_iter()
+            .map(|n| retry_after(Class::Other, n))
+            .collect();
+        assert_eq!(other, [secs(5), secs(10), secs(20), secs(300), secs(300)]);
+    }
+
+    #[test]
+    fn a_configuration_error_waits_for_the_configuration_to_change() {
+        assert_eq!(retry_after(Class::Configuration, 1), None);
+        assert_eq!(retry_after(Class::Configuration, 50), None);
     }
 
     #[test]

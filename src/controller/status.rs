@@ -135,12 +135,12 @@ pub async fn write(
     api: &Api<ControlPlane>,
     cp: &ControlPlane,
     status: &ControlPlaneStatus,
-) -> anyhow::Result<bool> {
+) -> Result<bool, kube::Error> {
     let current = cp.status.clone().unwrap_or_default();
     if &current == status {
         return Ok(false);
     }
-    let mut value = serde_json::to_value(status)?;
+    let mut value = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
     // A merge patch merges maps: hooks no longer used must be removed explicitly.
     if let Some(old_hooks) = &current.post_create_hooks {
         let hooks = value.as_object_mut().and_then(|s| {
@@ -160,8 +160,7 @@ pub async fn write(
         &PatchParams::default(),
         &Patch::Merge(json!({ "status": value })),
     )
-    .await
-    .map_err(|err| anyhow::anyhow!("writing the status of ControlPlane {name}: {err}"))?;
+    .await?;
     Ok(true)
 }
 
