@@ -27,7 +27,7 @@ use kube::{Api, Resource as _};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::progress::Progress;
+use super::progress::{Look, Progress};
 use super::session::{KubeconfigArgs, Session};
 use super::wait::Waiting;
 use crate::bootstrap::backup::Listed;
@@ -459,9 +459,6 @@ fn result<T: serde::de::DeserializeOwned>(log: &str, job: &str) -> anyhow::Resul
         })
 }
 
-/// How often a Job is looked at.
-const POLL: Duration = Duration::from_secs(1);
-
 /// Creates `job`, waits until it succeeds or fails (showing progress), and returns the log of
 /// its container `container`. A failure's message is the program's own last line.
 async fn run_job(
@@ -478,54 +475,30 @@ async fn run_job(
         .await
         .with_context(|| format!("creating Job {SYSTEM_NAMESPACE}/{name}"))?;
     let mut progress = Progress::start(what.to_owned());
-    progress.status(&format!("Job {SYSTEM_NAMESPACE}/{name} created"));
-    let mut last_poll: Option<tokio::time::Instant> = None;
-    loop {
-        if last_poll.is_none_or(|at| at.elapsed() >= POLL) {
-            last_poll = Some(tokio::time::Instant::now());
-            let status = jobs
-                .get_opt(&name)
-                .await
-                .with_context(|| format!("reading Job {SYSTEM_NAMESPACE}/{name}"))?
-                .with_context(|| format!("Job {SYSTEM_NAMESPACE}/{name} was deleted"))?
-                .status
-                .unwrap_or_default();
-            let condition = |type_: &str| {
-                status
-                    .conditions
-                    .iter()
-                    .flatten()
-                    .any(|c| c.type_ == type_ && c.status == "True")
-            };
-            if status.succeeded.unwrap_or(0) > 0 || condition("Complete") {
-                let log = pod_log(&pods, &name, container).await?;
-                progress.finish(&format!("Job {SYSTEM_NAMESPACE}/{name} succeeded"));
-                return Ok(log);
-            }
-            if condition("Failed") {
-                progress.finish(&format!("Job {SYSTEM_NAMESPACE}/{name} failed"));
-                let why = pod_log(&pods, &name, container)
-                    .await
-                    .ok()
-                    .and_then(|log| {
-                        log.lines()
-                            .rev()
-                            .find(|line| line.starts_with("error:") || line.contains("caused by"))
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_else(|| {
-                        format!("`kubectl -n {SYSTEM_NAMESPACE} logs job/{name}` says why")
-                    });
-                bail!("Job {SYSTEM_NAMESPACE}/{name} failed: {}", why.trim());
-            }
-            let running = status.active.unwrap_or(0);
-            progress.status(&if running > 0 {
-                format!("Job {SYSTEM_NAMESPACE}/{name} running")
-            } else {
-                format!("Job {SYSTEM_NAMESPACE}/{name} starting")
-            });
+    let outcome = progress.poll(timeout, || job_outcome(&jobs, &name)).await?;
+    match outcome {
+        Ok(JobOutcome::Succeeded) => {
+            let log = pod_log(&pods, &name, container).await?;
+            progress.finish(&format!("Job {SYSTEM_NAMESPACE}/{name} succeeded"));
+            Ok(log)
         }
-        if progress.elapsed() >= timeout {
+        Ok(JobOutcome::Failed) => {
+            progress.finish(&format!("Job {SYSTEM_NAMESPACE}/{name} failed"));
+            let why = pod_log(&pods, &name, container)
+                .await
+                .ok()
+                .and_then(|log| {
+                    log.lines()
+                        .rev()
+                        .find(|line| line.starts_with("error:") || line.contains("caused by"))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| {
+                    format!("`kubectl -n {SYSTEM_NAMESPACE} logs job/{name}` says why")
+                });
+            bail!("Job {SYSTEM_NAMESPACE}/{name} failed: {}", why.trim());
+        }
+        Err(_) => {
             progress.finish(&format!("Job {SYSTEM_NAMESPACE}/{name} did not finish"));
             bail!(
                 "timed out after {} waiting for Job {SYSTEM_NAMESPACE}/{name}; it goes on \
@@ -533,9 +506,42 @@ async fn run_job(
                 super::progress::elapsed(timeout)
             );
         }
-        progress.draw();
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How a Job ended.
+enum JobOutcome {
+    Succeeded,
+    Failed,
+}
+
+/// One look at Job `name`: ended, or what it is doing.
+async fn job_outcome(jobs: &Api<Job>, name: &str) -> anyhow::Result<Look<JobOutcome>> {
+    let status = jobs
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading Job {SYSTEM_NAMESPACE}/{name}"))?
+        .with_context(|| format!("Job {SYSTEM_NAMESPACE}/{name} was deleted"))?
+        .status
+        .unwrap_or_default();
+    let condition = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
+    Ok(
+        if status.succeeded.unwrap_or(0) > 0 || condition("Complete") {
+            Look::Done(JobOutcome::Succeeded)
+        } else if condition("Failed") {
+            Look::Done(JobOutcome::Failed)
+        } else if status.active.unwrap_or(0) > 0 {
+            Look::Waiting(format!("Job {SYSTEM_NAMESPACE}/{name} running"))
+        } else {
+            Look::Waiting(format!("Job {SYSTEM_NAMESPACE}/{name} starting"))
+        },
+    )
 }
 
 /// The log of the newest pod of Job `job`.
