@@ -18,7 +18,7 @@ use assert_cmd::Command;
 use kflex::controller::context::Options;
 use kflex::controller::metrics::Metrics;
 use kflex::controller::run::{Running, run_controller};
-use kflex_testkit::FakeApi;
+use kflex_testkit::{FakeApi, eventually};
 use serde_json::{Value, json};
 
 const GROUP: &str = "tenancy.kflex.kubestellar.org";
@@ -116,13 +116,10 @@ impl Cluster {
 
     /// Waits until ControlPlane `name` exists (created by a running command).
     async fn created(&self, name: &str) {
-        for _ in 0..400 {
-            if self.control_plane(name).is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("ControlPlane {name} was not created");
+        eventually(&format!("ControlPlane {name} created"), || {
+            self.control_plane(name).is_some()
+        })
+        .await;
     }
 }
 
@@ -269,8 +266,19 @@ async fn create_waits_for_ready_merges_the_kubeconfig_and_switches_to_it() {
         let command = cluster.kflex(&["create", "cp1", "--timeout", "50s"]);
         let answer = async {
             cluster.created("cp1").await;
-            // Still waiting: not Ready yet.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            // Still waiting: it looked at the ControlPlane twice and found it not Ready yet.
+            eventually("create looking at cp1 twice", || {
+                cluster
+                    .fake
+                    .log()
+                    .iter()
+                    .filter(|r| {
+                        r.method == http::Method::GET && r.path.ends_with("/controlplanes/cp1")
+                    })
+                    .count()
+                    >= 2
+            })
+            .await;
             cluster.make_ready(
                 "cp1",
                 Some(("admin-kubeconfig", "kubeconfig", SERVED_KUBECONFIG)),
@@ -596,18 +604,15 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
     ));
     let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
     assert!(output.status.success(), "{}", stderr(&output));
-    for _ in 0..200 {
-        let synced = cluster.control_plane("cp1").is_some_and(|cp| {
+    eventually("ControlPlane cp1 Synced", || {
+        cluster.control_plane("cp1").is_some_and(|cp| {
             cp["status"]["conditions"].as_array().is_some_and(|c| {
                 c.iter()
                     .any(|c| c["type"] == "Synced" && c["status"] == "True")
             })
-        });
-        if synced {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        })
+    })
+    .await;
     let _ = stop.send(());
     let _ = controller.await;
 
@@ -1208,8 +1213,8 @@ async fn diff_shows_a_switch_of_exposure() {
         ));
         let output = cluster.kflex(&["create", "cp1", "--wait=false"]).await;
         assert!(output.status.success(), "{}", stderr(&output));
-        for _ in 0..200 {
-            let applied = cluster
+        eventually("TLSRoute cp1-system/cp1 applied", || {
+            cluster
                 .fake
                 .get(
                     "gateway.networking.k8s.io",
@@ -1217,12 +1222,9 @@ async fn diff_shows_a_switch_of_exposure() {
                     Some("cp1-system"),
                     "cp1",
                 )
-                .is_some();
-            if applied {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                .is_some()
+        })
+        .await;
         let _ = stop.send(());
         let _ = controller.await;
         let clean = cluster.kflex(&["diff", "cp1"]).await;

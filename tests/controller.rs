@@ -24,7 +24,7 @@ use kflex::controller::watches::Watches;
 use kflex_core::api::ControlPlane;
 use kflex_core::render::{HookCatalog, Renderer, TemplateSet};
 use kflex_core::settings::Settings;
-use kflex_testkit::{FakeApi, Logged};
+use kflex_testkit::{FakeApi, Logged, eventually};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
@@ -1252,17 +1252,6 @@ async fn a_broken_configuration_does_not_hold_deletion_forever() {
     .await;
 }
 
-/// Polls `check` until it holds (the running controller works in the background).
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within 10s");
-}
-
 /// `kflex controller` running in this process against `fake`, as it runs in a cluster.
 struct RunningController {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -1355,9 +1344,10 @@ async fn the_running_controller_wakes_a_control_plane_when_its_hook_appears() {
         .await;
         // Let the reconciles its own status write caused settle (debounced), so that the hook is
         // the only change: only the hook watch can wake the ControlPlane now (no requeue).
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let quiet = std::time::Duration::from_millis(700);
+        running.settled(quiet).await;
         fake.clear_log();
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        running.settled(quiet).await;
         assert!(
             fake.log().iter().all(|r| r.query.contains("watch")),
             "quiet: {:#?}",

@@ -106,6 +106,14 @@ async fn restore_into(
     backup_run::load(target, store, &manifest, "target").await
 }
 
+/// Returns once the writer has committed more than `groups` groups.
+async fn written_after(written: &mut tokio::sync::watch::Receiver<i32>, groups: i32) {
+    written
+        .wait_for(|committed| *committed > groups)
+        .await
+        .expect("the writer runs until told to stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_while_rows_are_written_is_one_consistent_revision() {
     crate::within(async move {
@@ -123,6 +131,9 @@ async fn a_backup_while_rows_are_written_is_one_consistent_revision() {
             // three rows, so a torn snapshot would hold part of a group.
             let writer = control_plane(&pg, "cp1").await;
             let stop = Arc::new(AtomicBool::new(false));
+            // Groups committed so far: each backup waits for new ones, so the writer is proven
+            // to be writing around every backup instead of being given a fixed time.
+            let (committed, mut written) = tokio::sync::watch::channel(0i32);
             let writing = {
                 let stop = stop.clone();
                 tokio::spawn(async move {
@@ -147,11 +158,12 @@ async fn a_backup_while_rows_are_written_is_one_consistent_revision() {
                         }
                         transaction.commit().await.expect("a commit");
                         groups += 1;
+                        committed.send_replace(groups);
                     }
                     groups
                 })
             };
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            written_after(&mut written, 0).await;
             let mut names = Vec::new();
             for i in 0..3 {
                 let name = format!("20261203-04170{i}-concur");
@@ -160,7 +172,8 @@ async fn a_backup_while_rows_are_written_is_one_consistent_revision() {
                     .expect("a backup");
                 assert!(manifest.rows > 0);
                 names.push((name, manifest));
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                let so_far = *written.borrow();
+                written_after(&mut written, so_far).await;
             }
             stop.store(true, Ordering::Relaxed);
             let written = writing.await.expect("the writer");

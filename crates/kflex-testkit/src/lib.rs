@@ -13,6 +13,10 @@
 //! Not modelled: garbage collection, namespace termination, admission, field selectors,
 //! managed fields and defaulting; dry runs only for server-side apply (what `kflex diff` uses).
 
+mod wait;
+
+pub use wait::eventually;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
