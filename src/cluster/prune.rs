@@ -3,24 +3,25 @@
 //! label is ever touched, and nothing the parent's annotations merely claim: what is deleted
 //! must belong to the control plane by the rules of [`super::trust`].
 //!
-//! Members are found without listing what the controller may not list: watched kinds from the
-//! metadata caches, Secrets from the names the parent records, other kinds by a label-selected
-//! metadata LIST.
+//! Members are found without listing what the controller may not list: kinds the caller already
+//! knows (the controller's metadata caches), Secrets from the names the parent records, other
+//! kinds by a label-selected metadata LIST.
 
 use std::collections::HashSet;
 
-use anyhow::Context as _;
 use kflex_core::manifest::ObjectKey;
 use kflex_core::render::metadata::CONTROL_PLANE_LABEL;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
-use super::apply::api_for;
-use super::caches::CachedMember;
-use super::context::Context;
 use super::ownership::{Members, PART_OF};
 use super::resources::Resources;
 use super::trust::{self, Found, Owner, Refusal};
+use super::{Error, api_for};
+
+/// A member known without asking the API: its namespace and name, and the value of its
+/// `kflex.kubestellar.org/control-plane` label.
+pub type KnownMember = ((Option<String>, String), Option<String>);
 
 /// One member found in the cluster.
 #[derive(Clone, Debug)]
@@ -43,15 +44,6 @@ fn member(resource: &ApiResource, namespace: Option<String>, name: String, found
     }
 }
 
-/// The members of ApplySet `id` of the kinds (and Secrets) `recorded` names, watched kinds
-/// from the controller's caches.
-pub async fn members(ctx: &Context, id: &str, recorded: &Members) -> anyhow::Result<Vec<Member>> {
-    list_members(&ctx.client, &ctx.resources, id, recorded, |group, kind| {
-        ctx.caches.members(group, kind, id)
-    })
-    .await
-}
-
 /// The members of ApplySet `id` of the kinds (and Secrets) `recorded` names; `cached` answers
 /// for the kinds already known without a request (`None`: list them).
 pub async fn list_members(
@@ -59,8 +51,8 @@ pub async fn list_members(
     resources: &Resources,
     id: &str,
     recorded: &Members,
-    cached: impl Fn(&str, &str) -> Option<(ApiResource, Vec<CachedMember>)>,
-) -> anyhow::Result<Vec<Member>> {
+    cached: impl Fn(&str, &str) -> Option<(ApiResource, Vec<KnownMember>)>,
+) -> Result<Vec<Member>, Error> {
     let mut found = Vec::new();
     for group_kind in &recorded.kinds {
         let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
@@ -93,7 +85,14 @@ pub async fn list_members(
             );
             continue;
         }
-        let Some(resource) = resources.resolve_group_kind(group_kind).await? else {
+        let resolved = resources
+            .resolve_group_kind(group_kind)
+            .await
+            .map_err(|source| Error::ResolveKind {
+                group_kind: group_kind.clone(),
+                source: source.into(),
+            })?;
+        let Some(resource) = resolved else {
             // The kind is not served any more, so none of its objects exist.
             continue;
         };
@@ -106,9 +105,12 @@ pub async fn list_members(
             // Not served (a kind known without discovery, such as TLSRoute, whose CRD was
             // removed): none of its objects exist.
             Err(kube::Error::Api(status)) if status.is_not_found() => continue,
-            Err(err) => {
-                return Err(err)
-                    .with_context(|| format!("listing the {} of ApplySet {id}", resource.plural));
+            Err(source) => {
+                return Err(Error::ListMembers {
+                    plural: resource.plural.clone(),
+                    id: id.to_owned(),
+                    source,
+                });
             }
         };
         found.extend(listed.items.into_iter().map(|m| {
@@ -129,20 +131,20 @@ pub async fn list_members(
     Ok(found)
 }
 
-/// Deletes `member` (already gone is fine).
-pub async fn delete(ctx: &Context, member: &Member) -> anyhow::Result<()> {
-    let api = api_for(
-        &ctx.client,
-        &member.resource,
-        member.key.namespace.as_deref(),
-    );
-    match api
-        .delete(&member.key.name, &DeleteParams::background())
-        .await
-    {
+/// Deletes the object `key` of `resource` (already gone is fine).
+pub async fn delete(
+    client: &kube::Client,
+    resource: &ApiResource,
+    key: &ObjectKey,
+) -> Result<(), Error> {
+    let api = api_for(client, resource, key.namespace.as_deref());
+    match api.delete(&key.name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(err) => Err(anyhow::anyhow!("deleting {}: {err}", member.key)),
+        Err(source) => Err(Error::Delete {
+            key: key.clone(),
+            source,
+        }),
     }
 }
 
@@ -153,17 +155,17 @@ pub struct Pruned {
     pub refused: Vec<Refusal>,
 }
 
-/// Deletes the members of ApplySet `id` (of what `recorded` names) that `wanted` does not hold
-/// and that belong to `owner`; the others are left alone and reported.
+/// Deletes those of `members` (of ApplySet `id`) that `wanted` does not hold and that belong to
+/// `owner`; the others are left alone and reported.
 pub async fn prune(
-    ctx: &Context,
+    client: &kube::Client,
     id: &str,
-    recorded: &Members,
+    members: Vec<Member>,
     wanted: &HashSet<ObjectKey>,
     owner: &Owner<'_>,
-) -> anyhow::Result<Pruned> {
+) -> Result<Pruned, Error> {
     let mut pruned = Pruned::default();
-    for member in members(ctx, id, recorded).await? {
+    for member in members {
         if wanted.contains(&member.key) {
             continue;
         }
@@ -171,9 +173,7 @@ pub async fn prune(
             pruned.refused.push(refusal);
             continue;
         }
-        delete(ctx, &member)
-            .await
-            .with_context(|| format!("pruning {}", member.key))?;
+        delete(client, &member.resource, &member.key).await?;
         tracing::info!(applyset = id, object = %member.key, "pruned");
         pruned.deleted.push(member.key);
     }

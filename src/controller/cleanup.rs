@@ -12,7 +12,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use kflex_core::api::ControlPlane;
 use kflex_core::api::conditions::reason;
 use kflex_core::manifest::{Manifest, ObjectKey};
@@ -21,13 +20,13 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::apply::FIELD_MANAGER;
 use super::context::Context;
 use super::ownership::{self, Members};
 use super::prune;
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::trust::{self, Owner};
 use super::{events, settings_for};
+use crate::cluster::{self, error::chain};
 
 /// The finalizer kflex puts on every ControlPlane.
 pub const FINALIZER: &str = "kflex.kubestellar.org/finalizer";
@@ -46,14 +45,7 @@ async fn run_job(ctx: &Context, job: &Manifest) -> anyhow::Result<JobState> {
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
     let live = match api.get_opt(job.name()).await? {
         Some(live) => live,
-        None => api
-            .patch(
-                job.name(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(Value::Object(job.object().clone())),
-            )
-            .await
-            .with_context(|| format!("creating {}", job.key()))?,
+        None => cluster::apply::apply(&ctx.client, &api, job).await?.live,
     };
     let succeeded = live
         .data
@@ -198,12 +190,12 @@ async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), String> 
                     continue;
                 }
                 if let Err(err) = prune::delete(ctx, member).await {
-                    problems.push(format!("{err:#}"));
+                    problems.push(chain(&err));
                 }
             }
             events::refused(ctx, cp, &refused).await;
         }
-        Err(err) => problems.push(format!("finding the members of {name}: {err:#}")),
+        Err(err) => problems.push(format!("finding the members of {name}: {}", chain(&err))),
     }
     if problems.is_empty() {
         Ok(())

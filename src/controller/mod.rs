@@ -7,20 +7,20 @@ pub mod caches;
 pub mod cleanup;
 pub mod config;
 pub mod context;
-pub mod drift;
 pub mod events;
 pub mod exposure;
 pub mod metrics;
-pub mod ownership;
 pub mod prune;
 pub mod readiness;
 pub mod reconcile;
-pub mod resources;
 pub mod run;
 pub mod server;
 pub mod status;
-pub mod trust;
 pub mod watches;
+
+// Moved to `cluster`, which owns every write; re-exported so the controller's modules keep
+// their paths.
+pub use crate::cluster::{drift, ownership, resources, trust};
 
 use kflex_core::settings::Settings;
 

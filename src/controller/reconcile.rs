@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::apply::Trust;
+use super::apply::{Failure, Trust};
 use super::cleanup::{self, FINALIZER};
 use super::context::{Context, Record};
 use super::ownership::{self, Members};
@@ -23,6 +23,7 @@ use super::readiness::{api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::trust::Owner;
 use super::{apply, events, exposure, prune, settings_for, timestamp};
+use crate::cluster::error::chain;
 
 /// The annotation that pauses reconciliation of a control plane.
 pub const PAUSED: &str = "kflex.kubestellar.org/paused";
@@ -351,7 +352,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         events::normal(
             ctx,
             cp,
-            replaced.reason,
+            replaced.replacement.reason(),
             &format!(
                 "{} could not be changed in place and was created again",
                 replaced.key
@@ -366,7 +367,8 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     };
     if !applied.failures.is_empty() {
         ctx.remember(&name, incomplete(applied.objects));
-        return failed(ctx, cp, reason::APPLY_FAILED, &applied.failures).await;
+        let problems: Vec<String> = applied.failures.iter().map(Failure::describe).collect();
+        return failed(ctx, cp, reason::APPLY_FAILED, &problems).await;
     }
     if !trust.same_set || recorded != current {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
@@ -394,7 +396,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
             }
             Err(err) => {
                 ctx.remember(&name, incomplete(applied.objects));
-                return failed(ctx, cp, reason::PRUNE_FAILED, &[format!("{err:#}")]).await;
+                return failed(ctx, cp, reason::PRUNE_FAILED, &[chain(&err)]).await;
             }
         }
         if recorded != current {
