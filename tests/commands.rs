@@ -9,6 +9,9 @@
 mod time_limit;
 use time_limit::within;
 
+#[path = "commands/init.rs"]
+mod init;
+
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
