@@ -7,6 +7,7 @@ pub mod caches;
 pub mod cleanup;
 pub mod config;
 pub mod context;
+pub mod desired;
 pub mod events;
 pub mod exposure;
 pub mod metrics;

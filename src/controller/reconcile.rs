@@ -22,7 +22,7 @@ use super::ownership::{self, Members};
 use super::readiness::{api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
 use super::trust::Owner;
-use super::{apply, events, exposure, prune, settings_for, timestamp};
+use super::{apply, desired, events, exposure, prune, settings_for, timestamp};
 use crate::cluster::error::chain;
 
 /// The annotation that pauses reconciliation of a control plane.
@@ -313,8 +313,8 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
     if let Some(message) = foreign_restore_source(ctx, cp).await? {
         return not_rendered(ctx, cp, false, message).await;
     }
-    let rendered = match renderer.render(cp, &catalog) {
-        Ok(rendered) => rendered,
+    let manifests = match desired::manifests(&renderer, &catalog, cp, &ctx.system_namespace) {
+        Ok(manifests) => manifests,
         Err(err) => {
             let missing_hook = matches!(
                 &err,
@@ -328,8 +328,6 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
             return not_rendered(ctx, cp, missing_hook, message).await;
         }
     };
-    let mut manifests = rendered.manifests;
-    ownership::decorate(&mut manifests, cp, &ctx.system_namespace);
     let hash = set_hash(&manifests);
     let current = Members::of(&manifests);
     // Until pruned, the parent names both the old members and the new.
@@ -374,14 +372,8 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> anyhow::Result<Action> {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
         // What may be deleted in the system namespace is what the control plane renders; a
         // cleanup render that fails leaves that smaller, never larger.
-        let mut rendered = wanted.clone();
-        rendered.extend(
-            renderer
-                .render_cleanup(cp)
-                .unwrap_or_default()
-                .iter()
-                .map(Manifest::key),
-        );
+        let rendered =
+            desired::deletable(&renderer, cp, &manifests).unwrap_or_else(|_| wanted.clone());
         let owner = Owner {
             control_plane: &name,
             system_namespace: &ctx.system_namespace,
