@@ -529,6 +529,48 @@ async fn a_changed_job_is_replaced_and_reported() {
     .await;
 }
 
+/// A StatefulSet's volumes hold data: one the API refuses to change in place is never deleted,
+/// and Synced says which object, why, and what the administrator can do.
+#[tokio::test]
+async fn a_refused_statefulset_is_not_replaced_and_synced_says_what_to_do() {
+    within(async move {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k3s"}));
+        h.reconcile("cp1").await.expect("first");
+        // Drift, so the next reconcile writes it again; the API refuses that write.
+        h.fake.edit(
+            "apps",
+            "statefulsets",
+            Some("cp1-system"),
+            "k3s-server",
+            &json!({"spec": {"replicas": 3}}),
+        );
+        h.settle().await;
+        h.fake
+            .fail(Method::PATCH, "/statefulsets/k3s-server", 422, "Invalid", 1);
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect_err("the apply was refused");
+
+        let synced = h.condition("cp1", "Synced");
+        assert_eq!(synced["status"], "False");
+        let message = synced["message"].as_str().unwrap_or_default();
+        for part in [
+            "failed to apply StatefulSet cp1-system/k3s-server",
+            "kflex does not replace StatefulSets",
+            "kubectl delete --cascade=orphan",
+            "injected by the test (422)",
+        ] {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
+        assert!(
+            !h.fake.writes().iter().any(|w| w.method == Method::DELETE),
+            "{:#?}",
+            h.fake.writes()
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn failed_applies_are_retried_with_backoff_and_nothing_is_lost() {
     within(async move {
