@@ -638,6 +638,14 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
         "kube-apiserver",
         &json!({"spec": {"replicas": 3}}),
     );
+    // A Job's template the API cannot change in place: the controller would replace the Job.
+    cluster.fake.edit(
+        "batch",
+        "jobs",
+        Some("cp1-system"),
+        "kflex-bootstrap",
+        &json!({"spec": {"template": {"metadata": {"annotations": {"edited": "by hand"}}}}}),
+    );
     let drifted = cluster.kflex(&["diff", "cp1"]).await;
     assert_eq!(drifted.status.code(), Some(1), "{}", stderr(&drifted));
     let text = String::from_utf8(drifted.stdout).unwrap();
@@ -647,6 +655,11 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
     );
     assert!(
         text.contains("-  replicas: 3") && text.contains("+  replicas: 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- live/Job.batch/cp1-system/kflex-bootstrap (deleted and created again)")
+            && text.contains("-        edited: by hand"),
         "{text}"
     );
     assert!(!text.contains("\x1b["), "no colour off a terminal");
