@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod bootstrap;
 pub mod cli;
+pub mod cluster;
 pub mod controller;
 pub mod input;
 pub mod output;

@@ -9,6 +9,9 @@
 mod time_limit;
 use time_limit::within;
 
+#[path = "commands/init.rs"]
+mod init;
+
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
@@ -640,6 +643,14 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
         "kube-apiserver",
         &json!({"spec": {"replicas": 3}}),
     );
+    // A Job's template the API cannot change in place: the controller would replace the Job.
+    cluster.fake.edit(
+        "batch",
+        "jobs",
+        Some("cp1-system"),
+        "kflex-bootstrap",
+        &json!({"spec": {"template": {"metadata": {"annotations": {"edited": "by hand"}}}}}),
+    );
     let drifted = cluster.kflex(&["diff", "cp1"]).await;
     assert_eq!(drifted.status.code(), Some(1), "{}", stderr(&drifted));
     let text = String::from_utf8(drifted.stdout).unwrap();
@@ -649,6 +660,11 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
     );
     assert!(
         text.contains("-  replicas: 3") && text.contains("+  replicas: 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- live/Job.batch/cp1-system/kflex-bootstrap (deleted and created again)")
+            && text.contains("-        edited: by hand"),
         "{text}"
     );
     assert!(!text.contains("\x1b["), "no colour off a terminal");
@@ -664,7 +680,7 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
         "serviceaccounts",
         json!({"apiVersion": "v1", "kind": "ServiceAccount",
                "metadata": {"name": "stray", "namespace": "cp1-system", "labels": {
-                   "applyset.kubernetes.io/part-of": kflex::controller::ownership::applyset_id("cp1")}}}),
+                   "applyset.kubernetes.io/part-of": kflex::cluster::ownership::applyset_id("cp1")}}}),
     );
     // What the controller would not delete, whatever the ControlPlane's annotations list, is
     // not shown as removed but named on stderr: a labelled object in another namespace, and a
@@ -674,7 +690,7 @@ async fn diff_is_empty_once_the_controller_applied_and_shows_drift() {
         "serviceaccounts",
         json!({"apiVersion": "v1", "kind": "ServiceAccount",
                "metadata": {"name": "elsewhere", "namespace": "default", "labels": {
-                   "applyset.kubernetes.io/part-of": kflex::controller::ownership::applyset_id("cp1")}}}),
+                   "applyset.kubernetes.io/part-of": kflex::cluster::ownership::applyset_id("cp1")}}}),
     );
     cluster.fake.put(
         "",

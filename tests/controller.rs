@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use futures::future::BoxFuture;
 use http::Method;
+use kflex::cluster::resources::Resources;
 use kflex::controller::config::RendererCache;
 use kflex::controller::context::{Context, Options};
 use kflex::controller::error::chain;
 use kflex::controller::metrics::Metrics;
 use kflex::controller::readiness::ApiProbe;
 use kflex::controller::reconcile::{error_policy, reconcile};
-use kflex::controller::resources::Resources;
 use kflex::controller::run::{Running, run_controller};
 use kflex::controller::watches::Watches;
 use kflex_core::api::ControlPlane;
@@ -530,6 +530,48 @@ async fn a_changed_job_is_replaced_and_reported() {
     .await;
 }
 
+/// A StatefulSet's volumes hold data: one the API refuses to change in place is never deleted,
+/// and Synced says which object, why, and what the administrator can do.
+#[tokio::test]
+async fn a_refused_statefulset_is_not_replaced_and_synced_says_what_to_do() {
+    within(async move {
+        let h = Harness::new(false).await;
+        h.create_control_plane("cp1", json!({"type": "k3s"}));
+        h.reconcile("cp1").await.expect("first");
+        // Drift, so the next reconcile writes it again; the API refuses that write.
+        h.fake.edit(
+            "apps",
+            "statefulsets",
+            Some("cp1-system"),
+            "k3s-server",
+            &json!({"spec": {"replicas": 3}}),
+        );
+        h.settle().await;
+        h.fake
+            .fail(Method::PATCH, "/statefulsets/k3s-server", 422, "Invalid", 1);
+        h.fake.clear_log();
+        h.reconcile("cp1").await.expect_err("the apply was refused");
+
+        let synced = h.condition("cp1", "Synced");
+        assert_eq!(synced["status"], "False");
+        let message = synced["message"].as_str().unwrap_or_default();
+        for part in [
+            "failed to apply StatefulSet cp1-system/k3s-server",
+            "kflex does not replace StatefulSets",
+            "kubectl delete --cascade=orphan",
+            "injected by the test (422)",
+        ] {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
+        assert!(
+            !h.fake.writes().iter().any(|w| w.method == Method::DELETE),
+            "{:#?}",
+            h.fake.writes()
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn failed_applies_are_retried_with_backoff_and_nothing_is_lost() {
     within(async move {
@@ -932,8 +974,15 @@ async fn an_object_that_fails_is_reported_and_the_others_still_applied() {
             usize::MAX,
         );
         let err = h.reconcile("cp1").await.expect_err("an object failed");
+        // As kube-runtime does after a failed reconcile (it counts the failures in a row).
+        error_policy(h.control_plane("cp1"), &err, h.ctx.clone());
         let said = chain(&err);
         assert!(said.contains("Service cp1-system/cp1"), "{said}");
+        assert_eq!(
+            h.event_reasons(),
+            ["ApplyFailed", "Forbidden"],
+            "the failure, and that RBAC refused it, each said once"
+        );
         let synced = h.condition("cp1", "Synced");
         assert_eq!(
             (synced["status"].as_str(), synced["reason"].as_str()),
@@ -1640,7 +1689,7 @@ fn forged_annotations() -> Value {
 /// doing): in another namespace (a watched kind and a listed one), in the system namespace, and
 /// cluster-scoped but labelled for another control plane.
 fn put_labelled_elsewhere(fake: &FakeApi) {
-    let part_of = kflex::controller::ownership::applyset_id("cp1");
+    let part_of = kflex::cluster::ownership::applyset_id("cp1");
     let labels = |control_plane: &str| json!({"applyset.kubernetes.io/part-of": part_of, "kflex.kubestellar.org/control-plane": control_plane});
     fake.put(
         "",

@@ -270,7 +270,7 @@ async fn write_bootstrap_secret(client: &kube::Client, secret: Secret) -> anyhow
         .await
         .with_context(|| format!("reading Secret {SYSTEM_NAMESPACE}/{name}"))?
         .is_some();
-    let params = PatchParams::apply(super::FIELD_MANAGER).force();
+    let params = PatchParams::apply(crate::cluster::CLI_FIELD_MANAGER).force();
     secrets
         .patch(&name, &params, &Patch::Apply(&secret))
         .await

@@ -11,20 +11,20 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use kflex_core::api::ControlPlane;
-use kflex_core::manifest::Manifest;
 use kflex_core::render::facts;
 use kflex_core::settings::SYSTEM_NAMESPACE;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject};
 use serde_json::Value;
 use similar::TextDiff;
 
 use super::live::AsApplied;
 use super::session::{KubeconfigArgs, Session};
-use crate::controller::apply::{FIELD_MANAGER, api_for};
-use crate::controller::ownership::{Members, applyset_id};
-use crate::controller::prune::list_members;
-use crate::controller::resources::Resources;
-use crate::controller::trust::{Owner, refusal};
+use crate::cluster::api_for;
+use crate::cluster::apply::{DryRun, dry_run};
+use crate::cluster::ownership::{Members, applyset_id};
+use crate::cluster::prune::list_members;
+use crate::cluster::resources::Resources;
+use crate::cluster::trust::{Owner, refusal};
 
 const EXAMPLES: &str = "Examples:
   kflex diff cp1                  # would the controller change anything of cp1 now?
@@ -153,7 +153,6 @@ async fn diff_control_plane(
 ) -> anyhow::Result<String> {
     let manifests = &applied.manifests;
     let resources = Resources::new(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
     let mut text = String::new();
     let mut wanted = BTreeSet::new();
     let mut replaced = BTreeSet::new();
@@ -169,26 +168,12 @@ async fn diff_control_plane(
             .get_opt(manifest.name())
             .await
             .with_context(|| format!("reading {key}"))?;
-        let object = Value::Object(manifest.object().clone());
-        let applied = match api
-            .patch(manifest.name(), &params, &Patch::Apply(&object))
-            .await
-        {
-            Ok(applied) => applied,
-            // A namespace that does not exist yet makes a dry run of its objects fail; what
-            // would be created is then the rendered object itself.
-            Err(kube::Error::Api(status)) if status.is_not_found() && live.is_none() => {
-                serde_json::from_value(object.clone())?
-            }
-            // What the API cannot change in place the controller deletes and creates again
-            // (a Job's template, a binding's roleRef): the result is the rendered object.
-            Err(kube::Error::Api(status))
-                if status.code == 422 && live.is_some() && replaced_in_whole(manifest) =>
-            {
+        let applied = match dry_run(&api, manifest, live.is_some()).await? {
+            DryRun::Applied(applied) | DryRun::Created(applied) => applied,
+            DryRun::Replaced(applied, _) => {
                 replaced.insert(label.clone());
-                serde_json::from_value(object.clone())?
+                applied
             }
-            Err(err) => return Err(err).with_context(|| format!("dry-run apply of {key}")),
         };
         let before = live
             .as_ref()
@@ -237,18 +222,6 @@ async fn diff_control_plane(
         }
     }
     Ok(text)
-}
-
-/// Kinds the controller replaces when an immutable field changes.
-fn replaced_in_whole(manifest: &Manifest) -> bool {
-    matches!(
-        (manifest.group(), manifest.kind()),
-        ("batch", "Job")
-            | (
-                "rbac.authorization.k8s.io",
-                "RoleBinding" | "ClusterRoleBinding"
-            )
-    )
 }
 
 fn label(resource: &ApiResource, namespace: Option<&str>, name: &str) -> String {

@@ -7,22 +7,22 @@
 //! recorded as the hosting cluster's, and PostgreSQL and the controller are waited for. With
 //! `--create-kind`, a kind cluster with ingress-nginx in TLS-passthrough mode is created first.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{Renderer, TemplateSet};
 use kflex_core::settings::{Exposure, PostgresMode, PullPolicy, SYSTEM_NAMESPACE, Settings};
-use kube::api::{DeleteParams, Patch, PatchParams};
 
 use super::kind;
 use super::progress::{Look, Progress};
 use super::session::{KubeconfigArgs, Session};
 use super::settings::SettingsArgs;
-use crate::controller::apply::{FIELD_MANAGER, api_for};
+use crate::cluster::api_for;
+use crate::cluster::apply::{Replacement, apply_in_order};
+use crate::cluster::prune;
+use crate::cluster::resources::Resources;
 use crate::controller::readiness::ready;
-use crate::controller::resources::Resources;
 
 const EXAMPLES: &str = "Examples:
   kflex init                                  # on the current context's cluster
@@ -116,7 +116,7 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
         eprintln!("installing kflex on the cluster of context {context:?}");
         if args.create_kind {
             let ingress = kind::ingress_nginx()?;
-            apply_all(&client, &ingress, args.waiting.timeout).await?;
+            apply_all(&client, &ingress).await?;
             wait_ready(&client, &ingress, "Deployment", args.waiting.timeout).await?;
         }
         let support = super::exposure::detect(&client).await?;
@@ -142,7 +142,7 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
                 gateway.namespace, gateway.name
             );
         }
-        apply_all(&client, &system, args.waiting.timeout).await?;
+        apply_all(&client, &system).await?;
         remove_other_modes(&client, &settings, &system).await?;
         session.kubeconfigs.update(|kubeconfigs| {
             kubeconfigs.set_hosting_context(&context)?;
@@ -181,31 +181,23 @@ fn loadable_image(settings: &Settings) -> anyhow::Result<String> {
     Ok(image.reference(&settings.image_registry, ""))
 }
 
-/// Applies `manifests` in order with server-side apply; CRDs are waited for until established
-/// so that objects of their kinds can follow.
-pub(crate) async fn apply_all(
-    client: &kube::Client,
-    manifests: &[Manifest],
-    timeout: Duration,
-) -> anyhow::Result<()> {
+/// Applies `manifests` in order, writing only what is not as rendered (see
+/// `cluster::apply::apply_in_order`), and says what changed.
+async fn apply_all(client: &kube::Client, manifests: &[Manifest]) -> anyhow::Result<()> {
     let resources = Resources::new(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    for manifest in manifests {
-        let key = manifest.key();
-        let resource = resources
-            .resolve(manifest.api_version(), manifest.kind())
-            .await
-            .with_context(|| format!("applying {key}"))?;
-        let api = api_for(client, &resource, manifest.namespace());
-        let object = serde_json::Value::Object(manifest.object().clone());
-        api.patch(manifest.name(), &params, &Patch::Apply(&object))
-            .await
-            .with_context(|| format!("applying {key}"))?;
-        if manifest.is::<CustomResourceDefinition>() {
-            wait_one(client, manifest, timeout).await?;
-        }
+    let applied = apply_in_order(client, &resources, manifests).await?;
+    for (key, replacement) in &applied.replaced {
+        let why = match replacement {
+            Replacement::Job => "its template changed",
+            Replacement::Binding => "its roleRef changed",
+        };
+        eprintln!("replaced {key}: {why}, which the API cannot change in place");
     }
-    eprintln!("applied {} objects", manifests.len());
+    eprintln!(
+        "applied {} objects ({} already as rendered)",
+        applied.written.len(),
+        applied.unchanged.len()
+    );
     Ok(())
 }
 
@@ -274,14 +266,8 @@ async fn remove_other_modes(
         if !managed {
             continue;
         }
-        match api
-            .delete(manifest.name(), &DeleteParams::background())
-            .await
-        {
-            Ok(_) => removed += 1,
-            Err(kube::Error::Api(status)) if status.is_not_found() => {}
-            Err(err) => return Err(anyhow::Error::new(err).context(format!("removing {key}"))),
-        }
+        prune::delete(client, &resource, &key).await?;
+        removed += 1;
     }
     if removed > 0 {
         eprintln!(

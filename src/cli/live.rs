@@ -15,7 +15,7 @@ use kflex_core::settings::{SYSTEM_NAMESPACE, Settings};
 use kube::Api;
 
 use crate::controller::config::{CONFIG_MAP, settings};
-use crate::controller::ownership;
+use crate::controller::desired;
 
 /// The hosting cluster's settings; an error when its ConfigMap does not exist, as the
 /// controller then renders nothing either.
@@ -46,7 +46,7 @@ pub struct AsApplied {
     /// The rendered set, with the controller's ownership metadata.
     pub manifests: Vec<Manifest>,
     /// The keys of the set and of its cleanup Jobs: what the controller may delete in the
-    /// system namespace (see `controller::trust`).
+    /// system namespace (see `cluster::trust`).
     pub rendered: HashSet<ObjectKey>,
 }
 
@@ -57,8 +57,7 @@ pub async fn render(client: &kube::Client, cp: &ControlPlane) -> anyhow::Result<
     render_with(&settings, hooks, cp)
 }
 
-/// [`render`] with the configuration and hooks given. A ControlPlane that does not exist yet
-/// (no uid) gets no owner references: the controller adds them once it exists.
+/// [`render`] with the configuration and hooks given (see `controller::desired`).
 pub fn render_with(
     settings: &Settings,
     hooks: Vec<PostCreateHook>,
@@ -68,30 +67,10 @@ pub fn render_with(
         .context("compiling the templates")?;
     let catalog = HookCatalog::new(hooks).context("the hosting cluster's PostCreateHooks")?;
     let name = cp.metadata.name.as_deref().unwrap_or_default();
-    let rendered = renderer
-        .render(cp, &catalog)
+    let manifests = desired::manifests(&renderer, &catalog, cp, SYSTEM_NAMESPACE)
         .with_context(|| format!("ControlPlane {name} cannot be rendered"))?;
-    let cleanup = renderer
-        .render_cleanup(cp)
+    let rendered = desired::deletable(&renderer, cp, &manifests)
         .with_context(|| format!("ControlPlane {name}'s cleanup Jobs cannot be rendered"))?;
-    let mut manifests = rendered.manifests;
-    let rendered = manifests
-        .iter()
-        .chain(&cleanup)
-        .map(Manifest::key)
-        .collect();
-    ownership::decorate(&mut manifests, cp, SYSTEM_NAMESPACE);
-    if cp.metadata.uid.is_none() {
-        for manifest in &mut manifests {
-            if let Some(metadata) = manifest
-                .object_mut()
-                .get_mut("metadata")
-                .and_then(serde_json::Value::as_object_mut)
-            {
-                metadata.remove("ownerReferences");
-            }
-        }
-    }
     Ok(AsApplied {
         manifests,
         rendered,

@@ -111,10 +111,6 @@ pub fn run() -> Result<Outcome, Failure> {
     }
 }
 
-/// The field manager of kflex's own writes from the command line (the bootstrap Secret of
-/// `adopt`); the system manifests and control planes' objects use the controller's.
-const FIELD_MANAGER: &str = "kflex-cli";
-
 /// A runtime for a command's API calls: one thread is plenty for a person's command.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()

@@ -11,8 +11,8 @@ use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::core::ApiResource;
 use tokio::sync::watch;
 
-use super::drift::fingerprint;
-use super::ownership::PART_OF;
+use crate::cluster::drift::fingerprint;
+use crate::cluster::ownership::PART_OF;
 
 /// The kinds watched through metadata-only caches, as (apiVersion, kind). Secrets are not among
 /// them: watching them needs the right to list every Secret's data.

@@ -20,15 +20,15 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::apply::FIELD_MANAGER;
 use super::config::ConfigError;
 use super::context::Context;
 use super::error::{Error, chain};
-use super::ownership::{self, Members};
 use super::prune;
 use super::status::{self, Condition, Findings, READY, SYNCED};
-use super::trust::{self, Owner};
 use super::{events, settings_for};
+use crate::cluster;
+use crate::cluster::ownership::{self, Members};
+use crate::cluster::trust::{self, Owner};
 
 /// The finalizer kflex puts on every ControlPlane.
 pub const FINALIZER: &str = "kflex.kubestellar.org/finalizer";
@@ -62,7 +62,7 @@ pub enum CleanupError {
     CreateJob {
         job: Box<ObjectKey>,
         #[source]
-        source: kube::Error,
+        source: Box<cluster::Error>,
     },
     #[error("{job} failed: {message}")]
     JobFailed {
@@ -75,16 +75,15 @@ pub enum CleanupError {
         #[source]
         source: kube::Error,
     },
-    // Seam: `prune::members`' error, until it returns a typed one.
     #[error("failed to find the members of ControlPlane {name}")]
     FindMembers {
         name: String,
         #[source]
-        source: anyhow::Error,
+        source: Box<cluster::Error>,
     },
-    // Seam: `prune::delete`'s error names the member itself.
+    // The error names the member itself.
     #[error(transparent)]
-    DeleteMember(anyhow::Error),
+    DeleteMember(Box<cluster::Error>),
 }
 
 /// Everything one cleanup pass could not do, as the Synced condition and Events say it.
@@ -130,17 +129,15 @@ async fn run_job(ctx: &Context, job: &Manifest) -> Result<JobState, CleanupError
         })?;
     let live = match found {
         Some(live) => live,
-        None => api
-            .patch(
-                job.name(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(Value::Object(job.object().clone())),
-            )
-            .await
-            .map_err(|source| CleanupError::CreateJob {
-                job: job.key().into(),
-                source,
-            })?,
+        None => {
+            cluster::apply::apply(&ctx.client, &api, job)
+                .await
+                .map_err(|source| CleanupError::CreateJob {
+                    job: job.key().into(),
+                    source: source.into(),
+                })?
+                .live
+        }
     };
     let succeeded = live
         .data
@@ -294,12 +291,15 @@ async fn remove_members(cp: &ControlPlane, ctx: &Context) -> Result<(), Problems
                     continue;
                 }
                 if let Err(err) = prune::delete(ctx, member).await {
-                    problems.0.push(CleanupError::DeleteMember(err));
+                    problems.0.push(CleanupError::DeleteMember(err.into()));
                 }
             }
             events::refused(ctx, cp, &refused).await;
         }
-        Err(source) => problems.0.push(CleanupError::FindMembers { name, source }),
+        Err(source) => problems.0.push(CleanupError::FindMembers {
+            name,
+            source: source.into(),
+        }),
     }
     problems.into_result()
 }

@@ -14,10 +14,10 @@ use sha2::{Digest as _, Sha256};
 
 use super::caches::{CacheError, MetaCaches};
 use super::config::{CONFIG_MAP, RendererCache};
-use super::drift::RenderedDigest;
 use super::metrics::Metrics;
 use super::readiness::ApiProbe;
-use super::resources::Resources;
+use crate::cluster::drift::RenderedDigest;
+use crate::cluster::resources::Resources;
 
 /// Tunables.
 #[derive(Clone, Copy, Debug)]
@@ -186,6 +186,16 @@ impl Context {
             .unwrap_or_else(|p| p.into_inner())
             .remove(control_plane);
         self.metrics.forget(control_plane);
+    }
+
+    /// The failed reconciles of `control_plane` in a row so far.
+    pub fn failures_in_a_row(&self, control_plane: &str) -> u32 {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(control_plane)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Counts a failed reconcile of `control_plane`; the number of failures in a row.

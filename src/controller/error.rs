@@ -6,6 +6,9 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+pub use crate::cluster::error::chain;
+
+use super::apply::Failure;
 use super::caches::CacheError;
 use super::config::ConfigError;
 use super::readiness::ReadinessError;
@@ -47,9 +50,8 @@ pub enum Error {
     #[error("failed to prune the objects ControlPlane {name} no longer renders")]
     Prune {
         name: String,
-        // Seam: `prune::prune`'s error, until it returns a typed one.
         #[source]
-        source: anyhow::Error,
+        source: crate::cluster::Error,
     },
     #[error("failed to find out whether ControlPlane {name} is ready")]
     Readiness {
@@ -71,18 +73,16 @@ pub enum Error {
     },
 }
 
-/// The objects one pass could not apply, one message each, as `apply::apply_set` reports them.
-/// Seam: the messages become typed write errors once `apply_set` returns them, so that a
-/// forbidden or conflicting apply is classified like any other.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ApplyFailures(pub Vec<String>);
+/// The objects one pass could not apply, each with its cause.
+#[derive(Debug)]
+pub struct ApplyFailures(pub Vec<Failure>);
 
 /// At most this many failures are spelled out; the rest are counted.
 const SHOWN: usize = 3;
 
 impl fmt::Display for ApplyFailures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: Vec<&str> = self.0.iter().take(SHOWN).map(String::as_str).collect();
+        let shown: Vec<String> = self.0.iter().take(SHOWN).map(Failure::describe).collect();
         f.write_str(&shown.join("; "))?;
         if self.0.len() > SHOWN {
             write!(f, " (and {} more)", self.0.len() - SHOWN)?;
@@ -91,7 +91,38 @@ impl fmt::Display for ApplyFailures {
     }
 }
 
+impl ApplyFailures {
+    /// The API answer that decides what the failures call for: a refusal by RBAC anywhere (the
+    /// one an administrator must act on), else a conflict, else the first answer.
+    fn api_status(&self) -> Option<&kube::core::Status> {
+        let statuses: Vec<&kube::core::Status> = self
+            .0
+            .iter()
+            .filter_map(|f| first_api_status(Some(f)))
+            .collect();
+        [403, 409]
+            .iter()
+            .find_map(|code| statuses.iter().find(|s| s.code == *code))
+            .or(statuses.first())
+            .copied()
+    }
+}
+
 impl StdError for ApplyFailures {}
+
+/// The first API answer in `err`'s chain of causes, `err` included.
+fn first_api_status<'a>(
+    err: Option<&'a (dyn StdError + 'static)>,
+) -> Option<&'a kube::core::Status> {
+    let mut cause = err;
+    while let Some(current) = cause {
+        if let Some(kube::Error::Api(status)) = current.downcast_ref::<kube::Error>() {
+            return Some(status);
+        }
+        cause = current.source();
+    }
+    None
+}
 
 /// What a failure calls for, whichever operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,16 +169,12 @@ impl Error {
     }
 
     /// The API's answer that caused this, if an API request did: the first in the chain of
-    /// causes.
+    /// causes (of the failed applies, the one [`ApplyFailures`] picks).
     pub fn api_status(&self) -> Option<&kube::core::Status> {
-        let mut cause = self.source();
-        while let Some(err) = cause {
-            if let Some(kube::Error::Api(status)) = err.downcast_ref::<kube::Error>() {
-                return Some(status);
-            }
-            cause = err.source();
+        match self {
+            Self::Apply { source, .. } => source.api_status(),
+            _ => first_api_status(self.source()),
         }
-        None
     }
 
     pub fn class(&self) -> Class {
@@ -188,34 +215,10 @@ impl Error {
     }
 }
 
-/// `err` and its causes, outermost first, joined by ": " (as `anyhow`'s `{:#}` does). A
-/// `kube::Error` ends the chain, told briefly: its own message already repeats its cause, and
-/// an API answer's debug form is noise.
-pub fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if let Some(kube) = err.downcast_ref::<kube::Error>() {
-            parts.push(describe(kube));
-            break;
-        }
-        parts.push(err.to_string());
-        cause = err.source();
-    }
-    parts.join(": ")
-}
-
-/// An API error as the API server put it: its message and code.
-fn describe(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 pub mod tests {
     use super::*;
+    use kflex_core::manifest::ObjectKey;
 
     /// An error as the API answers it: `code` and its message.
     pub fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
@@ -224,6 +227,24 @@ pub mod tests {
                 .with_code(code)
                 .boxed(),
         )
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: Some("cp1-system".into()),
+            name: name.into(),
+        }
+    }
+
+    /// Deployment cp1-system/`name` refused with `code`.
+    fn failed_apply(name: &str, code: u16) -> Failure {
+        Failure::Write(crate::cluster::Error::Apply {
+            key: key(name),
+            origin: "templates/k8s/apiserver.yaml".into(),
+            source: api_error(code, "", &format!("deployments.apps \"{name}\" is refused")),
+        })
     }
 
     fn patch_status(code: u16, reason: &str, message: &str) -> Error {
@@ -249,11 +270,14 @@ pub mod tests {
         );
         // The code decides, not the reason's spelling.
         assert_eq!(patch_status(403, "", "no").class(), Class::Forbidden);
-        // Deep in a pruning error's context chain.
+        // Under a pruning error.
         let prune = Error::Prune {
             name: "cp1".into(),
-            source: anyhow::Error::new(api_error(403, "Forbidden", "cannot list"))
-                .context("listing the deployments of ApplySet x"),
+            source: crate::cluster::Error::ListMembers {
+                plural: "deployments".into(),
+                id: "x".into(),
+                source: api_error(403, "Forbidden", "cannot list"),
+            },
         };
         assert_eq!(prune.class(), Class::Forbidden);
         let missing = Error::Configuration {
@@ -263,12 +287,23 @@ pub mod tests {
             },
         };
         assert_eq!(missing.class(), Class::Configuration);
-        // Without an API answer there is no code to go by.
-        let applied = Error::Apply {
+        // Of several failed applies, a refusal by RBAC decides, wherever it is in the list.
+        let applied = |codes: &[u16]| Error::Apply {
             name: "cp1".into(),
-            source: ApplyFailures(vec!["Deployment x: forbidden (403)".into()]),
+            source: ApplyFailures(codes.iter().map(|code| failed_apply("x", *code)).collect()),
         };
-        assert_eq!(applied.class(), Class::Other);
+        assert_eq!(applied(&[500, 403, 409]).class(), Class::Forbidden);
+        assert_eq!(applied(&[500, 409]).class(), Class::Conflict);
+        assert_eq!(applied(&[422]).class(), Class::Other);
+        // A failure without an API answer has no code to go by.
+        let taken = Error::Apply {
+            name: "cp1".into(),
+            source: ApplyFailures(vec![Failure::Taken {
+                key: key("x"),
+                owner: "cp2".into(),
+            }]),
+        };
+        assert_eq!(taken.class(), Class::Other);
     }
 
     #[test]
@@ -276,7 +311,7 @@ pub mod tests {
         assert_eq!(patch_status(500, "", "").label(), "patch_status");
         let apply = Error::Apply {
             name: "cp1".into(),
-            source: ApplyFailures(vec![]),
+            source: ApplyFailures(Vec::new()),
         };
         assert_eq!(apply.label(), "apply");
         let release = Error::ReleaseFinalizer {
@@ -288,20 +323,15 @@ pub mod tests {
 
     #[test]
     fn the_chain_names_the_object_and_the_cause_once() {
-        let failures = ApplyFailures(vec![
-            "applying Deployment cp1-system/kube-apiserver (from templates/k8s/apiserver.yaml): \
-             deployments.apps \"kube-apiserver\" is forbidden (403)"
-                .into(),
-        ]);
         let err = Error::Apply {
             name: "cp1".into(),
-            source: failures,
+            source: ApplyFailures(vec![failed_apply("kube-apiserver", 403)]),
         };
         assert_eq!(
             chain(&err),
-            "failed to apply 1 of the objects of ControlPlane cp1: applying Deployment \
+            "failed to apply 1 of the objects of ControlPlane cp1: failed to apply Deployment \
              cp1-system/kube-apiserver (from templates/k8s/apiserver.yaml): deployments.apps \
-             \"kube-apiserver\" is forbidden (403)"
+             \"kube-apiserver\" is refused (403)"
         );
         let err = patch_status(409, "Conflict", "the object has been modified");
         assert_eq!(
@@ -312,11 +342,18 @@ pub mod tests {
 
     #[test]
     fn many_apply_failures_show_three_and_count_the_rest() {
-        let failures = ApplyFailures((1..=5).map(|i| format!("object {i}")).collect());
-        assert_eq!(
-            failures.to_string(),
-            "object 1; object 2; object 3 (and 2 more)"
+        let failures = ApplyFailures(
+            (1..=5)
+                .map(|i| Failure::Taken {
+                    key: key(&format!("d{i}")),
+                    owner: "cp2".into(),
+                })
+                .collect(),
         );
+        let said = failures.to_string();
+        assert!(said.contains("cp1-system/d3 belongs"), "{said}");
+        assert!(!said.contains("d4"), "{said}");
+        assert!(said.ends_with(" (and 2 more)"), "{said}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use kube::runtime::events::{Event, EventType};
 
 use super::context::Context;
 use super::status::Transition;
-use super::trust::Refusal;
+use crate::cluster::trust::Refusal;
 
 async fn publish_one(ctx: &Context, cp: &ControlPlane, type_: EventType, reason: &str, note: &str) {
     publish_about(ctx, cp, type_, reason, note, None).await;

@@ -21,11 +21,11 @@ use super::cleanup::{self, FINALIZER};
 use super::context::{Context, Record};
 pub use super::error::Error;
 use super::error::{ApplyFailures, Class, chain};
-use super::ownership::{self, Members};
 use super::readiness::{ReadinessError, api_serving, has_rule, object_ready};
 use super::status::{self, Condition, Findings, READY, SYNCED};
-use super::trust::Owner;
-use super::{apply, events, exposure, prune, settings_for, timestamp};
+use super::{apply, desired, events, exposure, prune, settings_for, timestamp};
+use crate::cluster::ownership::{self, Members};
+use crate::cluster::trust::Owner;
 
 /// The annotation that pauses reconciliation of a control plane.
 pub const PAUSED: &str = "kflex.kubestellar.org/paused";
@@ -48,9 +48,12 @@ pub async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Actio
         Err(err) => {
             ctx.metrics.count_reconcile("error");
             ctx.metrics.count_error(err.label());
-            if let Some(forbidden) = err.forbidden() {
-                // Nothing the controller retries fixes this: say so where `kubectl describe`
-                // shows it (the status may be what it cannot write).
+            // Nothing the controller retries fixes this: say so where `kubectl describe` shows
+            // it (the status may be what it cannot write), once per run of failures, not on
+            // every retry.
+            if let Some(forbidden) = err.forbidden()
+                && ctx.failures_in_a_row(&name) == 0
+            {
                 events::warn(ctx.as_ref(), &cp, "Forbidden", &forbidden).await;
             }
             Err(err)
@@ -358,8 +361,8 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
     if let Some(message) = foreign_restore_source(ctx, cp).await? {
         return not_rendered(ctx, cp, false, message).await;
     }
-    let rendered = match renderer.render(cp, &catalog) {
-        Ok(rendered) => rendered,
+    let manifests = match desired::manifests(&renderer, &catalog, cp, &ctx.system_namespace) {
+        Ok(manifests) => manifests,
         Err(err) => {
             let missing_hook = matches!(
                 &err,
@@ -368,8 +371,6 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
             return not_rendered(ctx, cp, missing_hook, chain(&err)).await;
         }
     };
-    let mut manifests = rendered.manifests;
-    ownership::decorate(&mut manifests, cp, &ctx.system_namespace);
     let hash = set_hash(&manifests);
     let current = Members::of(&manifests);
     // Until pruned, the parent names both the old members and the new.
@@ -392,7 +393,7 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
         events::normal(
             ctx,
             cp,
-            replaced.reason,
+            replaced.replacement.reason(),
             &format!(
                 "{} could not be changed in place and was created again",
                 replaced.key
@@ -417,14 +418,8 @@ async fn sync(cp: &ControlPlane, ctx: &Context) -> Result<Action, Error> {
         let wanted: HashSet<ObjectKey> = manifests.iter().map(Manifest::key).collect();
         // What may be deleted in the system namespace is what the control plane renders; a
         // cleanup render that fails leaves that smaller, never larger.
-        let mut rendered = wanted.clone();
-        rendered.extend(
-            renderer
-                .render_cleanup(cp)
-                .unwrap_or_default()
-                .iter()
-                .map(Manifest::key),
-        );
+        let rendered =
+            desired::deletable(&renderer, cp, &manifests).unwrap_or_else(|_| wanted.clone());
         let owner = Owner {
             control_plane: &name,
             system_namespace: &ctx.system_namespace,

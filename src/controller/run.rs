@@ -22,10 +22,10 @@ use super::context::{Context, Options};
 use super::metrics::Metrics;
 use super::readiness::KubeconfigProbe;
 use super::reconcile::{error_policy, reconcile};
-use super::resources::Resources;
 use super::server::{Endpoints, Health, serve};
 use super::watches::{Watches, control_plane_relevant, owner_of, users_of};
 use crate::bootstrap::duration;
+use crate::cluster::resources::Resources;
 
 /// Log formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

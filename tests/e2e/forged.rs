@@ -9,7 +9,7 @@
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kflex::controller::ownership::{
+use kflex::cluster::ownership::{
     ADDITIONAL_NAMESPACES, CONTAINS_GROUP_KINDS, PART_OF, SECRETS, applyset_id,
 };
 use kflex::controller::reconcile::PAUSED;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Namespace;
-use kflex::controller::resources::Resources;
+use kflex::cluster::resources::Resources;
 use kflex_core::api::{ControlPlane, ControlPlaneType};
 use kflex_core::render::{Renderer, TemplateSet};
 use kflex_core::settings::{CONTROL_PLANE_NAMESPACE_LABEL, Exposure, Settings};

@@ -32,9 +32,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kflex::cluster::resources::Resources;
 use kflex::controller::context::Options;
 use kflex::controller::metrics::Metrics;
-use kflex::controller::resources::Resources;
 use kflex::controller::run::{Running, run_controller};
 use kflex_core::api::{ControlPlane, PostCreateHook};
 use kflex_core::manifest::Manifest;
@@ -48,10 +48,13 @@ mod datastores;
 mod forged;
 mod gateway;
 
+/// The suite's own writes, as a person's (ControlPlanes, hooks, the adopted cluster's Secret);
+/// kflex's manifests go through `kflex::cluster`, with kflex's field manager.
 const FIELD_MANAGER: &str = "kflex-e2e";
 const TIMEOUT: Duration = Duration::from_secs(180);
 const ACCEPTANCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/acceptance");
 
+/// Applies one of kflex's own manifests as `kflex init` and the controller do.
 async fn apply(
     client: &kube::Client,
     resources: &Resources,
@@ -60,17 +63,8 @@ async fn apply(
     let resource = resources
         .resolve(manifest.api_version(), manifest.kind())
         .await?;
-    let api: Api<DynamicObject> = match manifest.namespace() {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    api.patch(
-        manifest.name(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(Value::Object(manifest.object().clone())),
-    )
-    .await
-    .with_context(|| format!("applying {}", manifest.key()))?;
+    let api = kflex::cluster::api_for(client, &resource, manifest.namespace());
+    kflex::cluster::apply::apply(client, &api, manifest).await?;
     Ok(())
 }
 
@@ -366,34 +360,12 @@ async fn install_system(
     renderer: &Renderer,
 ) -> anyhow::Result<Vec<Manifest>> {
     let system = renderer.render_system()?.manifests;
-    for manifest in &system {
-        if manifest.kind() == "Deployment" && manifest.name() == "kubeflex-controller-manager" {
-            continue;
-        }
-        apply(client, resources, manifest).await?;
-        if manifest.kind() == "CustomResourceDefinition" {
-            let crds: Api<DynamicObject> = Api::all_with(
-                client.clone(),
-                &resources
-                    .resolve(manifest.api_version(), manifest.kind())
-                    .await?,
-            );
-            let name = manifest.name().to_owned();
-            eventually(&format!("CRD {name} established"), || {
-                let crds = crds.clone();
-                let name = name.clone();
-                async move {
-                    let crd = crds.get(&name).await?;
-                    Ok(kflex::controller::readiness::ready(
-                        "apiextensions.k8s.io",
-                        "CustomResourceDefinition",
-                        &crd.data,
-                    ))
-                }
-            })
-            .await?;
-        }
-    }
+    let without_controller: Vec<Manifest> = system
+        .iter()
+        .filter(|m| !(m.kind() == "Deployment" && m.name() == "kubeflex-controller-manager"))
+        .cloned()
+        .collect();
+    kflex::cluster::apply::apply_in_order(client, resources, &without_controller).await?;
     Ok(system)
 }
 
@@ -693,7 +665,7 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
             let name = name.clone();
             async move {
                 let live = serde_json::to_value(api.get(&name).await?)?;
-                Ok(kflex::controller::drift::contains(&want, &live))
+                Ok(kflex::cluster::drift::contains(&want, &live))
             }
         })
         .await?;

@@ -10,8 +10,8 @@
 //! It is a tower `Service`, so `kube::Client::new(fake.clone(), "default")` talks to it
 //! directly.
 //!
-//! Not modelled: garbage collection, namespace termination, admission, field selectors,
-//! managed fields and defaulting; dry runs only for server-side apply (what `kflex diff` uses).
+//! Not modelled: garbage collection, namespace termination, admission, field selectors other
+//! than `metadata.name` (kube-runtime's waits for one object), managed fields and defaulting; dry runs only for server-side apply (what `kflex diff` uses).
 
 mod wait;
 
@@ -107,6 +107,8 @@ struct Watcher {
     plural: String,
     namespace: Option<String>,
     selector: Option<String>,
+    /// `metadata.name=<name>`, the one field selector kube-runtime's waits use.
+    name: Option<String>,
     metadata_only: bool,
     sender: mpsc::UnboundedSender<Bytes>,
 }
@@ -141,6 +143,7 @@ impl Watcher {
             && self.plural == key.plural
             && (self.namespace.is_none() || self.namespace == key.namespace)
             && labels_match(object, self.selector.as_deref())
+            && self.name.as_ref().is_none_or(|name| *name == key.name)
     }
 
     /// Sends one event; whether the watcher is still there.
@@ -264,6 +267,15 @@ pub fn merge(target: &mut Value, patch: &Value) {
         }
         (target, patch) => *target = patch.clone(),
     }
+}
+
+/// The name a `fieldSelector` of `metadata.name=<name>` asks for (the only field selector the
+/// fake understands; any other is ignored, as if every object matched).
+fn named(params: &BTreeMap<String, String>) -> Option<String> {
+    params
+        .get("fieldSelector")?
+        .strip_prefix("metadata.name=")
+        .map(str::to_owned)
 }
 
 fn labels_match(object: &Value, selector: Option<&str>) -> bool {
@@ -623,6 +635,7 @@ impl FakeApi {
                 self.watch(
                     &target,
                     params.get("labelSelector").cloned(),
+                    named(&params),
                     metadata,
                     params.get("resourceVersion").and_then(|v| v.parse().ok()),
                 )
@@ -630,6 +643,7 @@ impl FakeApi {
             (&Method::GET, None) => self.list(
                 &target,
                 params.get("labelSelector").map(String::as_str),
+                named(&params).as_deref(),
                 metadata,
                 Page {
                     limit: params.get("limit").and_then(|l| l.parse().ok()),
@@ -677,6 +691,7 @@ impl FakeApi {
         &self,
         target: &Target,
         selector: Option<&str>,
+        name: Option<&str>,
         metadata: bool,
         page: Page<'_>,
     ) -> Response<Body> {
@@ -698,7 +713,7 @@ impl FakeApi {
                     && k.plural == target.plural
                     && (target.namespace.is_none() || k.namespace == target.namespace)
             })
-            .filter(|(_, o)| labels_match(o, selector))
+            .filter(|(k, o)| labels_match(o, selector) && name.is_none_or(|n| n == k.name))
             .skip(skip);
         let items: Vec<Value> = matching
             .by_ref()
@@ -737,6 +752,7 @@ impl FakeApi {
         &self,
         target: &Target,
         selector: Option<String>,
+        name: Option<String>,
         metadata: bool,
         since: Option<u64>,
     ) -> Response<Body> {
@@ -746,6 +762,7 @@ impl FakeApi {
             plural: target.plural.clone(),
             namespace: target.namespace.clone(),
             selector,
+            name,
             metadata_only: metadata,
             sender,
         };
