@@ -259,11 +259,13 @@ fn comparable(object: &DynamicObject, other: Option<&DynamicObject>) -> anyhow::
         {
             annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
-        let other_data = other
-            .and_then(|other| other.data.get("data"))
-            .cloned()
-            .unwrap_or(Value::Null);
         for field in ["data", "stringData"] {
+            // Each field against the same field of `other`: a value of `stringData` is plain
+            // text, one of `data` base64.
+            let other_data = other
+                .and_then(|other| other.data.get(field))
+                .cloned()
+                .unwrap_or(Value::Null);
             if let Some(data) = value.get_mut(field).and_then(Value::as_object_mut) {
                 for (key, secret) in data.iter_mut() {
                     let same = other.is_none() || other_data.get(key) == Some(secret);
@@ -327,5 +329,25 @@ mod tests {
             "{after}"
         );
         assert!(unified("Secret/n/s", &before, &after).contains("*** (changed)"));
+    }
+
+    #[test]
+    fn string_data_is_compared_with_string_data() {
+        // As a store that keeps stringData (kflex-testkit's fake) returns vCluster's config.
+        let secret = |config: &str| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "s", "namespace": "n"},
+                "stringData": {"config.yaml": config}
+            }))
+            .unwrap()
+        };
+        let live = secret("a: 1\n");
+        let before = comparable(&live, None).unwrap();
+        let same = comparable(&secret("a: 1\n"), Some(&live)).unwrap();
+        assert_eq!(unified("Secret/n/s", &before, &same), "");
+        let changed = comparable(&secret("a: 2\n"), Some(&live)).unwrap();
+        assert!(changed.contains("*** (changed)"), "{changed}");
+        assert!(!changed.contains("a: 2"), "{changed}");
     }
 }
