@@ -3,8 +3,9 @@
 //! the test is reported as ignored, with the reason; `.ci/run` runs it when that variable is set
 //! and prints a SKIPPED line otherwise.
 //!
-//! It installs the system manifests (`kflex render --system`, without the controller's
-//! Deployment, since the controller runs in this process instead) with the default settings,
+//! It installs kflex with `kflex init` (twice: the second run must write nothing), removes the
+//! controller's Deployment again, since the controller runs in this process instead, re-applies
+//! the system manifests (`kflex render --system`) without it with the default settings,
 //! checks with dry runs as the controller's ServiceAccount that its RBAC and admission policy
 //! confine it (`admission.rs`), installs them again with `allowClusterScopedHookRbac: true` and
 //! checks the limits on hooks' cluster-wide RBAC, installs them once more with the defaults,
@@ -369,6 +370,48 @@ async fn install_system(
     Ok(system)
 }
 
+/// `kflex init --wait=false` as a person runs it, on a copy of `kubeconfig` (init records the
+/// hosting context in it), twice: the second run must write nothing. Then the controller's
+/// Deployment init installed is removed again, since the suite runs the controller in this
+/// process (no ControlPlane exists yet for an in-cluster one to touch meanwhile).
+async fn kflex_init(kubeconfig: &str, client: &kube::Client) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let copy = dir.path().join("kubeconfig");
+    std::fs::copy(kubeconfig, &copy).context("copying KFLEX_E2E_KUBECONFIG")?;
+    let copy = copy.to_str().context("a temporary path in UTF-8")?;
+    let first = kflex(copy, &["init", "--wait=false"]).await?;
+    let said = String::from_utf8_lossy(&first.stderr);
+    anyhow::ensure!(first.status.success(), "kflex init failed:\n{said}");
+    let again = kflex(copy, &["init", "--wait=false"]).await?;
+    let said_again = String::from_utf8_lossy(&again.stderr);
+    anyhow::ensure!(
+        again.status.success(),
+        "kflex init, again, failed:\n{said_again}"
+    );
+    anyhow::ensure!(
+        said_again.contains("applied 0 objects"),
+        "kflex init, run again on what it installed, wrote something:\n{said_again}"
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "kubeflex-system");
+    deployments
+        .delete("kubeflex-controller-manager", &Default::default())
+        .await
+        .context("removing the controller Deployment kflex init installed")?;
+    eventually("the in-cluster controller's Deployment gone", || {
+        let deployments = deployments.clone();
+        async move {
+            Ok(deployments
+                .get_opt("kubeflex-controller-manager")
+                .await?
+                .is_none())
+        }
+    })
+    .await?;
+    eprintln!("kflex init installed kflex; run again, it wrote nothing");
+    Ok(())
+}
+
 async fn run(kubeconfig: &str) -> anyhow::Result<()> {
     let kubeconfig_path = kubeconfig;
     let kubeconfig =
@@ -398,17 +441,20 @@ async fn run(kubeconfig: &str) -> anyhow::Result<()> {
         &TemplateSet::embedded(),
     )?;
 
-    // 1. The system manifests, without the in-cluster controller, with the default settings.
-    let system = install_system(&client, &resources, &renderer).await?;
+    // 1. The system manifests, by `kflex init`, then without the in-cluster controller, with the
+    //    default settings.
     let control_plane_api: Api<ControlPlane> = Api::all(client.clone());
-    if !control_plane_api
-        .list(&Default::default())
-        .await?
-        .items
-        .is_empty()
-    {
+    let control_planes_exist = match control_plane_api.list(&Default::default()).await {
+        Ok(list) => !list.items.is_empty(),
+        // Not installed yet: the CRD does not exist.
+        Err(kube::Error::Api(status)) if status.code == 404 => false,
+        Err(err) => return Err(err).context("listing ControlPlanes"),
+    };
+    if control_planes_exist {
         bail!("the cluster already has ControlPlanes; run the suite on a disposable cluster");
     }
+    kflex_init(kubeconfig_path, &client).await?;
+    let system = install_system(&client, &resources, &renderer).await?;
 
     // 2. The RBAC and admission policy confine the controller (waiting until they are in
     //    force), with allowClusterScopedHookRbac off and then on; then the defaults again, and
