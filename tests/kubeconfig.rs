@@ -473,7 +473,14 @@ fn a_command_waits_for_the_lock_and_then_edits_what_the_other_program_wrote() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Waiting, and saying so: the first line it writes, while the lock is still held.
+    let mut stderr = std::io::BufReader::new(rename.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(
+        first.contains("is locked by another program") && first.contains("waiting up to"),
+        "{first}"
+    );
     assert!(
         rename.try_wait().unwrap().is_none(),
         "kflex must wait while the lock is held"

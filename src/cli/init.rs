@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kflex_core::manifest::{Manifest, ObjectKey};
 use kflex_core::render::{Renderer, TemplateSet};
 use kflex_core::settings::{Exposure, PostgresMode, PullPolicy, SYSTEM_NAMESPACE, Settings};
@@ -117,7 +118,7 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
         if args.create_kind {
             let ingress = kind::ingress_nginx()?;
             apply_all(&client, &ingress).await?;
-            wait_ready(&client, &ingress, "Deployment", args.waiting.timeout).await?;
+            wait_ready::<Deployment>(&client, &ingress, args.waiting.timeout).await?;
         }
         let support = super::exposure::detect(&client).await?;
         eprintln!("exposures this hosting cluster can serve:");
@@ -151,8 +152,8 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<()> {
         eprintln!("hosting cluster recorded: context {context:?}");
         if args.waiting.wait {
             system.retain(|manifest| manifest.namespace() == Some(SYSTEM_NAMESPACE));
-            wait_ready(&client, &system, "StatefulSet", args.waiting.timeout).await?;
-            wait_ready(&client, &system, "Deployment", args.waiting.timeout).await?;
+            wait_ready::<StatefulSet>(&client, &system, args.waiting.timeout).await?;
+            wait_ready::<Deployment>(&client, &system, args.waiting.timeout).await?;
         }
         eprintln!("kflex is ready: `kflex create cp1` creates a control plane");
         anyhow::Ok(())
@@ -282,13 +283,13 @@ async fn remove_other_modes(
 }
 
 /// Waits until every object of `kind` among `manifests` is ready.
-async fn wait_ready(
+/// Waits until each of `manifests` of type `K` is ready.
+async fn wait_ready<K: k8s_openapi::Resource>(
     client: &kube::Client,
     manifests: &[Manifest],
-    kind: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    for manifest in manifests.iter().filter(|manifest| manifest.kind() == kind) {
+    for manifest in manifests.iter().filter(|manifest| manifest.is::<K>()) {
         wait_one(client, manifest, timeout).await?;
     }
     Ok(())

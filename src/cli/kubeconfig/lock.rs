@@ -64,6 +64,7 @@ fn acquire_one(
     deadline: Instant,
     wait: Duration,
 ) -> anyhow::Result<()> {
+    let mut said = false;
     loop {
         match std::fs::OpenOptions::new()
             .write(true)
@@ -80,6 +81,17 @@ fn acquire_one(
                         lock.display(),
                         wait.as_secs()
                     );
+                }
+                if !said {
+                    // A wait nobody is told about looks like a hang.
+                    eprintln!(
+                        "kubeconfig {} is locked by another program ({} exists); waiting up to \
+                         {}s",
+                        kubeconfig.display(),
+                        lock.display(),
+                        wait.as_secs()
+                    );
+                    said = true;
                 }
                 std::thread::sleep(RETRY_EVERY);
             }
