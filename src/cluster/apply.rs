@@ -6,6 +6,8 @@
 //! its kind can follow it.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kflex_core::manifest::{Manifest, ObjectKey};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -39,14 +41,13 @@ impl Replacement {
         if status.code != 422 {
             return None;
         }
-        match (manifest.group(), manifest.kind()) {
-            ("batch", "Job") if status.message.contains("immutable") => Some(Self::Job),
-            ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
-                if status.message.contains("roleRef") =>
-            {
-                Some(Self::Binding)
-            }
-            _ => None,
+        let binding = manifest.is::<RoleBinding>() || manifest.is::<ClusterRoleBinding>();
+        if manifest.is::<Job>() && status.message.contains("immutable") {
+            Some(Self::Job)
+        } else if binding && status.message.contains("roleRef") {
+            Some(Self::Binding)
+        } else {
+            None
         }
     }
 }
