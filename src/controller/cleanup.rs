@@ -109,7 +109,8 @@ enum JobState {
     Failed(String),
 }
 
-async fn run_job(ctx: &Context, job: &Manifest) -> Result<JobState, CleanupError> {
+/// The API of cleanup Job `job`'s kind, in its namespace (kubeflex-system unless it names one).
+async fn job_api(ctx: &Context, job: &Manifest) -> Result<Api<DynamicObject>, CleanupError> {
     let resource = ctx
         .resources
         .resolve(job.api_version(), job.kind())
@@ -119,7 +120,15 @@ async fn run_job(ctx: &Context, job: &Manifest) -> Result<JobState, CleanupError
             source,
         })?;
     let namespace = job.namespace().unwrap_or(&ctx.system_namespace);
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    Ok(Api::namespaced_with(
+        ctx.client.clone(),
+        namespace,
+        &resource,
+    ))
+}
+
+async fn run_job(ctx: &Context, job: &Manifest) -> Result<JobState, CleanupError> {
+    let api = job_api(ctx, job).await?;
     let found = api
         .get_opt(job.name())
         .await
@@ -169,16 +178,7 @@ async fn run_job(ctx: &Context, job: &Manifest) -> Result<JobState, CleanupError
 }
 
 async fn delete_job(ctx: &Context, job: &Manifest) -> Result<(), CleanupError> {
-    let resource = ctx
-        .resources
-        .resolve(job.api_version(), job.kind())
-        .await
-        .map_err(|source| CleanupError::Discover {
-            job: job.key().into(),
-            source,
-        })?;
-    let namespace = job.namespace().unwrap_or(&ctx.system_namespace);
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let api = job_api(ctx, job).await?;
     match api.delete(job.name(), &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
